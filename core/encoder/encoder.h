@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: MIT
+//
+// The M3 encoder: token ids in, BGE-M3's three representations out (dense, sparse/lexical,
+// multi-vector/ColBERT), each optional. Backends (cpu now, vulkan next) implement the same
+// interface (encoder/backend.h) and can be compared output for output.
+//
+//     m3_encoder_options opt = m3_encoder_options_default();
+//     m3_encoder *enc;
+//     if (m3_encoder_new(model, &opt, &enc, &err) != M3_STATUS_OK) ...
+//     m3_sequence seqs[2] = {{ids0, n0}, {ids1, n1}};   // from m3_tokenizer_encode
+//     m3_embedding out[2];
+//     m3_encoder_encode(enc, seqs, 2, M3_OUTPUT_ALL, out, &err);
+//     ... out[i].dense[0 .. dim), out[i].sparse[0 .. n_sparse), out[i].colbert[...] ...
+//     m3_embedding_clear(&out[0]); m3_embedding_clear(&out[1]);
+//     m3_encoder_free(enc);
+//
+// What is computed (see docs/ARCHITECTURE.md): XLM-R embeddings with positions starting at 2, post-LN
+// blocks with exact-erf GELU, then
+//   dense   = H[0] / max(|H[0]|, 1e-12)
+//   sparse  = for each token id not in {0,1,2,3}: max over its positions of relu(H[i]·w + b), > 0 only
+//   colbert = normalize(W·H[i] + b) for i = 1 .. L-1 (the </s> vector is kept)
+// Results do not depend on how texts are batched.
+//
+// Ownership: the encoder borrows the model (close the model after the encoder). Outputs are owned by
+// the caller and released with m3_embedding_clear.
+// Threads: one encoder per thread at a time; an encoder runs its own worker threads inside
+// m3_encoder_encode and returns with them idle.
+#ifndef M3_ENCODER_ENCODER_H
+#define M3_ENCODER_ENCODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+#include "model/model.h"
+
+typedef struct m3_encoder m3_encoder;
+
+typedef enum m3_output {
+    M3_OUTPUT_DENSE = 1u << 0,
+    M3_OUTPUT_SPARSE = 1u << 1,
+    M3_OUTPUT_COLBERT = 1u << 2,
+    M3_OUTPUT_ALL = 7u,
+} m3_output;
+
+typedef struct m3_encoder_options {
+    const char *backend;  // "cpu" (default); later "vulkan", "auto"
+    int threads;          // worker threads; 0 = one per online CPU
+} m3_encoder_options;
+
+m3_encoder_options m3_encoder_options_default(void);
+
+// One input: HF ids including <s> and </s>, 1 <= n <= max_positions - 2 (8192 for BGE-M3).
+typedef struct m3_sequence {
+    const int32_t *ids;
+    size_t n;
+} m3_sequence;
+
+typedef struct m3_sparse_weight {
+    int32_t id;
+    float weight;
+} m3_sparse_weight;
+
+typedef struct m3_embedding {
+    size_t tokens;              // n of the input sequence
+    size_t dim;                 // hidden size
+    float *dense;               // [dim], or NULL when not asked for
+    m3_sparse_weight *sparse;   // [n_sparse], sorted by id, each id once, weights > 0
+    size_t n_sparse;
+    float *colbert;             // [n_colbert][dim], row-major, each row unit length
+    size_t n_colbert;           // tokens - 1
+} m3_embedding;
+
+// Creates an encoder for model with the chosen backend. The backend may prepare the weights
+// (repack, convert) once here. Errors: M3_STATUS_INVALID (unknown backend), M3_STATUS_NOMEM,
+// M3_STATUS_DEVICE.
+m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *options, m3_encoder **out,
+                         m3_error *err);
+
+// Encodes n sequences; outputs is a mask of m3_output. out[0..n) are overwritten (not cleared
+// first). On error, nothing is left allocated in out. Errors: M3_STATUS_INVALID (empty sequence,
+// too long, id out of range), M3_STATUS_NOMEM.
+m3_status m3_encoder_encode(m3_encoder *enc, const m3_sequence *seqs, size_t n, unsigned outputs,
+                            m3_embedding *out, m3_error *err);
+
+const char *m3_encoder_backend_name(const m3_encoder *enc);
+int m3_encoder_threads(const m3_encoder *enc);
+
+// Frees what m3_encoder_encode put in e and zeroes it. NULL is a no-op.
+void m3_embedding_clear(m3_embedding *e);
+
+// Scores as FlagEmbedding computes them.
+float m3_score_dense(const m3_embedding *q, const m3_embedding *p);
+float m3_score_sparse(const m3_embedding *q, const m3_embedding *p);
+float m3_score_colbert(const m3_embedding *q, const m3_embedding *p);
+
+// NULL is a no-op.
+void m3_encoder_free(m3_encoder *enc);
+
+#endif

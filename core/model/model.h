@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+//
+// A BGE-M3 model: its configuration, its encoder weights, the two heads and the tokenizer, read from
+// a Hugging Face model folder as published for `BAAI/bge-m3`:
+//   config.json, model.safetensors and/or pytorch_model.bin, colbert_linear.pt, sparse_linear.pt,
+//   sentencepiece.bpe.model (tokenizer.json is not needed: the XLM-R pipeline is built from the
+//   SentencePiece model, which holds the same pieces, scores and normalizer).
+// When both weight containers are present, model.safetensors is used (it maps faster).
+//
+//     m3_model *model;
+//     if (m3_model_open("/path/to/bge-m3", &model, &err) != M3_STATUS_OK) ...
+//     const m3_model_config *cfg = m3_model_get_config(model);
+//     const m3_model_weights *w = m3_model_get_weights(model);
+//     ... m3_encoder_new(model, ...) ...
+//     m3_model_close(model);   // after every encoder made from it
+//
+// Every tensor is checked against the configuration when the model opens: a missing tensor or a
+// wrong shape is an M3_STATUS_FORMAT error naming the file and the tensor. Tensor names may carry
+// a `roberta.` prefix (some exports do) or not (BAAI/bge-m3 does not).
+//
+// Ownership: the model owns its weights, tensors and tokenizer; borrowed pointers are valid until
+// m3_model_close. Teardown: encoders first, then the model.
+// Threads: immutable after opening; share it between any number of encoders and threads.
+#ifndef M3_MODEL_MODEL_H
+#define M3_MODEL_MODEL_H
+
+#include <stdint.h>
+
+#include "base/status.h"
+#include "model/tensor.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct m3_model m3_model;
+
+typedef struct m3_model_config {
+    int hidden;          // 1024 for BGE-M3
+    int layers;          // 24
+    int heads;           // 16 (head size = hidden / heads)
+    int intermediate;    // 4096
+    int vocab;           // 250002
+    int max_positions;   // 8194 (positions start at pad_token_id + 1 = 2)
+    int type_vocab;      // 1
+    int pad_token_id;    // 1
+    float layer_norm_eps; // 1e-5
+} m3_model_config;
+
+// The configuration of the published BGE-M3 (for benchmarks with random weights).
+m3_model_config m3_model_config_bge_m3(void);
+
+typedef struct m3_layer_weights {
+    const m3_tensor *query_w, *query_b;   // [hidden, hidden], [hidden]  (PyTorch Linear: [out, in])
+    const m3_tensor *key_w, *key_b;
+    const m3_tensor *value_w, *value_b;
+    const m3_tensor *attn_out_w, *attn_out_b;  // attention.output.dense
+    const m3_tensor *attn_ln_w, *attn_ln_b;    // attention.output.LayerNorm
+    const m3_tensor *ffn_in_w, *ffn_in_b;      // intermediate.dense [intermediate, hidden]
+    const m3_tensor *ffn_out_w, *ffn_out_b;    // output.dense [hidden, intermediate]
+    const m3_tensor *ffn_ln_w, *ffn_ln_b;      // output.LayerNorm
+} m3_layer_weights;
+
+typedef struct m3_model_weights {
+    const m3_tensor *word;         // [vocab, hidden]
+    const m3_tensor *position;     // [max_positions, hidden]
+    const m3_tensor *token_type;   // [type_vocab, hidden]
+    const m3_tensor *emb_ln_w, *emb_ln_b;
+    const m3_layer_weights *layers;  // [config.layers]
+    const m3_tensor *colbert_w, *colbert_b;  // [hidden, hidden], [hidden] (fp16 in the real files)
+    const m3_tensor *sparse_w, *sparse_b;    // [1, hidden], [1]
+} m3_model_weights;
+
+// Opens a model folder. Errors name the file: M3_STATUS_NOT_FOUND (a required file is missing),
+// M3_STATUS_IO, M3_STATUS_FORMAT, M3_STATUS_UNSUPPORTED (e.g. hidden_act other than "gelu").
+m3_status m3_model_open(const char *dir, m3_model **out, m3_error *err);
+
+// Builds a model of the given shape with deterministic pseudo-random fp32 weights in memory and no
+// tokenizer (m3_model_get_tokenizer returns NULL). Used by `m3 bench`: compute cost does not depend
+// on the values. Weights are scaled so activations stay finite.
+m3_status m3_model_new_random(const m3_model_config *config, uint64_t seed, m3_model **out,
+                              m3_error *err);
+
+const m3_model_config *m3_model_get_config(const m3_model *model);
+const m3_model_weights *m3_model_get_weights(const m3_model *model);
+const m3_tokenizer *m3_model_get_tokenizer(const m3_model *model);  // NULL for random models
+const char *m3_model_get_path(const m3_model *model);               // the folder, or "random"
+
+// NULL is a no-op.
+void m3_model_close(m3_model *model);
+
+#endif
