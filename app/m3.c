@@ -1,8 +1,48 @@
 // SPDX-License-Identifier: MIT
-// The m3 command line (being written: see app/).
+//
+// m3: the command line of m3search. Each command lives in its own cmd-*.c file.
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+#include "cli.h"
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"tokenize", m3_cmd_tokenize, "text (one JSON string per line) to BGE-M3 token ids"},
+    {"embed", m3_cmd_embed, "text to dense, sparse and multi-vector embeddings (JSON lines)"},
+    {"bench", m3_cmd_bench, "encoder throughput with random weights of the real BGE-M3 shape"},
+};
+
+static void usage(FILE *out)
 {
-    fputs("usage: m3 COMMAND [ARGS...]\n", stderr);
-    return 2;
+    fputs("usage: m3 COMMAND [OPTIONS...]\n\n"
+          "m3search's command line: BGE-M3 embeddings of text, by meaning, in 100+ languages.\n\n"
+          "commands:\n",
+          out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\n'm3 COMMAND --help' describes a command.\n", out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return M3_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return M3_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        puts("m3 " M3_VERSION);
+        return M3_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "m3: unknown command '%s' (try 'm3 --help')\n", argv[1]);
+    return M3_EXIT_USAGE;
 }

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+//
+// Shared helpers of the m3 command line. The CLI's stdin/stdout formats are stable interfaces that
+// tests and other programs drive:
+//   input:  one JSON string per line
+//   output: one JSON value per line
+// Errors: one line "m3 COMMAND: reason" on stderr and a non-zero exit status.
+#ifndef M3_APP_CLI_H
+#define M3_APP_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/status.h"
+
+enum {
+    M3_EXIT_OK = 0,
+    M3_EXIT_FAILURE = 1,  // the command ran and failed (bad model, bad input...)
+    M3_EXIT_USAGE = 2,    // the command line itself is wrong
+};
+
+// Prints "m3 COMMAND: message" to stderr. Returns M3_EXIT_FAILURE for `return m3_cli_fail(...)`.
+int m3_cli_fail(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// Same with the message of a core error.
+int m3_cli_fail_error(const char *command, const m3_error *err);
+
+// Reads the next line of in that holds a JSON string (blank lines are skipped) and decodes it into
+// *text (malloc'd, caller frees; may contain NUL bytes, hence *len). Returns 1 for a line, 0 at end
+// of input, -1 on a malformed line (message in err, naming the line number).
+int m3_cli_read_json_string(FILE *in, size_t *line_no, char **text, size_t *len, m3_error *err);
+
+// Parses a positive integer option value; false (with a message) when it is not one.
+bool m3_cli_parse_size(const char *command, const char *option, const char *value, size_t min,
+                       size_t max, size_t *out);
+
+// Writes a float as a JSON number that reads back as the same float (NaN/inf cannot occur in valid
+// output; they are written as null so that a consumer fails loudly instead of misparsing).
+void m3_cli_put_float(FILE *out, float v);
+
+int m3_cmd_tokenize(int argc, char **argv);
+int m3_cmd_embed(int argc, char **argv);
+int m3_cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: MIT
+//
+// Private to the CPU backend: fp32 matrix multiply for the encoder's linear layers,
+//   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] + bias[n] )
+// with W a PyTorch Linear weight ([out, in], row-major), packed once at load time into the layout
+// the micro-kernel streams. Runtime dispatch: AVX-512F, AVX2+FMA, scalar.
+//
+// Threads: m3_gemm runs on the given pool; a packed matrix is immutable and shared.
+#ifndef M3_ENCODER_CPU_GEMM_H
+#define M3_ENCODER_CPU_GEMM_H
+
+#include <stddef.h>
+
+#include "base/status.h"
+#include "base/threadpool.h"
+#include "model/tensor.h"
+
+typedef struct m3_packed_matrix m3_packed_matrix;
+
+typedef enum m3_gemm_epilogue {
+    M3_GEMM_BIAS,           // C = A·Wᵀ + bias
+    M3_GEMM_BIAS_GELU,      // C = gelu_erf(A·Wᵀ + bias)
+    M3_GEMM_BIAS_RESIDUAL,  // C = A·Wᵀ + bias + R   (R may alias C)
+} m3_gemm_epilogue;
+
+// Packs W ([n, k], any dtype, any strides) as fp32. Errors: M3_STATUS_NOMEM, M3_STATUS_INVALID.
+m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);
+size_t m3_packed_matrix_rows(const m3_packed_matrix *p);  // n
+size_t m3_packed_matrix_cols(const m3_packed_matrix *p);  // k
+void m3_packed_matrix_free(m3_packed_matrix *p);
+
+// A: [m, k] with row stride lda; C: [m, n] with row stride ldc; bias: [n] fp32 or NULL (= 0);
+// R: [m, n] with row stride ldr (only for M3_GEMM_BIAS_RESIDUAL).
+void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
+             const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
+             size_t ldc);
+
+// The name of the kernel chosen at run time ("avx512", "avx2", "scalar").
+const char *m3_gemm_kernel_name(void);
+
+// Exact-erf GELU, 0.5 x (1 + erf(x / sqrt 2)), vectorised inside the kernels; this is the scalar
+// reference they are tested against.
+float m3_gelu_erf(float x);
+
+#endif

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# The m3 command line's stable interfaces, driven as a user (or another program) drives them:
+# JSON lines in and out, exit statuses, one-line errors.
+# Usage: test-cli.sh PATH/TO/m3 TESTS_DATA_DIR
+set -euo pipefail
+m3=$1
+data=$2
+model=$data/m3-tiny
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+pass() { echo "ok: $*"; }
+
+# tokenize: every reference case, full length and cut to 16 ids.
+jq -c '.cases[].text' "$data/tokenize_public.json" >"$tmp/texts"
+jq -c '.cases[].ids' "$data/tokenize_public.json" >"$tmp/ids.expected"
+jq -c '.cases[].ids_max16' "$data/tokenize_public.json" >"$tmp/ids16.expected"
+"$m3" tokenize --model "$model" <"$tmp/texts" | jq -c . >"$tmp/ids.got"
+"$m3" tokenize --model "$model" --max-length 16 <"$tmp/texts" | jq -c . >"$tmp/ids16.got"
+n=$(wc -l <"$tmp/texts")
+if cmp -s "$tmp/ids.expected" "$tmp/ids.got"; then pass "tokenize: $n cases"; else fail "tokenize differs"; diff "$tmp/ids.expected" "$tmp/ids.got" | head -5; fi
+if cmp -s "$tmp/ids16.expected" "$tmp/ids16.got"; then pass "tokenize --max-length 16"; else fail "tokenize --max-length 16 differs"; fi
+
+# embed: the short reference cases; shapes, norms and lexical weights against the reference.
+jq -c '.cases[] | select(.tokens < 100) | .text' "$data/m3_public.json" >"$tmp/etexts"
+jq -c '[.cases[] | select(.tokens < 100)]' "$data/m3_public.json" >"$tmp/ecases"
+"$m3" embed --model "$model" <"$tmp/etexts" >"$tmp/emb"
+ne=$(wc -l <"$tmp/etexts")
+[[ $(wc -l <"$tmp/emb") -eq $ne ]] || fail "embed wrote $(wc -l <"$tmp/emb") lines for $ne texts"
+bad=$(jq -s --slurpfile ref "$tmp/ecases" '
+  [ range(0; length) as $i | .[$i] as $e | $ref[0][$i] as $r
+    | select(
+        ($e.tokens != $r.tokens)
+        or (($e.dense | length) != 128)
+        or ((($e.dense | map(. * .) | add) - 1 | fabs) > 1e-4)
+        or (($e.colbert | length) != $r.tokens - 1)
+        or ([ $e.colbert[] | (map(. * .) | add) - 1 | fabs | select(. > 1e-4) ] | length > 0)
+        or (($e.sparse | keys) != ($r.lexical_weights | keys))
+        or ([ $r.lexical_weights | to_entries[] | ($e.sparse[.key] - .value) | fabs | select(. > 1e-4) ] | length > 0))
+    | $i ] | length' "$tmp/emb")
+if [[ $bad == 0 ]]; then pass "embed: $ne texts match the reference (tokens, norms, lexical weights)"; else fail "embed: $bad texts differ from the reference"; fi
+
+# --outputs keeps only what was asked for.
+echo '"hello"' | "$m3" embed --model "$model" --outputs sparse | jq -e 'has("sparse") and (has("dense") | not) and (has("colbert") | not)' >/dev/null \
+    && pass "embed --outputs sparse" || fail "embed --outputs sparse"
+
+# Errors: exit status and one line naming the problem.
+expect_error() {  # expect_error STATUS PATTERN -- command...
+    local want=$1 pattern=$2
+    shift 3
+    local got=0
+    "$@" >"$tmp/out" 2>"$tmp/err" </dev/stdin || got=$?
+    if [[ $got -ne $want ]]; then fail "'$*' exited $got, expected $want"; return; fi
+    if [[ $(wc -l <"$tmp/err") -ne 1 ]] || ! grep -q -- "$pattern" "$tmp/err"; then
+        fail "'$*': expected one line matching '$pattern' on stderr, got: $(cat "$tmp/err")"; return
+    fi
+    pass "'$*' -> $want: $(cat "$tmp/err")"
+}
+expect_error 1 "$tmp/nowhere" -- "$m3" tokenize --model "$tmp/nowhere" </dev/null
+expect_error 1 "$tmp/nowhere" -- "$m3" embed --model "$tmp/nowhere" </dev/null
+printf '"ok"\nnot json\n' | expect_error 1 "line 2" -- "$m3" tokenize --model "$model"
+printf '"a" "b"\n' | expect_error 1 "line 1" -- "$m3" embed --model "$model"
+expect_error 2 "max-length" -- "$m3" tokenize --model "$model" --max-length 1 </dev/null
+expect_error 2 "unknown command" -- "$m3" frobnicate </dev/null
+expect_error 1 "backend" -- "$m3" embed --model "$model" --backend nosuch </dev/null
+for cmd in tokenize embed bench; do
+    "$m3" "$cmd" --help | grep -q "usage: m3 $cmd" && pass "$cmd --help" || fail "$cmd --help"
+done
+"$m3" --help | grep -q tokenize && pass "--help" || fail "--help"
+"$m3" tokenize 2>/dev/null && fail "tokenize without --model succeeded" || pass "tokenize without --model fails"
+
+# bench on the tiny model: one JSON line per shape with a positive rate.
+"$m3" bench --model "$model" --shapes 1x16,2x40 --seconds 0 --threads 2 --json >"$tmp/bench"
+[[ $(jq -s 'length == 2 and all(.tokens_per_s > 0 and .threads == 2)' "$tmp/bench") == true ]] \
+    && pass "bench --json" || fail "bench output: $(cat "$tmp/bench")"
+
+[[ $fails -eq 0 ]] || { echo "$fails failure(s)" >&2; exit 1; }
