@@ -24,6 +24,7 @@
 #ifndef M3_MODEL_MODEL_H
 #define M3_MODEL_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/status.h"
@@ -46,6 +47,22 @@ typedef struct m3_model_config {
 
 // The configuration of the published BGE-M3 (for benchmarks with random weights).
 m3_model_config m3_model_config_bge_m3(void);
+
+// Parses the bytes of a config.json (len bytes, need not be NUL-terminated). Reads hidden_size,
+// num_hidden_layers, num_attention_heads, intermediate_size, vocab_size, max_position_embeddings,
+// type_vocab_size, pad_token_id, layer_norm_eps; hidden_act must be "gelu" (exact erf GELU) and
+// position_embedding_type, when present, "absolute". name is used in error messages. Errors:
+// M3_STATUS_FORMAT (not JSON, a key missing or of the wrong type), M3_STATUS_UNSUPPORTED (another
+// activation, sizes outside the limits of m3_model_config_check), M3_STATUS_LIMIT (over 1 MiB).
+// On error *config is zeroed.
+m3_status m3_model_config_parse(const char *json, size_t len, const char *name, m3_model_config *config,
+                                m3_error *err);
+
+// Checks a configuration's sanity: every size positive and not absurd (hidden <= 65536, layers <=
+// 1024, intermediate <= 2^20, vocab <= 2^24, positions <= 2^20, type_vocab <= 1024), hidden
+// divisible by heads, pad_token_id + 2 <= max_positions, 0 < layer_norm_eps < 1. Returns
+// M3_STATUS_UNSUPPORTED naming `name` otherwise.
+m3_status m3_model_config_check(const m3_model_config *config, const char *name, m3_error *err);
 
 typedef struct m3_layer_weights {
     const m3_tensor *query_w, *query_b;   // [hidden, hidden], [hidden]  (PyTorch Linear: [out, in])

@@ -14,6 +14,11 @@
 //     const m3_tensor *t = m3_weights_find(w, "encoder.layer.0.attention.self.query.weight");
 //     m3_weights_close(w);
 //
+// Tensor data is aligned to its element size. Safetensors tensors are contiguous; PyTorch tensors
+// keep their strides (check m3_tensor_is_contiguous or copy with m3_tensor_to_f32). Zip CRCs are
+// checked for the pickle and small entries, not for the tensor storages (that would read the whole
+// 2.27 GB file at open).
+//
 // Every malformed input (truncated, bit-flipped, inconsistent shapes, out-of-range storages,
 // zip bombs, arbitrary globals) returns M3_STATUS_FORMAT / M3_STATUS_UNSUPPORTED / M3_STATUS_LIMIT
 // with a message naming the file; none crashes.
@@ -41,6 +46,10 @@ size_t m3_weights_count(const m3_weights *w);
 const m3_tensor *m3_weights_at(const m3_weights *w, size_t i);  // in file order
 const m3_tensor *m3_weights_find(const m3_weights *w, const char *name);  // NULL when absent
 const char *m3_weights_path(const m3_weights *w);
+
+// The mapping the tensors point into (borrowed, valid until m3_weights_close). Tests use it to
+// check that tensor data is read in place.
+const m3_mapped_file *m3_weights_get_file(const m3_weights *w);
 
 // NULL is a no-op.
 void m3_weights_close(m3_weights *w);
