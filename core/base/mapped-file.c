@@ -43,7 +43,7 @@ m3_status m3_mapped_file_open(const char *path, m3_mapped_file **out, m3_error *
         close(fd);
         return m3_error_errno(err, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "not a regular file", path);
     }
-    struct mapped_file_impl *impl;
+    struct mapped_file_impl *impl = NULL;
     m3_status s = mapped_file_alloc(path, &impl, err);
     if (s != M3_STATUS_OK) {
         close(fd);
@@ -70,7 +70,7 @@ m3_status m3_mapped_file_wrap(const void *data, size_t size, const char *name, m
                               m3_error *err)
 {
     *out = NULL;
-    struct mapped_file_impl *impl;
+    struct mapped_file_impl *impl = NULL;
     m3_status s = mapped_file_alloc(name, &impl, err);
     if (s != M3_STATUS_OK) return s;
     impl->pub.data = data;
