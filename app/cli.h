@@ -42,5 +42,18 @@ void m3_cli_put_float(FILE *out, float v);
 int m3_cmd_tokenize(int argc, char **argv);
 int m3_cmd_embed(int argc, char **argv);
 int m3_cmd_bench(int argc, char **argv);
+int m3_cmd_model(int argc, char **argv);
+int m3_cmd_selftest(int argc, char **argv);
+
+int m3_cmd_index(int argc, char **argv);
+int m3_cmd_search(int argc, char **argv);
+int m3_cmd_similar(int argc, char **argv);
+int m3_cmd_status(int argc, char **argv);
+int m3_cmd_check(int argc, char **argv);
+
+// Shared by search and similar (cmd-search.c): hybrid weights "D,S,C"; results as text or JSON.
+struct m3_search_hit;
+bool m3_cli_parse_weights(const char *command, const char *value, float w[3]);
+void m3_cli_print_hits(FILE *out, const struct m3_search_hit *hits, size_t n, bool json);
 
 #endif

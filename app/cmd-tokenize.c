@@ -1,20 +1,24 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 tokenize --model DIR [--max-length N]
+// m3 tokenize --model DIR|FILE [--max-length N]
 // stdin: one JSON string per line; stdout: one JSON array of ids per line.
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 static const char usage_text[] =
-    "usage: m3 tokenize --model DIR [--max-length N]\n\n"
+    "usage: m3 tokenize --model DIR|FILE [--max-length N]\n\n"
     "Reads one JSON string per line on standard input and writes the BGE-M3 token ids of each\n"
     "(<s> ... </s>) as one JSON array per line.\n\n"
-    "  --model DIR       the model folder (its sentencepiece.bpe.model is used)\n"
+    "  --model DIR|FILE  the model folder (its sentencepiece.bpe.model is used) or a model file\n"
+    "                    made by `m3 model convert`\n"
     "  --max-length N    keep at most N ids per text, <s> and </s> included (default 8192)\n";
 
 int m3_cmd_tokenize(int argc, char **argv)
@@ -45,12 +49,20 @@ int m3_cmd_tokenize(int argc, char **argv)
         return M3_EXIT_USAGE;
     }
 
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", model_dir) >= (int)sizeof path)
-        return m3_cli_fail("tokenize", "%s: path too long", model_dir);
     m3_error err = {0};
-    m3_tokenizer *tok;
-    if (m3_tokenizer_open(path, &tok, &err) != M3_STATUS_OK) return m3_cli_fail_error("tokenize", &err);
+    m3_tokenizer *tok = NULL;
+    m3_model *model = NULL;
+    struct stat sb;
+    if (stat(model_dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        // A model file carries the tokenizer; opening it maps the weights without reading them.
+        if (m3_model_open(model_dir, &model, &err) != M3_STATUS_OK) return m3_cli_fail_error("tokenize", &err);
+    } else {
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/sentencepiece.bpe.model", model_dir) >= (int)sizeof path)
+            return m3_cli_fail("tokenize", "%s: path too long", model_dir);
+        if (m3_tokenizer_open(path, &tok, &err) != M3_STATUS_OK) return m3_cli_fail_error("tokenize", &err);
+    }
+    const m3_tokenizer *use = model ? m3_model_get_tokenizer(model) : tok;
 
     int status = M3_EXIT_OK;
     size_t line_no = 0;
@@ -65,7 +77,7 @@ int m3_cmd_tokenize(int argc, char **argv)
         }
         int32_t *ids;
         size_t n;
-        m3_status s = m3_tokenizer_encode(tok, text, len, max_length, &ids, &n, &err);
+        m3_status s = m3_tokenizer_encode(use, text, len, max_length, &ids, &n, &err);
         free(text);
         if (s != M3_STATUS_OK) {
             status = m3_cli_fail("tokenize", "standard input line %zu: %s", line_no, err.message);
@@ -77,6 +89,7 @@ int m3_cmd_tokenize(int argc, char **argv)
         free(ids);
     }
     m3_tokenizer_free(tok);
+    m3_model_close(model);
     if (fflush(stdout) != 0 || ferror(stdout)) status = m3_cli_fail("tokenize", "cannot write standard output");
     return status;
 }

@@ -13,7 +13,14 @@ static const struct {
 } commands[] = {
     {"tokenize", m3_cmd_tokenize, "text (one JSON string per line) to BGE-M3 token ids"},
     {"embed", m3_cmd_embed, "text to dense, sparse and multi-vector embeddings (JSON lines)"},
+    {"index", m3_cmd_index, "index files and folders for search (LMDB; skips unchanged files)"},
+    {"search", m3_cmd_search, "hybrid search of the index (dense + sparse + multi-vector)"},
+    {"similar", m3_cmd_similar, "indexed files similar to a file, from its stored vectors"},
+    {"status", m3_cmd_status, "what the index holds"},
+    {"check", m3_cmd_check, "verify the index's consistency (exit 0 only when consistent)"},
     {"bench", m3_cmd_bench, "encoder throughput with random weights of the real BGE-M3 shape"},
+    {"model", m3_cmd_model, "model download: fetch BGE-M3 (resumable, verified) or reuse the HF cache"},
+    {"selftest", m3_cmd_selftest, "check a model against the published BGE-M3 values or reference outputs"},
 };
 
 static void usage(FILE *out)

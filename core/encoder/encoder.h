@@ -86,10 +86,41 @@ m3_status m3_encoder_encode(m3_encoder *enc, const m3_sequence *seqs, size_t n, 
 const char *m3_encoder_backend_name(const m3_encoder *enc);
 int m3_encoder_threads(const m3_encoder *enc);
 
+// A short description of the compute kernels the backend chose for this machine, for `m3 bench`
+// and bug reports, e.g. "gemm avx512, attention avx512". Valid until m3_encoder_free.
+const char *m3_encoder_kernel_name(const m3_encoder *enc);
+
+// The most tokens one forward pass takes: m3_encoder_encode cuts larger batches into passes of at
+// most this many tokens (whole sequences; never fewer than max_positions - 2, so any valid
+// sequence fits). Activation memory is proportional to it.
+size_t m3_encoder_max_batch_tokens(const m3_encoder *enc);
+
+// Bytes of activation buffers the encoder holds now. They grow on demand to the largest forward
+// pass seen so far (about (hidden + max(3·hidden, intermediate)) floats per token, 20 KiB per token
+// for BGE-M3, 160 MiB at 8192 tokens) and are kept for reuse until m3_encoder_free.
+size_t m3_encoder_activation_bytes(const m3_encoder *enc);
+
+// Where the time of m3_encoder_encode went since the encoder was made (wall-clock seconds,
+// measured around each step of the forward pass).
+typedef struct m3_encoder_profile {
+    double gemm;       // linear layers: QKV, output projections, FFN, the ColBERT head
+    double attention;  // softmax(QKᵀ/sqrt(d))·V
+    double other;      // embeddings, LayerNorm, the sparse head, post-processing
+    size_t tokens;     // tokens encoded
+    size_t forwards;   // forward passes run
+} m3_encoder_profile;
+
+void m3_encoder_get_profile(const m3_encoder *enc, m3_encoder_profile *out);
+void m3_encoder_reset_profile(m3_encoder *enc);
+
 // Frees what m3_encoder_encode put in e and zeroes it. NULL is a no-op.
 void m3_embedding_clear(m3_embedding *e);
 
-// Scores as FlagEmbedding computes them.
+// Scores as FlagEmbedding computes them (accumulated in double): dense = q·p; sparse = sum over
+// the ids both have of w_q·w_p (0 when none is shared, or when a dictionary is empty or was not
+// asked for); colbert = mean over q's vectors of the best dot product with p's vectors. A dense
+// or ColBERT score whose vectors are missing from q or p (not asked for; a 1-token input has no
+// ColBERT vectors) is NaN.
 float m3_score_dense(const m3_embedding *q, const m3_embedding *p);
 float m3_score_sparse(const m3_embedding *q, const m3_embedding *p);
 float m3_score_colbert(const m3_embedding *q, const m3_embedding *p);

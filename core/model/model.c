@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "base/mapped-file.h"
+#include "model/gguf-private.h"
 #include "model/weights.h"
 
 struct m3_model {
@@ -158,9 +159,50 @@ static m3_model *model_alloc(const m3_model_config *config, const char *path)
     return m;
 }
 
+m3_status m3_model_open_gguf(m3_mapped_file *file, m3_model **out, m3_error *err)
+{
+    *out = NULL;
+    m3_gguf_model_parts parts;
+    m3_status st = m3_gguf_load_parts(file, &parts, err);
+    if (st != M3_STATUS_OK) return st;
+    m3_model *m = model_alloc(&parts.config, parts.encoder ? m3_weights_path(parts.encoder) : "?");
+    if (!m) {
+        m3_gguf_model_parts_clear(&parts);
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "model file: out of memory");
+    }
+    m->encoder = parts.encoder;
+    m->colbert = parts.colbert;
+    m->sparse = parts.sparse;
+    m->tokenizer = parts.tokenizer;
+    if ((st = resolve_all(m, err)) != M3_STATUS_OK) {
+        m3_model_close(m);
+        return st;
+    }
+    *out = m;
+    return M3_STATUS_OK;
+}
+
+// A regular file is a model file: GGUF (by its magic), or an error that says what was expected.
+static m3_status open_file(const char *path, m3_model **out, m3_error *err)
+{
+    m3_mapped_file *f;
+    m3_status st = m3_mapped_file_open(path, &f, err);
+    if (st != M3_STATUS_OK) return st;
+    if (f->size < 4 || memcmp(f->data, M3_GGUF_MAGIC, 4) != 0) {
+        m3_mapped_file_close(f);
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "%s: not a GGUF model file (no GGUF magic); --model takes a model folder or a "
+                            "file made by `m3 model convert`",
+                            path);
+    }
+    return m3_model_open_gguf(f, out, err);
+}
+
 m3_status m3_model_open(const char *dir, m3_model **out, m3_error *err)
 {
     *out = NULL;
+    struct stat fsb;
+    if (stat(dir, &fsb) == 0 && S_ISREG(fsb.st_mode)) return open_file(dir, out, err);
     m3_model_config config;
     m3_model *m = NULL;
     char *p_config = join(dir, "config.json"), *p_st = join(dir, "model.safetensors"),

@@ -85,9 +85,47 @@ typedef struct m3_model_weights {
     const m3_tensor *sparse_w, *sparse_b;    // [1, hidden], [1]
 } m3_model_weights;
 
-// Opens a model folder. Errors name the file: M3_STATUS_NOT_FOUND (a required file is missing),
-// M3_STATUS_IO, M3_STATUS_FORMAT, M3_STATUS_UNSUPPORTED (e.g. hidden_act other than "gelu").
+// Opens a model folder, or a model file written by m3_model_write_file (a regular file is read as
+// GGUF, recognised by its magic; see docs/model-file.md). A model file is mapped, its header and
+// tensor index checked (a truncated file fails here: every tensor's bytes must lie inside the file)
+// and its tokenizer rebuilt; the weights are used in place from the mapping and are not hashed
+// (m3_model_verify does that), so opening costs milliseconds plus the tokenizer. Errors name the
+// file: M3_STATUS_NOT_FOUND (a required file is missing), M3_STATUS_IO, M3_STATUS_FORMAT,
+// M3_STATUS_UNSUPPORTED (e.g. hidden_act other than "gelu", another GGUF architecture).
 m3_status m3_model_open(const char *dir, m3_model **out, m3_error *err);
+
+// ---- The one-file model (GGUF; docs/model-file.md) -----------------------------------------------
+
+// Writes model and its tokenizer vocabulary to path as one GGUF file: every tensor, the
+// configuration, the tokenizer arrays and a SHA-256 checksum. dtype M3_DTYPE_F16 stores the weight
+// matrices with more than one row (embedding tables, linear layers, the ColBERT head) in fp16,
+// rounded to nearest even; vectors and one-row matrices (biases, LayerNorm, token type, the sparse
+// head) stay fp32. M3_DTYPE_F32 keeps every value exactly. The file is written to "path.tmp",
+// synced and renamed, so path is either the old file or the whole new one. Errors: M3_STATUS_INVALID
+// (another dtype, a vocabulary whose size is not config.vocab), M3_STATUS_LIMIT (a value outside the
+// fp16 range: use fp32), M3_STATUS_IO (with errno), M3_STATUS_NOMEM.
+m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
+                              const char *path, m3_error *err);
+
+// Converts the model folder src (as m3_model_open reads it, plus its sentencepiece.bpe.model for the
+// vocabulary) into the model file dst with m3_model_write_file.
+m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_error *err);
+
+// What m3_model_verify checked, for a report.
+typedef struct m3_model_verify_report {
+    int is_file;           // 1: a GGUF model file; 0: a model folder
+    int checksummed;       // files whose SHA-256 was compared (1 for a model file)
+    char checksum[72];     // a model file: "sha256:<hex>" as stored (and found correct)
+    size_t tensors;        // tensors whose shape was checked
+} m3_model_verify_report;
+
+// Checks a model thoroughly, reading every byte. A model file: the SHA-256 over the whole file
+// (m3.checksum, see docs/model-file.md) and then everything m3_model_open checks. A model folder:
+// when it holds a SHA256SUMS file (lines "<64 hex>  <name>", as sha256sum writes them) every file it
+// names is hashed and compared; then the folder is opened (every file parses, every tensor has its
+// shape). Errors: M3_STATUS_FORMAT naming the damaged file ("checksum mismatch"), and those of
+// m3_model_open. report may be NULL.
+m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err);
 
 // Builds a model of the given shape with deterministic pseudo-random fp32 weights in memory and no
 // tokenizer (m3_model_get_tokenizer returns NULL). Used by `m3 bench`: compute cost does not depend

@@ -54,6 +54,51 @@ size_t m3_tokenizer_vocab_size(const m3_tokenizer *tok);
 // valid until m3_tokenizer_free.
 const char *m3_tokenizer_piece(const m3_tokenizer *tok, int32_t id);
 
+// ---- The vocabulary as plain data (model files that carry it outside the protobuf) ----------
+//
+// A GGUF model file (docs/model-file.md) stores the tokenizer as arrays: one entry per id in HF
+// order (<s> <pad> </s> <unk>, the SentencePiece pieces from its id 3 on, <mask>), with the
+// SentencePiece score and type of each, the precompiled charsmap and the normalizer flags. These
+// functions convert between that form and a SentencePiece model; a tokenizer built from the
+// arrays of a model gives the same ids as one loaded from the model itself (the arrays are
+// turned back into the same ModelProto fields and go through m3_tokenizer_load).
+//
+//     m3_tokenizer_pieces p;
+//     m3_tokenizer_pieces_read(spm_bytes, spm_size, "sentencepiece.bpe.model", &p, &err);
+//     ... write p.texts / p.lens / p.scores / p.types / p.charsmap ...
+//     m3_tokenizer_pieces_clear(&p);
+//     m3_tokenizer_new_from_pieces(&arrays_read_back, "model.gguf", &tok, &err);
+typedef struct m3_tokenizer_pieces {
+    size_t n;                        // number of ids (250002 for BGE-M3), at least 5
+    const char *const *texts;        // [n] UTF-8 texts by id, not NUL terminated, U+2581 for spaces
+    const uint32_t *lens;            // [n] their lengths in bytes
+    const float *scores;             // [n] SentencePiece scores (0 for <pad> and <mask>)
+    const int32_t *types;            // [n] SentencePiece types: 1 normal, 2 unknown, 3 control,
+                                     //     4 user defined, 5 unused, 6 byte
+    const void *charsmap;            // NormalizerSpec.precompiled_charsmap; NULL when size is 0
+    size_t charsmap_size;
+    int add_dummy_prefix;            // NormalizerSpec flags (0 or 1)
+    int remove_extra_whitespaces;
+    int escape_whitespaces;
+    void *storage;                   // owned memory when filled by m3_tokenizer_pieces_read, else NULL
+} m3_tokenizer_pieces;
+
+// Reads the vocabulary of a SentencePiece model (the bytes of sentencepiece.bpe.model) into *out,
+// in HF id order. The model must be one m3_tokenizer_load accepts (same errors). *out owns its
+// memory (release it with m3_tokenizer_pieces_clear); data may be freed after the call.
+m3_status m3_tokenizer_pieces_read(const void *data, size_t size, const char *name,
+                                   m3_tokenizer_pieces *out, m3_error *err);
+
+// Frees what m3_tokenizer_pieces_read allocated and zeroes *p. A zeroed struct is a no-op.
+void m3_tokenizer_pieces_clear(m3_tokenizer_pieces *p);
+
+// Builds a tokenizer from the arrays (borrowed; they may be freed after the call). Ids 1 and n-1
+// must be "<pad>" and "<mask>" (the texts the tokenizer matches literally), every text non-empty
+// UTF-8, every type 1..6. name is used in error messages. Errors: M3_STATUS_FORMAT, M3_STATUS_LIMIT,
+// M3_STATUS_NOMEM, and those of m3_tokenizer_load.
+m3_status m3_tokenizer_new_from_pieces(const m3_tokenizer_pieces *pieces, const char *name,
+                                       m3_tokenizer **out, m3_error *err);
+
 // NULL is a no-op.
 void m3_tokenizer_free(m3_tokenizer *tok);
 

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+//
+// One attention task (a sequence, a head, a block of up to M3_ATTENTION_BLOCK queries), flash-style:
+// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled), an online softmax update of the per-query
+// maxima and sums, O = O·alpha + P·V; finally out = O / sum. Nothing grows with the sequence length.
+//
+// Layout choices: the query block is transposed once per task (Qt [d][B]) so that scores come out
+// as Sᵀ[key][query] with queries along the vector lanes: the Q·Kᵀ tile broadcasts K elements
+// straight from the activation buffer (no per-block transposition of K), and the softmax runs
+// down columns (vertical max / exp / sum, no horizontal reductions). P·V broadcasts Sᵀ elements
+// against rows of V, also straight from the activation buffer.
+//
+// This file is compiled once per ISA (see meson.build) with M3_ATTN_ISA = avx512 / avx2 / sse2 and
+// the matching -m flags. It uses GCC vector extensions on 16-float vectors rather than intrinsics,
+// so one source serves all three: a v16 is one zmm, two ymm or four xmm. Register tiles are sized
+// per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "encoder/cpu/attention.h"
+
+#ifndef M3_ATTN_ISA
+#error "M3_ATTN_ISA must name the variant (avx512, avx2, sse2)"
+#endif
+
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define TASK_FN CAT(m3_attention_task, M3_ATTN_ISA)
+
+#if defined(__AVX512F__)
+#define S_ROWS 8      // K·Qᵀ tile: S_ROWS keys × S_COLV·16 queries
+#define S_COLV 2
+#define P_ROWS 4      // P·V tile: P_ROWS queries × up to P_COLV·16 channels
+#define P_COLV 4
+#elif defined(__AVX2__)
+#define S_ROWS 4
+#define S_COLV 1
+#define P_ROWS 4
+#define P_COLV 1
+#else
+#define S_ROWS 2
+#define S_COLV 1
+#define P_ROWS 2
+#define P_COLV 1
+#endif
+
+#define B M3_ATTENTION_BLOCK       // queries per task; the row stride of Qt and St
+#define KB M3_ATTENTION_KEY_BLOCK // keys per block
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE v16 load(const float *p)
+{
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void store(float *p, v16 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+INLINE v16 splat(float s)
+{
+    return (v16){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+}
+
+INLINE v16 select16(vi16 mask, v16 a, v16 b)
+{
+    return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
+}
+
+// exp(x) to about 1 ulp on [-87, 0] (x > 0 also works up to 88); below -87 (and -inf) it is 0.
+// Range reduction x = n·ln2 + r with |r| <= ln2/2, degree-7 Taylor polynomial (error < 1e-8
+// relative), 2^n built in the exponent bits.
+INLINE v16 vexp(v16 x)
+{
+    vi16 under = x < splat(-87.0f);
+    x = select16(under, splat(-87.0f), x);
+    v16 t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: rounds to an integer
+    v16 n = t - 12582912.0f;
+    v16 r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606820309417232e-6f;
+    v16 p = splat(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
+    return select16(under, splat(0.0f), p * (v16)e);
+}
+
+INLINE float hmax(v16 v)
+{
+    float m = v[0];
+    for (int i = 1; i < 16; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+INLINE float hsum(v16 v)
+{
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += v[i];
+    return s;
+}
+
+// St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d channels; kr[i] is key j0+i's row
+// (a zero row past the end of the sequence).
+INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d, size_t j0,
+                    size_t r0)
+{
+    v16 acc[S_ROWS][S_COLV];
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            acc[i][v] = splat(0.0f);
+    for (size_t c = 0; c < d; c++) {
+        v16 q[S_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            q[v] = load(qt + c * B + r0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int i = 0; i < S_ROWS; i++) {
+            v16 k = splat(kr[i][c]);
+#pragma GCC unroll 16
+            for (int v = 0; v < S_COLV; v++)
+                acc[i][v] += k * q[v];
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            store(st + (j0 + (size_t)i) * B + r0 + 16 * (size_t)v, acc[i][v]);
+}
+
+// O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk keys; P[r][j] = St[j][r]; vb points at
+// key 0's channel 0.
+INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, float *o, size_t d,
+                    size_t r0, size_t c0, const int colv)
+{
+    v16 acc[P_ROWS][P_COLV];
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+    for (size_t j = 0; j < nk; j++) {
+        const float *vr = vb + j * ld + c0;
+        v16 vv[P_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            vv[v] = load(vr + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int r = 0; r < P_ROWS; r++) {
+            v16 p = splat(st[j * B + r0 + (size_t)r]);
+#pragma GCC unroll 16
+            for (int v = 0; v < colv; v++)
+                acc[r][v] += p * vv[v];
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            store(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
+}
+
+void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch)
+{
+    const size_t d = (size_t)a->head_dim, ld = a->ld;
+    const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
+    const size_t col = (size_t)head * d;
+    const size_t qw = 16 * S_COLV;  // queries per score tile
+    size_t nq = len - q0 < B ? len - q0 : B;
+    size_t nq_r = (nq + qw - 1) / qw * qw;  // a multiple of qw, 16 and P_ROWS, <= B
+    float *qt = scratch, *o = qt + d * B, *st = o + B * d, *zero = st + KB * B;
+    float *row_max = zero + d, *row_sum = row_max + B;
+
+    for (size_t r = 0; r < nq_r; r++) {
+        const float *src = a->q + (base + q0 + r) * ld + col;
+        for (size_t c = 0; c < d; c++) {
+            qt[c * B + r] = r < nq ? src[c] * a->scale : 0.0f;
+            o[r * d + c] = 0.0f;
+        }
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+    for (size_t c = 0; c < d; c++)
+        zero[c] = 0.0f;
+
+    for (size_t k0 = 0; k0 < len; k0 += KB) {
+        size_t nk = len - k0 < KB ? len - k0 : KB;
+        const float *kb = a->k + (base + k0) * ld + col;
+        for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
+            const float *kr[S_ROWS];
+            for (size_t i = 0; i < S_ROWS; i++)
+                kr[i] = j0 + i < nk ? kb + (j0 + i) * ld : zero;
+            for (size_t r0 = 0; r0 < nq_r; r0 += qw)
+                qk_tile(qt, kr, st, d, j0, r0);
+        }
+
+        // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
+        // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
+        for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
+            v16 mx = load(st + r0);
+            for (size_t j = 1; j < nk; j++) {
+                v16 x = load(st + j * B + r0);
+                mx = select16(x > mx, x, mx);
+            }
+            v16 old = load(row_max + r0);
+            mx = select16(old > mx, old, mx);
+            v16 alpha = vexp(old - mx);
+            v16 sum = splat(0.0f);
+            for (size_t j = 0; j < nk; j++) {
+                v16 p = vexp(load(st + j * B + r0) - mx);
+                store(st + j * B + r0, p);
+                sum += p;
+            }
+            store(row_sum + r0, load(row_sum + r0) * alpha + sum);
+            store(row_max + r0, mx);
+            for (size_t r = 0; r < 16; r++) {
+                float s = alpha[r];
+                if (s != 1.0f)
+                    for (size_t c = 0; c < d; c++)
+                        o[(r0 + r) * d + c] *= s;
+            }
+        }
+
+        const float *vb = a->v + (base + k0) * ld + col;
+        for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
+            size_t c0 = 0;
+#if P_COLV >= 4
+            for (; c0 + 64 <= d; c0 += 64)
+                pv_tile(st, vb, ld, nk, o, d, r0, c0, 4);
+#endif
+#if P_COLV >= 2
+            for (; c0 + 32 <= d; c0 += 32)
+                pv_tile(st, vb, ld, nk, o, d, r0, c0, 2);
+#endif
+            for (; c0 < d; c0 += 16)
+                pv_tile(st, vb, ld, nk, o, d, r0, c0, 1);
+        }
+    }
+
+    for (size_t r = 0; r < nq; r++) {
+        float *dst = a->out + (base + q0 + r) * a->ldo + col;
+        for (size_t c = 0; c < d; c++)
+            dst[c] = o[r * d + c] / row_sum[r];
+    }
+}

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+//
+// Attention: task decomposition, ISA dispatch and the double-precision reference.
+#include "encoder/cpu/attention.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+
+bool m3_attention_supports(int head_dim)
+{
+    return head_dim > 0 && head_dim % 16 == 0;
+}
+
+void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blocks)
+{
+    blocks[0] = 0;
+    for (size_t s = 0; s < n_seqs; s++) {
+        size_t len = offsets[s + 1] - offsets[s];
+        blocks[s + 1] = blocks[s] + (len + M3_ATTENTION_BLOCK - 1) / M3_ATTENTION_BLOCK;
+    }
+}
+
+// Must match the layout in attention-kernel.c: Qt [d][BLOCK], O [BLOCK][d],
+// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK].
+size_t m3_attention_scratch_size(int head_dim)
+{
+    size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK;
+    size_t floats = 2 * b * d + M3_ATTENTION_KEY_BLOCK * b + d + 2 * b;
+    return (floats * sizeof(float) + 63) / 64 * 64;
+}
+
+static m3_attention_task_fn task_fn;
+static const char *task_name;
+
+static void detect_kernel(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        task_name = "avx512";
+        task_fn = m3_attention_task_avx512;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        task_name = "avx2";
+        task_fn = m3_attention_task_avx2;
+    } else {
+        task_name = "sse2";
+        task_fn = m3_attention_task_sse2;
+    }
+#else
+    task_name = "generic";  // the same source, vectorised for the host's baseline ISA
+    task_fn = m3_attention_task_sse2;
+#endif
+}
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+
+static void choose_kernel(void)
+{
+    pthread_once(&detect_once, detect_kernel);
+}
+
+const char *m3_attention_kernel_name(void)
+{
+    choose_kernel();
+    return task_name;
+}
+
+bool m3_attention_force_kernel(const char *name)
+{
+    choose_kernel();
+#if defined(__x86_64__) || defined(__i386__)
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
+        task_fn = m3_attention_task_avx512;
+    } else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma")) {
+        task_fn = m3_attention_task_avx2;
+    } else if (strcmp(name, "sse2") == 0) {
+        task_fn = m3_attention_task_sse2;
+    } else {
+        return false;
+    }
+    task_name = name[0] == 'a' ? (name[3] == '5' ? "avx512" : "avx2") : "sse2";
+    return true;
+#else
+    return strcmp(name, "generic") == 0;
+#endif
+}
+
+typedef struct run_ctx {
+    const m3_attention_args *a;
+    char *scratch;
+    size_t stride;
+    m3_attention_task_fn fn;
+} run_ctx;
+
+static void run_task(void *ctx, size_t task, int thread)
+{
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    size_t block = task / (size_t)a->heads;
+    int head = (int)(task % (size_t)a->heads);
+    // Binary search for the sequence holding this global query block.
+    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] <= block < blocks[hi]
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->blocks[mid] <= block)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t q0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK;
+    r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
+}
+
+void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
+                  size_t scratch_stride)
+{
+    M3_ASSERT(m3_attention_supports(a->head_dim));
+    M3_ASSERT(scratch_stride >= m3_attention_scratch_size(a->head_dim));
+    choose_kernel();
+    run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = task_fn};
+    size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
+    if (tasks)
+        m3_threadpool_run(pool, tasks, run_task, &r);
+}
+
+void m3_attention_reference(const m3_attention_args *a)
+{
+    size_t d = (size_t)a->head_dim;
+    size_t max_len = 0;
+    for (size_t s = 0; s < a->n_seqs; s++)
+        if (a->offsets[s + 1] - a->offsets[s] > max_len)
+            max_len = a->offsets[s + 1] - a->offsets[s];
+    double *p = malloc((max_len ? max_len : 1) * sizeof *p);
+    double *acc = malloc(d * sizeof *acc);
+    M3_ASSERT(p && acc);
+    for (size_t s = 0; s < a->n_seqs; s++) {
+        size_t base = a->offsets[s], len = a->offsets[s + 1] - base;
+        for (int h = 0; h < a->heads; h++) {
+            size_t col = (size_t)h * d;
+            for (size_t i = 0; i < len; i++) {
+                const float *q = a->q + (base + i) * a->ld + col;
+                double max = -INFINITY;
+                for (size_t j = 0; j < len; j++) {
+                    const float *k = a->k + (base + j) * a->ld + col;
+                    double dot = 0;
+                    for (size_t c = 0; c < d; c++)
+                        dot += (double)q[c] * k[c];
+                    p[j] = dot * a->scale;
+                    if (p[j] > max)
+                        max = p[j];
+                }
+                double sum = 0;
+                for (size_t j = 0; j < len; j++) {
+                    p[j] = exp(p[j] - max);
+                    sum += p[j];
+                }
+                for (size_t c = 0; c < d; c++)
+                    acc[c] = 0;
+                for (size_t j = 0; j < len; j++) {
+                    const float *v = a->v + (base + j) * a->ld + col;
+                    for (size_t c = 0; c < d; c++)
+                        acc[c] += p[j] * v[c];
+                }
+                float *o = a->out + (base + i) * a->ldo + col;
+                for (size_t c = 0; c < d; c++)
+                    o[c] = (float)(acc[c] / sum);
+            }
+        }
+    }
+    free(p);
+    free(acc);
+}

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+//
+// Private to the CPU backend: multi-head self-attention over a packed batch of sequences,
+//   out[t, head] = softmax(scale · q[t, head] · k[s, head]ᵀ over the tokens s of t's sequence) · v
+// computed flash-style: blocks of M3_ATTENTION_BLOCK queries × blocks of keys with an online
+// softmax, so memory does not grow with L² (8192-token inputs need no 8192² matrix). Tasks are
+// (sequence, head, query block) triples run on the thread pool. The kernel is compiled once per ISA
+// (AVX-512F, AVX2+FMA, baseline SSE2) from attention-kernel.c and chosen at run time.
+//
+//     size_t blocks[n + 1];
+//     m3_attention_count_blocks(offsets, n, blocks);
+//     m3_attention_args a = {.q = qkv, .k = qkv + H, .v = qkv + 2 * H, .ld = 3 * H, .out = qkv,
+//                            .ldo = 3 * H, .offsets = offsets, .blocks = blocks, .n_seqs = n,
+//                            .heads = 16, .head_dim = 64, .scale = 0.125f};
+//     m3_attention(pool, &a, scratch, scratch_stride);   // scratch: threads × m3_attention_scratch_size
+//
+// Threads: m3_attention runs on the given pool; each pool thread uses its own scratch slice.
+#ifndef M3_ENCODER_CPU_ATTENTION_H
+#define M3_ENCODER_CPU_ATTENTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/threadpool.h"
+
+enum {
+    M3_ATTENTION_BLOCK = 128,    // queries per task (a multiple of 32)
+    M3_ATTENTION_KEY_BLOCK = 64, // keys per inner block
+};
+
+typedef struct m3_attention_args {
+    // Row t (a packed token index), head h: q + t * ld + h * head_dim (same for k, v).
+    const float *q, *k, *v;
+    size_t ld;
+    // Output row t, head h at out + t * ldo + h * head_dim. out may alias q (with ldo == ld): each
+    // task reads its own queries before it writes over them and no other task reads them.
+    float *out;
+    size_t ldo;
+    const size_t *offsets;  // [n_seqs + 1]: sequence s is tokens [offsets[s], offsets[s + 1])
+    const size_t *blocks;   // [n_seqs + 1]: from m3_attention_count_blocks
+    size_t n_seqs;
+    int heads;
+    int head_dim;           // a multiple of 16 (m3_attention_supports)
+    float scale;            // 1 / sqrt(head_dim)
+} m3_attention_args;
+
+// True when the kernels handle this head size (a positive multiple of 16).
+bool m3_attention_supports(int head_dim);
+
+// blocks[s] = number of query blocks in sequences before s (prefix sums, blocks[n] = total).
+void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blocks);
+
+// Bytes of scratch one pool thread needs (a multiple of 64).
+size_t m3_attention_scratch_size(int head_dim);
+
+// Runs the attention. scratch: 64-byte aligned, m3_threadpool_size(pool) slices of scratch_stride
+// >= m3_attention_scratch_size(head_dim) bytes.
+void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
+                  size_t scratch_stride);
+
+// "avx512", "avx2" or "sse2": the kernel m3_attention uses on this CPU.
+const char *m3_attention_kernel_name(void);
+
+// For tests and benchmarks: use the named kernel ("avx512", "avx2", "sse2") from now on. Returns
+// false (and changes nothing) when the name is unknown or this CPU lacks the ISA. Not thread-safe:
+// call it while no attention runs.
+bool m3_attention_force_kernel(const char *name);
+
+// The obvious algorithm in double precision, one thread, for tests: out must not alias q, k, v.
+void m3_attention_reference(const m3_attention_args *a);
+
+// The per-ISA kernels (attention-kernel.c): one (sequence, head, query block) task.
+typedef void (*m3_attention_task_fn)(const m3_attention_args *a, size_t seq, int head,
+                                     size_t q0, float *scratch);
+void m3_attention_task_avx512(const m3_attention_args *a, size_t seq, int head, size_t q0,
+                              float *scratch);
+void m3_attention_task_avx2(const m3_attention_args *a, size_t seq, int head, size_t q0,
+                            float *scratch);
+void m3_attention_task_sse2(const m3_attention_args *a, size_t seq, int head, size_t q0,
+                            float *scratch);
+
+#endif

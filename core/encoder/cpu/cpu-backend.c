@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: MIT
+//
+// The CPU backend: the XLM-RoBERTa forward pass in fp32 over a packed batch (the tokens of all
+// sequences concatenated into one [T, hidden] matrix, so that every GEMM sees a large m).
+//
+// Per layer, with x [T, H] and one scratch matrix big [T, max(3H, FFN)]:
+//   big[:, 0:3H] = x·[Wq; Wk; Wv]ᵀ + b          one fused GEMM
+//   big[:, 0:H]  = attention(q, k, v)            in place over q (attention.h)
+//   x = LN(x + big[:, 0:H]·Woᵀ + bo)             GEMM with residual epilogue, then LayerNorm
+//   big[:, 0:F]  = gelu(x·W1ᵀ + b1)              GEMM with GELU epilogue
+//   x = LN(x + big·W2ᵀ + b2)
+// so activations cost (H + max(3H, FFN)) floats per token. The word-embedding table is read in
+// place (any dtype); linear weights are packed once when the backend is made.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "encoder/backend.h"
+#include "encoder/cpu/attention.h"
+#include "encoder/cpu/gemm.h"
+
+enum {
+    MIN_BATCH_TOKENS = 8192,  // tokens per forward pass (at least max_positions - 2)
+    ROWS_PER_TASK = 16,       // rows per task for the row-wise steps (embeddings, LayerNorm)
+};
+
+typedef struct cpu_layer {
+    m3_packed_matrix *qkv, *attn_out, *ffn_in, *ffn_out;
+    float *qkv_b, *attn_out_b, *attn_ln_w, *attn_ln_b;
+    float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
+} cpu_layer;
+
+typedef struct cpu_backend {
+    m3_backend base;  // first: a m3_backend * is a cpu_backend *
+    m3_model_config cfg;
+    const m3_model_weights *w;
+    m3_threadpool *pool;
+    cpu_layer *layers;
+    float *type_row;             // token_type[0], [H]
+    float *emb_ln_w, *emb_ln_b;  // [H]
+    m3_packed_matrix *colbert;
+    float *colbert_b;            // [H]
+    float *sparse_w;             // [H]
+    float sparse_b;
+    size_t big_cols;             // max(3H, FFN, H)
+    // Activations, grown on demand.
+    float *x, *big;
+    int32_t *ids, *pos;
+    size_t cap_tokens;
+    size_t *offsets, *blocks;
+    size_t cap_seqs;
+    void *attn_scratch;
+    size_t attn_stride;
+    size_t bytes;
+    char kernel_name[64];
+} cpu_backend;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *alloc64(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+}
+
+// Reads row `row` of a 2-D tensor as fp32 (any dtype, any strides).
+static void tensor_row(const m3_tensor *t, int64_t row, float *dst, size_t n)
+{
+    const unsigned char *base = t->data;
+    int64_t s0 = t->strides[0], s1 = t->strides[1];
+    switch (t->dtype) {
+    case M3_DTYPE_F32: {
+        const float *p = (const float *)(const void *)base + row * s0;
+        if (s1 == 1)
+            memcpy(dst, p, n * sizeof *dst);
+        else
+            for (size_t i = 0; i < n; i++)
+                dst[i] = p[(int64_t)i * s1];
+        break;
+    }
+    case M3_DTYPE_F16: {
+        const uint16_t *p = (const uint16_t *)(const void *)base + row * s0;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = m3_f16_to_f32(p[(int64_t)i * s1]);
+        break;
+    }
+    case M3_DTYPE_BF16: {
+        const uint16_t *p = (const uint16_t *)(const void *)base + row * s0;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = m3_bf16_to_f32(p[(int64_t)i * s1]);
+        break;
+    }
+    }
+}
+
+static m3_status check_shape2(const m3_tensor *t, int64_t rows, int64_t cols, m3_error *err)
+{
+    if (!t || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "cpu backend: tensor %s is not [%lld, %lld]", t ? t->name : "(missing)",
+                            (long long)rows, (long long)cols);
+    return M3_STATUS_OK;
+}
+
+// An owned fp32 copy of a small tensor of n elements.
+static m3_status vec_f32(const m3_tensor *t, size_t n, float **out, m3_error *err)
+{
+    *out = NULL;
+    if (!t || m3_tensor_numel(t) != (int64_t)n)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "cpu backend: tensor %s has not %zu elements",
+                            t ? t->name : "(missing)", n);
+    float *v = malloc(n * sizeof *v);
+    if (!v)
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+    m3_tensor_to_f32(t, v);
+    *out = v;
+    return M3_STATUS_OK;
+}
+
+static m3_status pack(const m3_tensor *t, int64_t rows, int64_t cols, m3_packed_matrix **out,
+                      m3_error *err)
+{
+    m3_status st = check_shape2(t, rows, cols, err);
+    if (st != M3_STATUS_OK)
+        return st;
+    return m3_packed_matrix_new(t, out, err);
+}
+
+// Packs [Wq; Wk; Wv] as one [3H, H] matrix so that Q, K and V come from one GEMM.
+static m3_status pack_qkv(const m3_layer_weights *lw, size_t h, m3_packed_matrix **out,
+                          m3_error *err)
+{
+    const m3_tensor *parts[3] = {lw->query_w, lw->key_w, lw->value_w};
+    for (int i = 0; i < 3; i++) {
+        m3_status st = check_shape2(parts[i], (int64_t)h, (int64_t)h, err);
+        if (st != M3_STATUS_OK)
+            return st;
+    }
+    float *tmp = malloc(3 * h * h * sizeof *tmp);
+    if (!tmp)
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+    for (int i = 0; i < 3; i++)
+        m3_tensor_to_f32(parts[i], tmp + (size_t)i * h * h);
+    m3_tensor cat = {
+        .name = "qkv", .dtype = M3_DTYPE_F32, .ndim = 2,
+        .shape = {(int64_t)(3 * h), (int64_t)h}, .strides = {(int64_t)h, 1}, .data = tmp,
+    };
+    m3_status st = m3_packed_matrix_new(&cat, out, err);
+    free(tmp);
+    return st;
+}
+
+static m3_status qkv_bias(const m3_layer_weights *lw, size_t h, float **out, m3_error *err)
+{
+    const m3_tensor *parts[3] = {lw->query_b, lw->key_b, lw->value_b};
+    float *b = malloc(3 * h * sizeof *b);
+    *out = b;
+    if (!b)
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+    for (int i = 0; i < 3; i++) {
+        if (!parts[i] || m3_tensor_numel(parts[i]) != (int64_t)h)
+            return m3_error_set(err, M3_STATUS_INVALID, 0, "cpu backend: bad attention bias %s",
+                                parts[i] ? parts[i]->name : "(missing)");
+        m3_tensor_to_f32(parts[i], b + (size_t)i * h);
+    }
+    return M3_STATUS_OK;
+}
+
+// ---- Row-wise steps, run as tasks of ROWS_PER_TASK rows --------------------------------------
+
+// LayerNorm of one row, statistics in double (two passes: mean, then centred variance).
+static void layer_norm_row(float *x, size_t n, const float *w, const float *b, double eps)
+{
+    double sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += x[i];
+    double mean = sum / (double)n, var = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        var += d * d;
+    }
+    float inv = (float)(1.0 / sqrt(var / (double)n + eps));
+    float m = (float)mean;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (x[i] - m) * inv * w[i] + b[i];
+}
+
+typedef struct rows_ctx {
+    cpu_backend *cb;
+    size_t rows;
+    const float *ln_w, *ln_b;
+    float *out;  // sparse weights
+} rows_ctx;
+
+static void embed_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const rows_ctx *r = ctx;
+    cpu_backend *cb = r->cb;
+    size_t h = (size_t)cb->cfg.hidden;
+    size_t end = (task + 1) * ROWS_PER_TASK < r->rows ? (task + 1) * ROWS_PER_TASK : r->rows;
+    float *tmp = cb->big + task * ROWS_PER_TASK * cb->big_cols;  // this task's rows of big
+    for (size_t t = task * ROWS_PER_TASK; t < end; t++) {
+        float *x = cb->x + t * h;
+        tensor_row(cb->w->word, cb->ids[t], x, h);
+        tensor_row(cb->w->position, cb->pos[t], tmp, h);
+        for (size_t i = 0; i < h; i++)
+            x[i] = x[i] + cb->type_row[i] + tmp[i];
+        layer_norm_row(x, h, cb->emb_ln_w, cb->emb_ln_b, cb->cfg.layer_norm_eps);
+    }
+}
+
+static void layer_norm_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const rows_ctx *r = ctx;
+    size_t h = (size_t)r->cb->cfg.hidden;
+    size_t end = (task + 1) * ROWS_PER_TASK < r->rows ? (task + 1) * ROWS_PER_TASK : r->rows;
+    for (size_t t = task * ROWS_PER_TASK; t < end; t++)
+        layer_norm_row(r->cb->x + t * h, h, r->ln_w, r->ln_b, r->cb->cfg.layer_norm_eps);
+}
+
+static void sparse_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const rows_ctx *r = ctx;
+    const cpu_backend *cb = r->cb;
+    size_t h = (size_t)cb->cfg.hidden;
+    size_t end = (task + 1) * ROWS_PER_TASK < r->rows ? (task + 1) * ROWS_PER_TASK : r->rows;
+    for (size_t t = task * ROWS_PER_TASK; t < end; t++) {
+        const float *x = cb->x + t * h;
+        double dot = cb->sparse_b;
+        for (size_t i = 0; i < h; i++)
+            dot += (double)x[i] * cb->sparse_w[i];
+        r->out[t] = dot > 0 ? (float)dot : 0.0f;
+    }
+}
+
+static void run_rows(cpu_backend *cb, m3_task_fn fn, rows_ctx *r)
+{
+    size_t tasks = (r->rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    if (tasks)
+        m3_threadpool_run(cb->pool, tasks, fn, r);
+}
+
+// ---- Buffers ----------------------------------------------------------------------------------
+
+static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *err)
+{
+    if (seqs > cb->cap_seqs) {
+        size_t *o = realloc(cb->offsets, (seqs + 1) * sizeof *o);
+        if (o)
+            cb->offsets = o;
+        size_t *b = o ? realloc(cb->blocks, (seqs + 1) * sizeof *b) : NULL;
+        if (b)
+            cb->blocks = b;
+        if (!o || !b)
+            return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+        cb->cap_seqs = seqs;
+    }
+    if (tokens > cb->cap_tokens) {
+        size_t h = (size_t)cb->cfg.hidden;
+        free(cb->x);
+        free(cb->big);
+        free(cb->ids);
+        free(cb->pos);
+        cb->x = alloc64(tokens * h * sizeof(float));
+        cb->big = alloc64(tokens * cb->big_cols * sizeof(float));
+        cb->ids = malloc(tokens * sizeof(int32_t));
+        cb->pos = malloc(tokens * sizeof(int32_t));
+        if (!cb->x || !cb->big || !cb->ids || !cb->pos) {
+            free(cb->x);
+            free(cb->big);
+            free(cb->ids);
+            free(cb->pos);
+            cb->x = cb->big = NULL;
+            cb->ids = cb->pos = NULL;
+            cb->cap_tokens = 0;
+            return m3_error_set(err, M3_STATUS_NOMEM, 0,
+                                "cpu backend: out of memory for the activations of %zu tokens",
+                                tokens);
+        }
+        cb->cap_tokens = tokens;
+    }
+    cb->bytes = cb->cap_tokens * ((size_t)cb->cfg.hidden + cb->big_cols) * sizeof(float) +
+                cb->cap_tokens * 2 * sizeof(int32_t) + (cb->cap_seqs + 1) * 2 * sizeof(size_t) +
+                cb->attn_stride * (size_t)m3_threadpool_size(cb->pool);
+    return M3_STATUS_OK;
+}
+
+// ---- The forward pass -------------------------------------------------------------------------
+
+static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_error *err)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    const size_t h = (size_t)cb->cfg.hidden, ffn = (size_t)cb->cfg.intermediate;
+    const size_t n = batch->n;
+    m3_encoder_profile *prof = &cb->base.profile;
+    if (n == 0)
+        return M3_STATUS_OK;
+
+    size_t total = 0;
+    for (size_t s = 0; s < n; s++)
+        total += batch->seqs[s].n;
+    M3_ASSERT(total <= cb->base.max_tokens);
+    m3_status st = reserve(cb, total, n, err);
+    if (st != M3_STATUS_OK)
+        return st;
+
+    double t0 = now(), t1;
+    cb->offsets[0] = 0;
+    for (size_t s = 0; s < n; s++) {
+        size_t off = cb->offsets[s];
+        for (size_t i = 0; i < batch->seqs[s].n; i++) {
+            cb->ids[off + i] = batch->seqs[s].ids[i];
+            cb->pos[off + i] = (int32_t)(i + (size_t)cb->cfg.pad_token_id + 1);
+        }
+        cb->offsets[s + 1] = off + batch->seqs[s].n;
+    }
+    m3_attention_count_blocks(cb->offsets, n, cb->blocks);
+    rows_ctx rows = {.cb = cb, .rows = total};
+    run_rows(cb, embed_task, &rows);
+    t1 = now();
+    prof->other += t1 - t0;
+
+    m3_attention_args att = {
+        .q = cb->big, .k = cb->big + h, .v = cb->big + 2 * h, .ld = 3 * h,
+        .out = cb->big, .ldo = 3 * h, .offsets = cb->offsets, .blocks = cb->blocks, .n_seqs = n,
+        .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
+        .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
+    };
+    double t_gemm = 0, t_att = 0, t_other = 0;
+    for (int l = 0; l < cb->cfg.layers; l++) {
+        const cpu_layer *L = &cb->layers[l];
+        t0 = now();
+        m3_gemm(cb->pool, total, cb->x, h, L->qkv, L->qkv_b, M3_GEMM_BIAS, NULL, 0, cb->big, 3 * h);
+        t1 = now();
+        t_gemm += t1 - t0;
+        m3_attention(cb->pool, &att, cb->attn_scratch, cb->attn_stride);
+        t0 = now();
+        t_att += t0 - t1;
+        m3_gemm(cb->pool, total, cb->big, 3 * h, L->attn_out, L->attn_out_b, M3_GEMM_BIAS_RESIDUAL,
+                cb->x, h, cb->x, h);
+        t1 = now();
+        t_gemm += t1 - t0;
+        rows.ln_w = L->attn_ln_w;
+        rows.ln_b = L->attn_ln_b;
+        run_rows(cb, layer_norm_task, &rows);
+        t0 = now();
+        t_other += t0 - t1;
+        m3_gemm(cb->pool, total, cb->x, h, L->ffn_in, L->ffn_in_b, M3_GEMM_BIAS_GELU, NULL, 0,
+                cb->big, ffn);
+        m3_gemm(cb->pool, total, cb->big, ffn, L->ffn_out, L->ffn_out_b, M3_GEMM_BIAS_RESIDUAL,
+                cb->x, h, cb->x, h);
+        t1 = now();
+        t_gemm += t1 - t0;
+        rows.ln_w = L->ffn_ln_w;
+        rows.ln_b = L->ffn_ln_b;
+        run_rows(cb, layer_norm_task, &rows);
+        t0 = now();
+        t_other += t0 - t1;
+    }
+
+    // Heads.
+    if (batch->outputs & M3_OUTPUT_DENSE)
+        for (size_t s = 0; s < n; s++)
+            memcpy(batch->cls[s], cb->x + cb->offsets[s] * h, h * sizeof(float));
+    if (batch->outputs & M3_OUTPUT_SPARSE) {
+        rows.out = batch->sparse;
+        run_rows(cb, sparse_task, &rows);
+    }
+    t1 = now();
+    t_other += t1 - t0;
+    if (batch->outputs & M3_OUTPUT_COLBERT) {
+        m3_gemm(cb->pool, total, cb->x, h, cb->colbert, cb->colbert_b, M3_GEMM_BIAS, NULL, 0,
+                cb->big, h);
+        t0 = now();
+        t_gemm += t0 - t1;
+        for (size_t s = 0; s < n; s++)
+            if (batch->seqs[s].n > 1)
+                memcpy(batch->colbert[s], cb->big + (cb->offsets[s] + 1) * h,
+                       (batch->seqs[s].n - 1) * h * sizeof(float));
+        t_other += now() - t0;
+    }
+    prof->gemm += t_gemm;
+    prof->attention += t_att;
+    prof->other += t_other;
+    prof->tokens += total;
+    prof->forwards++;
+    return M3_STATUS_OK;
+}
+
+// ---- Lifetime ---------------------------------------------------------------------------------
+
+static int cpu_threads(const m3_backend *be)
+{
+    return m3_threadpool_size(((const cpu_backend *)be)->pool);
+}
+
+static const char *cpu_kernel_name(const m3_backend *be)
+{
+    return ((const cpu_backend *)be)->kernel_name;
+}
+
+static size_t cpu_activation_bytes(const m3_backend *be)
+{
+    return ((const cpu_backend *)be)->bytes;
+}
+
+static void cpu_free(m3_backend *be)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    if (!cb)
+        return;
+    if (cb->layers) {
+        for (int l = 0; l < cb->cfg.layers; l++) {
+            cpu_layer *L = &cb->layers[l];
+            m3_packed_matrix_free(L->qkv);
+            m3_packed_matrix_free(L->attn_out);
+            m3_packed_matrix_free(L->ffn_in);
+            m3_packed_matrix_free(L->ffn_out);
+            free(L->qkv_b);
+            free(L->attn_out_b);
+            free(L->attn_ln_w);
+            free(L->attn_ln_b);
+            free(L->ffn_in_b);
+            free(L->ffn_out_b);
+            free(L->ffn_ln_w);
+            free(L->ffn_ln_b);
+        }
+        free(cb->layers);
+    }
+    m3_packed_matrix_free(cb->colbert);
+    free(cb->colbert_b);
+    free(cb->sparse_w);
+    free(cb->type_row);
+    free(cb->emb_ln_w);
+    free(cb->emb_ln_b);
+    free(cb->x);
+    free(cb->big);
+    free(cb->ids);
+    free(cb->pos);
+    free(cb->offsets);
+    free(cb->blocks);
+    free(cb->attn_scratch);
+    m3_threadpool_free(cb->pool);
+    free(cb);
+}
+
+static m3_status load_layer(const m3_layer_weights *lw, const m3_model_config *cfg, cpu_layer *L,
+                            m3_error *err)
+{
+    size_t h = (size_t)cfg->hidden, f = (size_t)cfg->intermediate;
+    m3_status st;
+    if ((st = pack_qkv(lw, h, &L->qkv, err)) ||
+        (st = qkv_bias(lw, h, &L->qkv_b, err)) ||
+        (st = pack(lw->attn_out_w, (int64_t)h, (int64_t)h, &L->attn_out, err)) ||
+        (st = vec_f32(lw->attn_out_b, h, &L->attn_out_b, err)) ||
+        (st = vec_f32(lw->attn_ln_w, h, &L->attn_ln_w, err)) ||
+        (st = vec_f32(lw->attn_ln_b, h, &L->attn_ln_b, err)) ||
+        (st = pack(lw->ffn_in_w, (int64_t)f, (int64_t)h, &L->ffn_in, err)) ||
+        (st = vec_f32(lw->ffn_in_b, f, &L->ffn_in_b, err)) ||
+        (st = pack(lw->ffn_out_w, (int64_t)h, (int64_t)f, &L->ffn_out, err)) ||
+        (st = vec_f32(lw->ffn_out_b, h, &L->ffn_out_b, err)) ||
+        (st = vec_f32(lw->ffn_ln_w, h, &L->ffn_ln_w, err)) ||
+        (st = vec_f32(lw->ffn_ln_b, h, &L->ffn_ln_b, err)))
+        return st;
+    return M3_STATUS_OK;
+}
+
+m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *options,
+                             m3_backend **out, m3_error *err)
+{
+    *out = NULL;
+    const m3_model_config *cfg = m3_model_get_config(model);
+    const m3_model_weights *w = m3_model_get_weights(model);
+    if (cfg->heads <= 0 || cfg->hidden % cfg->heads != 0 ||
+        !m3_attention_supports(cfg->hidden / cfg->heads))
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "cpu backend: head size %d / %d is not a multiple of 16", cfg->hidden,
+                            cfg->heads);
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb)
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+    cb->cfg = *cfg;
+    cb->w = w;
+    size_t h = (size_t)cfg->hidden, f = (size_t)cfg->intermediate;
+    cb->big_cols = 3 * h > f ? 3 * h : f;
+    m3_status st = m3_threadpool_new(options ? options->threads : 0, &cb->pool, err);
+    if (st != M3_STATUS_OK)
+        goto fail;
+
+    if ((st = check_shape2(w->word, cfg->vocab, cfg->hidden, err)) ||
+        (st = check_shape2(w->position, cfg->max_positions, cfg->hidden, err)) ||
+        (st = check_shape2(w->token_type, cfg->type_vocab, cfg->hidden, err)))
+        goto fail;
+    cb->type_row = malloc(h * sizeof(float));
+    if (!cb->type_row) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+        goto fail;
+    }
+    tensor_row(w->token_type, 0, cb->type_row, h);
+    if ((st = vec_f32(w->emb_ln_w, h, &cb->emb_ln_w, err)) ||
+        (st = vec_f32(w->emb_ln_b, h, &cb->emb_ln_b, err)) ||
+        (st = pack(w->colbert_w, (int64_t)h, (int64_t)h, &cb->colbert, err)) ||
+        (st = vec_f32(w->colbert_b, h, &cb->colbert_b, err)) ||
+        (st = vec_f32(w->sparse_w, h, &cb->sparse_w, err)))
+        goto fail;
+    float sb;
+    if (!w->sparse_b || m3_tensor_numel(w->sparse_b) != 1) {
+        st = m3_error_set(err, M3_STATUS_INVALID, 0, "cpu backend: the sparse bias is not a scalar");
+        goto fail;
+    }
+    m3_tensor_to_f32(w->sparse_b, &sb);
+    cb->sparse_b = sb;
+
+    cb->layers = calloc((size_t)cfg->layers, sizeof *cb->layers);
+    if (!cb->layers) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < cfg->layers; l++)
+        if ((st = load_layer(&w->layers[l], cfg, &cb->layers[l], err)))
+            goto fail;
+
+    int threads = m3_threadpool_size(cb->pool);
+    cb->attn_stride = m3_attention_scratch_size(cfg->hidden / cfg->heads);
+    cb->attn_scratch = alloc64(cb->attn_stride * (size_t)threads);
+    if (!cb->attn_scratch) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+        goto fail;
+    }
+    cb->bytes = cb->attn_stride * (size_t)threads;
+    snprintf(cb->kernel_name, sizeof cb->kernel_name, "gemm %s, attention %s",
+             m3_gemm_kernel_name(), m3_attention_kernel_name());
+
+    size_t longest = cfg->max_positions > 2 ? (size_t)cfg->max_positions - 2 : 1;
+    cb->base = (m3_backend){
+        .name = "cpu",
+        .ctx = cb,
+        .max_tokens = longest > MIN_BATCH_TOKENS ? longest : MIN_BATCH_TOKENS,
+        .encode = cpu_encode,
+        .threads = cpu_threads,
+        .kernel_name = cpu_kernel_name,
+        .activation_bytes = cpu_activation_bytes,
+        .free = cpu_free,
+    };
+    *out = &cb->base;
+    return M3_STATUS_OK;
+
+fail:
+    cpu_free(&cb->base);
+    return st;
+}

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: MIT
+//
+// The AVX2+FMA micro-kernel: a 6 × 16 block of C in 12 ymm accumulators (16 registers: 12 + two
+// W vectors + one broadcast); each k step loads 2 vectors of the packed W panel and broadcasts 6
+// floats of the packed A tile. Compiled with -mavx2 -mfma and only called when the CPU has both.
+#include <immintrin.h>
+
+#include "encoder/cpu/gemm.h"
+#include "encoder/cpu/gemm-gelu.h"
+#include "encoder/cpu/gemm-private.h"
+
+#define MR 6
+#define NV 2
+#define NR (8 * NV)
+#define KC 256
+
+static inline __attribute__((always_inline)) void tile_body(size_t kc, const float *ap,
+                                                            const float *wp, float *c, size_t ldc,
+                                                            const int mr, size_t nr, bool first,
+                                                            const float *bias, const float *r,
+                                                            size_t ldr) {
+    __m256 acc[MR][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm256_setzero_ps();
+    for (size_t k = 0; k < kc; k++) {
+        __m256 w[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            w[v] = _mm256_load_ps(wp + k * NR + 8 * v);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            __m256 a = _mm256_broadcast_ss(ap + k * MR + i);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
+        }
+    }
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mask[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        size_t lo = 8 * (size_t)v;
+        int valid = nr >= lo + 8 ? 8 : nr > lo ? (int)(nr - lo) : 0;
+        mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), iota);
+    }
+    if (first) {
+        __m256 b[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            b[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                __m256 x = _mm256_add_ps(acc[i][v], b[v]);
+                if (r)
+                    x = _mm256_add_ps(x, _mm256_maskload_ps(r + i * ldr + 8 * v, mask[v]));
+                _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], x);
+            }
+    } else {
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) {
+                float *p = c + i * ldc + 8 * v;
+                __m256 x = _mm256_add_ps(acc[i][v], _mm256_maskload_ps(p, mask[v]));
+                _mm256_maskstore_ps(p, mask[v], x);
+            }
+    }
+}
+
+#define TILE(R)                                                                                \
+    case R:                                                                                    \
+        tile_body(kc, ap, wp, c, ldc, R, nr, first, bias, r, ldr);                             \
+        break;
+
+static void avx2_tile(size_t kc, const float *ap, const float *wp, float *c, size_t ldc, size_t mr,
+                      size_t nr, bool first, const float *bias, const float *r, size_t ldr) {
+    switch (mr) {
+        TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
+    default:
+        break;
+    }
+}
+
+M3_GEMM_DEFINE_GELU(avx2)
+
+const m3_gemm_kernel m3_gemm_kernel_avx2 = {
+    .name = "avx2",
+    .mr = MR,
+    .nr = NR,
+    .kc = KC,
+    .tile = avx2_tile,
+    .gelu = avx2_gelu,
+    .erf = avx2_erf,
+};

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+//
+// The GEMM driver: weight packing, kernel choice, blocking and the split over threads. The inner
+// work is the micro-kernel of gemm-<isa>.c (see gemm-private.h for the layouts).
+//
+// Blocking, for a task that owns rows [m0, m1) and columns [n0, n1) of C:
+//   for each k block of kc:                        the task's W block (kc × (n1-n0)) sits in L2
+//     for each micro-tile of mr rows:              its A tile is packed (mr × kc, in L1)
+//       for each panel of nr columns:              the panel streams from L2 through the FMAs
+//         micro-kernel; after the last k block, GELU on the tile while it is in L1
+// Bias and the residual are added at the first k block (so the residual may alias C: each
+// element is read before it is first written), GELU after the last.
+// Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
+// a 16-token query splits its columns over all threads.
+#include "encoder/cpu/gemm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/cpu/gemm-private.h"
+
+struct m3_packed_matrix {
+    size_t n, k;
+    const m3_gemm_kernel *kernel;
+    float *data;  // ceil(n / nr) panels of k × nr floats, 64-byte aligned
+};
+
+static bool cpu_has(const char *isa) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx512") == 0)
+        return __builtin_cpu_supports("avx512f");
+    if (strcmp(isa, "avx2") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    return strcmp(isa, "scalar") == 0;
+}
+
+static const m3_gemm_kernel *kernel_by_name(const char *name) {
+#if defined(__x86_64__)
+    if (strcmp(name, "avx512") == 0)
+        return &m3_gemm_kernel_avx512;
+    if (strcmp(name, "avx2") == 0)
+        return &m3_gemm_kernel_avx2;
+#endif
+    if (strcmp(name, "scalar") == 0)
+        return &m3_gemm_kernel_scalar;
+    return NULL;
+}
+
+const m3_gemm_kernel *m3_gemm_kernel_select(void) {
+    const char *forced = getenv("M3_GEMM_KERNEL");
+    if (forced && *forced && cpu_has(forced)) {
+        const m3_gemm_kernel *k = kernel_by_name(forced);
+        if (k)
+            return k;
+    }
+    static const char *const best_first[] = {"avx512", "avx2", "scalar"};
+    for (size_t i = 0; i < sizeof best_first / sizeof *best_first; i++)
+        if (cpu_has(best_first[i]) && kernel_by_name(best_first[i]))
+            return kernel_by_name(best_first[i]);
+    return &m3_gemm_kernel_scalar;
+}
+
+const char *m3_gemm_kernel_name(void) {
+    return m3_gemm_kernel_select()->name;
+}
+
+const m3_gemm_kernel *m3_packed_matrix_kernel(const m3_packed_matrix *p) {
+    return p->kernel;
+}
+
+float m3_gelu_erf(float x) {
+    // 1 + erf(x/√2) = erfc(-x/√2), which keeps the relative accuracy for negative x.
+    return (float)(0.5 * (double)x * erfc(-(double)x * 0.70710678118654752440));
+}
+
+// ---- Packing -------------------------------------------------------------------------------------
+
+m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err) {
+    *out = NULL;
+    const char *name = w->name ? w->name : "(unnamed)";
+    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s must be a non-empty matrix [out, in]", name);
+    size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select();
+    size_t nr = kernel->nr;
+    size_t panels = (n + nr - 1) / nr;
+    if (k > SIZE_MAX / sizeof(float) / nr / panels)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
+    size_t bytes = panels * nr * k * sizeof(float);
+
+    m3_packed_matrix *p = calloc(1, sizeof *p);
+    float *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p || !data) {
+        free(p);
+        free(data);
+        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory packing %s (%zu MB)",
+                            name, bytes >> 20);
+    }
+
+    // fp32: read through the strides; other dtypes: convert to a contiguous copy first.
+    const float *src = w->data;
+    float *converted = NULL;
+    size_t s0 = (size_t)w->strides[0], s1 = (size_t)w->strides[1];
+    if (w->dtype != M3_DTYPE_F32) {
+        converted = malloc(n * k * sizeof(float));
+        if (!converted) {
+            free(p);
+            free(data);
+            return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM,
+                                "gemm: out of memory converting %s to fp32", name);
+        }
+        m3_tensor_to_f32(w, converted);
+        src = converted;
+        s0 = k;
+        s1 = 1;
+    }
+    for (size_t pi = 0; pi < panels; pi++) {
+        float *panel = data + pi * k * nr;
+        size_t j0 = pi * nr, cols = n - j0 < nr ? n - j0 : nr;
+        for (size_t kk = 0; kk < k; kk++) {
+            float *dst = panel + kk * nr;
+            for (size_t j = 0; j < cols; j++)
+                dst[j] = src[(j0 + j) * s0 + kk * s1];
+            for (size_t j = cols; j < nr; j++)
+                dst[j] = 0.0f;
+        }
+    }
+    free(converted);
+    p->n = n;
+    p->k = k;
+    p->kernel = kernel;
+    p->data = data;
+    *out = p;
+    return M3_STATUS_OK;
+}
+
+size_t m3_packed_matrix_rows(const m3_packed_matrix *p) {
+    return p->n;
+}
+
+size_t m3_packed_matrix_cols(const m3_packed_matrix *p) {
+    return p->k;
+}
+
+void m3_packed_matrix_free(m3_packed_matrix *p) {
+    if (!p)
+        return;
+    free(p->data);
+    free(p);
+}
+
+// ---- The multiply --------------------------------------------------------------------------------
+
+enum { KC_MAX = 512 };
+// About 192 rows of C per task: the W block is reused from L2 by that many rows.
+enum { MT_ROWS = 192 };
+
+typedef struct gemm_job {
+    size_t m;
+    const float *a;
+    size_t lda;
+    const m3_packed_matrix *w;
+    const float *bias;
+    m3_gemm_epilogue epilogue;
+    const float *r;
+    size_t ldr;
+    float *c;
+    size_t ldc;
+    size_t mt, nt;      // rows and columns of C per task (nt a multiple of nr)
+    size_t n_col_tasks;
+} gemm_job;
+
+static void gemm_task(void *ctx, size_t task, int thread) {
+    (void)thread;
+    const gemm_job *job = ctx;
+    const m3_packed_matrix *w = job->w;
+    const m3_gemm_kernel *kern = w->kernel;
+    const size_t mr_max = kern->mr, nr = kern->nr, k = w->k, n = w->n;
+    const size_t kc = kern->kc;
+    size_t m0 = task / job->n_col_tasks * job->mt, n0 = task % job->n_col_tasks * job->nt;
+    size_t m1 = m0 + job->mt < job->m ? m0 + job->mt : job->m;
+    size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
+    // Split the rows evenly into micro-tiles of at most mr_max (16 rows: 8 + 8, not 14 + 2).
+    size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
+    bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
+    bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
+    _Alignas(64) float ap[M3_GEMM_MR_MAX * KC_MAX];
+
+    for (size_t k0 = 0; k0 < k; k0 += kc) {
+        size_t kb = k - k0 < kc ? k - k0 : kc;
+        bool first = k0 == 0, last = k0 + kb == k;
+        for (size_t i0 = m0; i0 < m1; i0 += mr_even) {
+            size_t mr = m1 - i0 < mr_even ? m1 - i0 : mr_even;
+            const float *a = job->a + i0 * job->lda + k0;
+            for (size_t i = 0; i < mr; i++)
+                for (size_t kk = 0; kk < kb; kk++)
+                    ap[kk * mr_max + i] = a[i * job->lda + kk];
+            for (size_t i = mr; i < mr_max; i++)
+                for (size_t kk = 0; kk < kb; kk++)
+                    ap[kk * mr_max + i] = 0.0f;
+            for (size_t j0 = n0; j0 < n1; j0 += nr) {
+                size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
+                const float *wp = w->data + j0 * k + k0 * nr;  // panel j0/nr starts at j0*k
+                float *c = job->c + i0 * job->ldc + j0;
+                kern->tile(kb, ap, wp, c, job->ldc, mr, cols, first,
+                           job->bias ? job->bias + j0 : NULL,
+                           residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
+                if (last && gelu)
+                    for (size_t i = 0; i < mr; i++)
+                        kern->gelu(c + i * job->ldc, cols);
+            }
+        }
+    }
+}
+
+void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
+             const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
+             size_t ldc) {
+    if (m == 0)
+        return;
+    const m3_gemm_kernel *kern = w->kernel;
+    M3_ASSERT(kern->kc <= KC_MAX && kern->mr <= M3_GEMM_MR_MAX);
+    M3_ASSERT(lda >= w->k && ldc >= w->n);
+    M3_ASSERT(epilogue != M3_GEMM_BIAS_RESIDUAL || (r && ldr >= w->n));
+    size_t nr = kern->nr, mr = kern->mr;
+    size_t panels = (w->n + nr - 1) / nr;
+    size_t threads = (size_t)m3_threadpool_size(pool);
+
+    // Start from tasks of ~192 rows × ~256 columns (an L2-sized W block), then shrink the
+    // columns, then the rows, until every thread has about four tasks to balance.
+    size_t mt_tiles = (MT_ROWS + mr - 1) / mr, nt_panels = (256 + nr - 1) / nr;
+    size_t m_tiles = (m + mr - 1) / mr;
+    if (mt_tiles > m_tiles)
+        mt_tiles = m_tiles;
+    if (nt_panels > panels)
+        nt_panels = panels;
+    size_t target = threads > 1 ? 4 * threads : 1;
+#define N_TASKS() (((m_tiles + mt_tiles - 1) / mt_tiles) * ((panels + nt_panels - 1) / nt_panels))
+    while (N_TASKS() < target && nt_panels > 1)
+        nt_panels = (nt_panels + 1) / 2 < nt_panels ? (nt_panels + 1) / 2 : nt_panels - 1;
+    while (N_TASKS() < target && mt_tiles > 1)
+        mt_tiles = (mt_tiles + 1) / 2 < mt_tiles ? (mt_tiles + 1) / 2 : mt_tiles - 1;
+    gemm_job job = {
+        .m = m, .a = a, .lda = lda, .w = w, .bias = bias, .epilogue = epilogue, .r = r,
+        .ldr = ldr, .c = c, .ldc = ldc,
+        .mt = mt_tiles * mr < m ? mt_tiles * mr : m,
+        .nt = nt_panels * nr,
+        .n_col_tasks = (panels + nt_panels - 1) / nt_panels,
+    };
+    size_t row_tasks = (m + job.mt - 1) / job.mt;
+#undef N_TASKS
+    m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
+}

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+//
+// Text extraction and chunking. An extractor is a table of functions per format: new formats
+// register one (m3_extract_register) without the index knowing about them.
+//
+//     const m3_extractor *ex = m3_extract_find(path, head, head_len);   // NULL: not supported
+//     m3_extracted doc;
+//     if (ex && ex->extract(data, size, path, &doc, &err) == M3_STATUS_OK) {
+//         m3_text_chunk *chunks; size_t n;
+//         m3_extract_chunk(tok, doc.text, doc.len, NULL, &chunks, &n, &err);
+//         ... m3_extracted_file_offset(&doc, chunks[i].start, false) ...
+//         free(chunks);
+//         m3_extracted_clear(&doc);
+//     }
+//
+// Plain text comes in as UTF-8 (a BOM is skipped), UTF-16 with a BOM, or a legacy 8-bit or CJK
+// encoding detected with uchardet and converted with iconv. Markdown and source code are read as
+// text. Files with NUL bytes (and no UTF-16 BOM) are binary: M3_STATUS_UNSUPPORTED.
+//
+// Threads: extractors and m3_extract_chunk are reentrant; m3_extract_register is not (call it at
+// start-up).
+#ifndef M3_EXTRACT_EXTRACT_H
+#define M3_EXTRACT_EXTRACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/status.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct m3_offset_anchor {
+    size_t text, file;  // text offset `text` comes from file offset `file`
+} m3_offset_anchor;
+
+typedef struct m3_extracted {
+    char *text;               // UTF-8, NUL-terminated (malloc'd)
+    size_t len;
+    // Text offset → file offset: when identity is true they are equal plus `anchors[0].file`;
+    // otherwise anchors (sorted, one at least per line) map line starts exactly.
+    bool identity;
+    m3_offset_anchor *anchors;
+    size_t n_anchors;
+    char encoding[32];        // "UTF-8", "UTF-16LE", "WINDOWS-1252", ...
+} m3_extracted;
+
+typedef struct m3_extractor {
+    const char *name;                 // "text", "markdown", "code"
+    uint32_t version;                 // bumped when its output changes: files are re-extracted
+    const char *const *extensions;    // lower-case, without the dot; NULL-terminated
+    // Extracts the text of size bytes. Errors: M3_STATUS_UNSUPPORTED (binary), M3_STATUS_NOMEM.
+    m3_status (*extract)(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
+                         m3_error *err);
+} m3_extractor;
+
+// The extractor for path by extension, else by sniffing the first bytes (text without NULs, or a
+// UTF-16 BOM, is "text"). NULL when no extractor applies.
+const m3_extractor *m3_extract_find(const char *path, const unsigned char *head, size_t n);
+
+// Adds an extractor, consulted before the built-in ones. At most 32. Not thread-safe.
+m3_status m3_extract_register(const m3_extractor *ex);
+
+// The file offset of a text offset: exact for UTF-8; for other encodings the start of the line
+// (round_up false) or of the next line (round_up true).
+uint64_t m3_extracted_file_offset(const m3_extracted *doc, size_t text_off, bool round_up, uint64_t file_size);
+
+void m3_extracted_clear(m3_extracted *doc);
+
+// Decodes bytes (any supported encoding, see above) into out. Shared by the text extractors.
+m3_status m3_extract_decode_text(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
+                                 m3_error *err);
+
+typedef struct m3_chunk_options {
+    size_t max_tokens;      // per chunk, <s> and </s> included (default 512)
+    size_t overlap_tokens;  // repeated from the previous chunk (default 64), whole sentences
+} m3_chunk_options;
+
+typedef struct m3_text_chunk {
+    size_t start, end;  // bytes of the text
+    size_t tokens;      // estimated (pieces of its sentences + 2)
+} m3_text_chunk;
+
+// Cuts text into chunks of whole sentences (ICU's sentence break iterator) of at most
+// max_tokens; a sentence longer than that is cut between words, a word longer than that between
+// characters. Chunks skip leading and trailing white space; a text of only white space has none.
+// *chunks is malloc'd. opt may be NULL.
+m3_status m3_extract_chunk(const m3_tokenizer *tok, const char *text, size_t len, const m3_chunk_options *opt,
+                           m3_text_chunk **chunks, size_t *n_chunks, m3_error *err);
+
+#endif

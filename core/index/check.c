@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+//
+// m3_index_check: every invariant between the tables, in one read transaction.
+//   files[path] ↔ fileids[file_id]; each file's chunk range has a chunk record pointing back to it,
+//   text that decompresses, a dense value, a ColBERT value and a forward sparse vector; its live
+//   bit is set; every chunk record belongs to a file; the postings hold exactly the forward
+//   vectors' (term, chunk) pairs; chunk ids are below next_chunk.
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "index/index-private.h"
+
+typedef struct checker {
+    m3_index *idx;
+    MDB_txn *txn;
+    void (*report)(const char *, void *);
+    void *user;
+    uint64_t problems;
+} checker;
+
+__attribute__((format(printf, 2, 3))) static void problem(checker *c, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    c->problems++;
+    if (c->report && c->problems <= 100) c->report(buf, c->user);
+}
+
+static bool has_key(checker *c, MDB_dbi dbi, uint32_t id, MDB_val *v)
+{
+    unsigned char kb[4];
+    MDB_val k, tmp;
+    key_be32(&k, kb, id);
+    return mdb_get(c->txn, dbi, &k, v ? v : &tmp) == 0;
+}
+
+static bool live_bit(checker *c, uint32_t id)
+{
+    MDB_val v;
+    if (!has_key(c, c->idx->bits, id / BITS_BLOCK, &v)) return false;
+    if (v.mv_size != BITS_LIVE_BYTES + (size_t)BITS_BLOCK * c->idx->code_bytes) return false;
+    size_t slot = id % BITS_BLOCK;
+    return ((const unsigned char *)v.mv_data)[slot / 8] >> (slot % 8) & 1;
+}
+
+m3_status m3_index_check(m3_index *idx, void (*report)(const char *, void *), void *user, uint64_t *problems,
+                         m3_error *err)
+{
+    checker c = {idx, NULL, report, user, 0};
+    int rc = m3_index_begin_read(idx, &c.txn);
+    if (rc) return m3_index_mdb_error(idx, rc, "begin", err);
+    uint32_t next_chunk = 0;
+    {
+        MDB_val k = {10, "next_chunk"}, v;
+        if (mdb_get(c.txn, idx->meta, &k, &v) || v.mv_size != 4) problem(&c, "header: next_chunk missing");
+        else memcpy(&next_chunk, v.mv_data, 4);
+    }
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t chunks_of_files = 0, files = 0;
+    m3_status s = M3_STATUS_OK;
+    // Files.
+    if ((rc = mdb_cursor_open(c.txn, idx->files, &cur))) goto mdb_fail;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        files++;
+        char path[512];
+        size_t pl = k.mv_size < sizeof path - 1 ? k.mv_size : sizeof path - 1;
+        memcpy(path, k.mv_data, pl);
+        path[pl] = 0;
+        m3_index_file f;
+        if (m3_index_read_file(idx, c.txn, path, &f, NULL) != M3_STATUS_OK) {
+            problem(&c, "%s: bad file record", path);
+            continue;
+        }
+        MDB_val pv;
+        if (!has_key(&c, idx->fileids, f.file_id, &pv) || pv.mv_size != k.mv_size ||
+            memcmp(pv.mv_data, k.mv_data, k.mv_size))
+            problem(&c, "%s: file id %u does not map back to it", path, f.file_id);
+        if ((uint64_t)f.first_chunk + f.n_chunks > next_chunk)
+            problem(&c, "%s: chunks %u..%u beyond the next chunk id %u", path, f.first_chunk,
+                    f.first_chunk + f.n_chunks, next_chunk);
+        chunks_of_files += f.n_chunks;
+        for (uint32_t i = 0; i < f.n_chunks; i++) {
+            uint32_t id = f.first_chunk + i;
+            chunk_rec r;
+            if (m3_index_read_chunk(idx, c.txn, id, &r, NULL) != M3_STATUS_OK) {
+                problem(&c, "%s: chunk %u missing", path, id);
+                continue;
+            }
+            if (r.file_id != f.file_id) problem(&c, "%s: chunk %u belongs to file %u", path, id, r.file_id);
+            if (r.start > r.end || r.end > f.size) problem(&c, "%s: chunk %u has byte range %llu..%llu", path, id,
+                                                           (unsigned long long)r.start, (unsigned long long)r.end);
+            char *text;
+            size_t len;
+            if (m3_index_read_text(idx, c.txn, id, &text, &len, NULL) != M3_STATUS_OK) problem(&c, "%s: chunk %u: bad text", path, id);
+            else free(text);
+            m3_embedding e;
+            if (m3_index_read_embedding(idx, c.txn, id, M3_OUTPUT_ALL, &e, NULL) != M3_STATUS_OK) {
+                problem(&c, "%s: chunk %u: vectors missing or bad", path, id);
+            } else {
+                for (size_t t = 1; t < e.n_sparse; t++)
+                    if (e.sparse[t].id <= e.sparse[t - 1].id) {
+                        problem(&c, "%s: chunk %u: forward sparse vector unsorted", path, id);
+                        break;
+                    }
+                m3_embedding_clear(&e);
+            }
+            if (!live_bit(&c, id)) problem(&c, "%s: chunk %u: no sign code", path, id);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) goto mdb_fail;
+    // Chunks that no file owns, and the tables' sizes.
+    MDB_stat st;
+    MDB_dbi per_chunk[] = {idx->chunks, idx->text, idx->dense, idx->colbert, idx->fwd};
+    const char *names[] = {"chunks", "text", "dense", "colbert", "forward"};
+    for (size_t t = 0; t < 5; t++) {
+        if ((rc = mdb_stat(c.txn, per_chunk[t], &st))) goto mdb_fail;
+        if (st.ms_entries != chunks_of_files)
+            problem(&c, "table %s has %zu entries, the files own %llu chunks", names[t], st.ms_entries,
+                    (unsigned long long)chunks_of_files);
+    }
+    if ((rc = mdb_stat(c.txn, idx->fileids, &st))) goto mdb_fail;
+    if (st.ms_entries != files) problem(&c, "%zu file ids for %llu files", st.ms_entries, (unsigned long long)files);
+    // Live bits.
+    uint64_t live = 0;
+    if ((rc = mdb_cursor_open(c.txn, idx->bits, &cur))) goto mdb_fail;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 4 || v.mv_size != BITS_LIVE_BYTES + (size_t)BITS_BLOCK * idx->code_bytes) {
+            problem(&c, "bad sign-code block");
+            continue;
+        }
+        uint32_t base = get_be32(k.mv_data) * BITS_BLOCK;
+        const unsigned char *lb = v.mv_data;
+        for (uint32_t slot = 0; slot < BITS_BLOCK; slot++)
+            if (lb[slot / 8] >> (slot % 8) & 1) {
+                live++;
+                if (!has_key(&c, idx->chunks, base + slot, NULL)) problem(&c, "sign code of a missing chunk %u", base + slot);
+            }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) goto mdb_fail;
+    if (live != chunks_of_files) problem(&c, "%llu sign codes for %llu chunks", (unsigned long long)live,
+                                         (unsigned long long)chunks_of_files);
+    // Postings: each (term, chunk) must be in that chunk's forward vector; counts must match.
+    uint64_t postings = 0, forward = 0;
+    if ((rc = mdb_cursor_open(c.txn, idx->post, &cur))) goto mdb_fail;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        posting_block b;
+        if (k.mv_size != 8 || !posting_block_parse(&v, &b)) {
+            problem(&c, "bad postings block");
+            continue;
+        }
+        uint32_t term = get_be32(k.mv_data), first = get_be32((unsigned char *)k.mv_data + 4);
+        if (posting_id(&b, 0) != first) problem(&c, "postings block of term %u keyed %u starts at %u", term, first, posting_id(&b, 0));
+        for (size_t i = 0; i < b.count; i++) {
+            uint32_t id = posting_id(&b, i);
+            if (i && id <= posting_id(&b, i - 1)) problem(&c, "postings of term %u unsorted", term);
+            MDB_val fv;
+            bool found = false;
+            if (has_key(&c, idx->fwd, id, &fv))
+                for (size_t t = 0; t + 8 <= fv.mv_size && !found; t += 8) {
+                    uint32_t x;
+                    memcpy(&x, (const char *)fv.mv_data + t, 4);
+                    found = x == term;
+                }
+            if (!found) problem(&c, "posting (term %u, chunk %u) without a forward entry", term, id);
+            postings++;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) goto mdb_fail;
+    if ((rc = mdb_cursor_open(c.txn, idx->fwd, &cur))) goto mdb_fail;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        forward += v.mv_size / 8;
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) goto mdb_fail;
+    if (postings != forward) problem(&c, "%llu postings for %llu forward entries", (unsigned long long)postings,
+                                     (unsigned long long)forward);
+    mdb_txn_abort(c.txn);
+    *problems = c.problems;
+    return s;
+mdb_fail:
+    mdb_txn_abort(c.txn);
+    *problems = c.problems + 1;
+    return m3_index_mdb_error(idx, rc, "check", err);
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+//
+// A BGE-M3 model's parts from a parsed GGUF file (docs/model-file.md): the configuration from the
+// m3.* keys, the tensors (HF names; "colbert." and "sparse." prefixes select the two heads) as
+// m3_weights pointing into the mapping, and the tokenizer rebuilt from the tokenizer.ggml.* arrays.
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/gguf-private.h"
+#include "model/weights-private.h"
+
+#define TRY(expr)                           \
+    do {                                    \
+        m3_status s_ = (expr);              \
+        if (s_ != M3_STATUS_OK) return s_;  \
+    } while (0)
+
+static m3_status get_int(const m3_gguf *g, const char *key, int *v, m3_error *err)
+{
+    uint32_t u;
+    TRY(m3_gguf_get_u32(g, key, &u, err));
+    if (u > (uint32_t)INT32_MAX)
+        return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: GGUF key %s = %u is out of range", g->file->path,
+                            key, u);
+    *v = (int)u;
+    return M3_STATUS_OK;
+}
+
+static bool string_is(const char *s, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(s, want, len) == 0;
+}
+
+static m3_status read_config(const m3_gguf *g, m3_model_config *c, m3_error *err)
+{
+    const char *path = g->file->path;
+    const char *s;
+    size_t len;
+    TRY(m3_gguf_get_string(g, "general.architecture", &s, &len, err));
+    if (!string_is(s, len, M3_GGUF_ARCHITECTURE))
+        return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0,
+                            "%s: GGUF architecture \"%.*s\" is not " M3_GGUF_ARCHITECTURE
+                            " (make the file with `m3 model convert`)",
+                            path, (int)(len > 64 ? 64 : len), s);
+    TRY(m3_gguf_get_string(g, "m3.hidden_act", &s, &len, err));
+    if (!string_is(s, len, "gelu"))
+        return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: m3.hidden_act \"%.*s\" is not \"gelu\"", path,
+                            (int)(len > 64 ? 64 : len), s);
+    TRY(get_int(g, "m3.hidden_size", &c->hidden, err));
+    TRY(get_int(g, "m3.num_hidden_layers", &c->layers, err));
+    TRY(get_int(g, "m3.num_attention_heads", &c->heads, err));
+    TRY(get_int(g, "m3.intermediate_size", &c->intermediate, err));
+    TRY(get_int(g, "m3.vocab_size", &c->vocab, err));
+    TRY(get_int(g, "m3.max_position_embeddings", &c->max_positions, err));
+    TRY(get_int(g, "m3.type_vocab_size", &c->type_vocab, err));
+    TRY(get_int(g, "m3.pad_token_id", &c->pad_token_id, err));
+    TRY(m3_gguf_get_f32(g, "m3.layer_norm_eps", &c->layer_norm_eps, err));
+    return m3_model_config_check(c, path, err);
+}
+
+static m3_status read_tensors(const m3_gguf *g, m3_gguf_model_parts *p, m3_error *err)
+{
+    const unsigned char *data = g->file->data;
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        const m3_gguf_tensor *gt = &g->tensors[i];
+        m3_tensor t = {0};
+        t.dtype = gt->type == M3_GGML_F32 ? M3_DTYPE_F32 : gt->type == M3_GGML_F16 ? M3_DTYPE_F16 : M3_DTYPE_BF16;
+        t.ndim = (int)gt->n_dims;
+        // GGUF lists dimensions fastest first; PyTorch (and m3_tensor) slowest first.
+        for (int d = 0; d < t.ndim; d++) t.shape[d] = (int64_t)gt->dims[t.ndim - 1 - d];
+        int64_t stride = 1;
+        for (int d = t.ndim - 1; d >= 0; d--) {
+            t.strides[d] = stride;
+            stride *= t.shape[d];
+        }
+        t.data = data + g->data_offset + gt->offset;
+        m3_weights *set = p->encoder;
+        const char *name = gt->name;
+        size_t len = gt->name_len;
+        if (len > 8 && !memcmp(name, "colbert.", 8)) {
+            set = p->colbert;
+            name += 8, len -= 8;
+        } else if (len > 7 && !memcmp(name, "sparse.", 7)) {
+            set = p->sparse;
+            name += 7, len -= 7;
+        }
+        TRY(m3_weights_add(set, name, len, &t, err));
+    }
+    TRY(m3_weights_finish(p->encoder, err));
+    TRY(m3_weights_finish(p->colbert, err));
+    return m3_weights_finish(p->sparse, err);
+}
+
+static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
+{
+    const char *path = g->file->path;
+    const char *s;
+    size_t len;
+    TRY(m3_gguf_get_string(g, "tokenizer.ggml.model", &s, &len, err));
+    if (!string_is(s, len, M3_GGUF_TOKENIZER_MODEL))
+        return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0,
+                            "%s: tokenizer.ggml.model \"%.*s\" is not \"" M3_GGUF_TOKENIZER_MODEL "\"", path,
+                            (int)(len > 64 ? 64 : len), s);
+    const m3_gguf_kv *tokens, *scores, *types, *charsmap;
+    TRY(m3_gguf_get_array(g, "tokenizer.ggml.tokens", M3_GGUF_STRING, &tokens, err));
+    TRY(m3_gguf_get_array(g, "tokenizer.ggml.scores", M3_GGUF_FLOAT32, &scores, err));
+    TRY(m3_gguf_get_array(g, "tokenizer.ggml.token_type", M3_GGUF_INT32, &types, err));
+    TRY(m3_gguf_get_array(g, "tokenizer.ggml.precompiled_charsmap", M3_GGUF_UINT8, &charsmap, err));
+    size_t n = (size_t)c->vocab;
+    if (tokens->n != n || scores->n != n || types->n != n)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "%s: the tokenizer has %llu tokens, %llu scores and %llu types; m3.vocab_size is %zu",
+                            path, (unsigned long long)tokens->n, (unsigned long long)scores->n,
+                            (unsigned long long)types->n, n);
+    // The XLM-R special ids are fixed by the tokenizer; the keys say so and must agree.
+    static const struct {
+        const char *key;
+        int id;  // -1: the last id (<mask>)
+    } specials[] = {
+        {"tokenizer.ggml.bos_token_id", M3_TOKEN_BOS}, {"tokenizer.ggml.padding_token_id", M3_TOKEN_PAD},
+        {"tokenizer.ggml.eos_token_id", M3_TOKEN_EOS}, {"tokenizer.ggml.unknown_token_id", M3_TOKEN_UNK},
+        {"tokenizer.ggml.mask_token_id", -1},
+    };
+    for (size_t i = 0; i < sizeof specials / sizeof specials[0]; i++) {
+        uint32_t v;
+        TRY(m3_gguf_get_u32(g, specials[i].key, &v, err));
+        uint32_t want = specials[i].id < 0 ? (uint32_t)(n - 1) : (uint32_t)specials[i].id;
+        if (v != want)
+            return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: %s is %u; the XLM-R tokenizer has %u", path,
+                                specials[i].key, v, want);
+    }
+    bool add_prefix, remove_ws, escape_ws;
+    TRY(m3_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &add_prefix, err));
+    TRY(m3_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &remove_ws, err));
+    TRY(m3_gguf_get_bool(g, "m3.tokenizer.escape_whitespaces", &escape_ws, err));
+
+    const char **texts = malloc(n * sizeof *texts);
+    uint32_t *lens = malloc(n * sizeof *lens);
+    float *sc = malloc(n * sizeof *sc);
+    int32_t *ty = malloc(n * sizeof *ty);
+    m3_status st = M3_STATUS_OK;
+    if (!texts || !lens || !sc || !ty) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory reading the tokenizer", path);
+        goto done;
+    }
+    // The strings were bounds-checked by the parser; walk them again to index them.
+    const unsigned char *q = tokens->value;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t l = 0;
+        for (int k = 7; k >= 0; k--) l = l << 8 | q[k];
+        if (l > UINT32_MAX) {
+            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: tokenizer token %zu is too long", path, i);
+            goto done;
+        }
+        texts[i] = (const char *)q + 8;
+        lens[i] = (uint32_t)l;
+        q += 8 + l;
+        memcpy(&sc[i], scores->value + 4 * i, 4);  // little-endian hosts only, as the format
+        memcpy(&ty[i], types->value + 4 * i, 4);
+    }
+    m3_tokenizer_pieces pieces = {
+        .n = n,
+        .texts = texts,
+        .lens = lens,
+        .scores = sc,
+        .types = ty,
+        .charsmap = charsmap->n ? charsmap->value : NULL,
+        .charsmap_size = (size_t)charsmap->n,
+        .add_dummy_prefix = add_prefix,
+        .remove_extra_whitespaces = remove_ws,
+        .escape_whitespaces = escape_ws,
+    };
+    st = m3_tokenizer_new_from_pieces(&pieces, path, &p->tokenizer, err);
+done:
+    free(texts);
+    free(lens);
+    free(sc);
+    free(ty);
+    return st;
+}
+
+m3_status m3_gguf_load_parts(m3_mapped_file *file, m3_gguf_model_parts *out, m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    m3_gguf g;
+    m3_status st = m3_gguf_parse(file, &g, err);
+    if (st != M3_STATUS_OK) {
+        m3_mapped_file_close(file);
+        return st;
+    }
+    m3_mapped_file *wrap_c = NULL, *wrap_s = NULL;
+    // The heads' weight sets borrow the mapping through wrappers; the encoder's set owns it (and
+    // closes it on error).
+    if ((st = m3_weights_new(file, &out->encoder, err)) ||
+        (st = m3_mapped_file_wrap(file->data, file->size, file->path, &wrap_c, err)) ||
+        (st = m3_weights_new(wrap_c, &out->colbert, err)) ||
+        (st = m3_mapped_file_wrap(file->data, file->size, file->path, &wrap_s, err)) ||
+        (st = m3_weights_new(wrap_s, &out->sparse, err)) || (st = read_config(&g, &out->config, err)) ||
+        (st = read_tensors(&g, out, err)) || (st = read_tokenizer(&g, &out->config, out, err)))
+        goto done;
+done:
+    m3_gguf_destroy(&g);
+    if (st != M3_STATUS_OK) m3_gguf_model_parts_clear(out);
+    return st;
+}
+
+void m3_gguf_model_parts_clear(m3_gguf_model_parts *p)
+{
+    m3_tokenizer_free(p->tokenizer);
+    m3_weights_close(p->colbert);
+    m3_weights_close(p->sparse);
+    m3_weights_close(p->encoder);
+    memset(p, 0, sizeof *p);
+}

@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+//
+// The GEMM against a double-precision reference: every kernel this CPU has (forced through
+// M3_GEMM_KERNEL), odd shapes, all epilogues, strides, a residual that aliases C, several k blocks,
+// 1 and 3 threads; then erf and GELU of each kernel against libm over a sweep.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoder/cpu/gemm.h"
+#include "encoder/cpu/gemm-private.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            if (++failures > 20)                                                                   \
+                exit(1);                                                                           \
+        }                                                                                          \
+    } while (0)
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static float frand(void) {  // uniform in [-1, 1)
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((double)(rng_state >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static double gelu_ref(double x) {
+    return 0.5 * x * erfc(-x / sqrt(2.0));
+}
+
+static const float SENTINEL = 1234.5f;
+
+// layout 0: W fp32 [n, k] contiguous; 1: fp32 transposed view (strides {1, n}); 2: bf16.
+static void check_case(m3_threadpool *pool, const char *kname, size_t m, size_t n, size_t k,
+                       m3_gemm_epilogue epi, bool alias, int layout, bool with_bias) {
+    size_t lda = k + 3, ldc = n + 5, ldr = alias ? ldc : n + 2;
+    float *a = malloc(m * lda * sizeof *a);
+    float *w = malloc(n * k * sizeof *w);  // logical W[j][kk] = w[j*k + kk]
+    float *wstore = malloc(n * k * sizeof *wstore);
+    uint16_t *wbf = malloc(n * k * sizeof *wbf);
+    float *bias = malloc(n * sizeof *bias);
+    float *c = malloc(m * ldc * sizeof *c);
+    float *r = alias ? c : malloc(m * ldr * sizeof *r);
+    double *ref = malloc(m * n * sizeof *ref);
+    for (size_t i = 0; i < m * lda; i++)
+        a[i] = frand();
+    for (size_t i = 0; i < n * k; i++) {
+        w[i] = frand();
+        if (layout == 2) {  // round to bf16 so the reference sees the same values
+            uint32_t bits;
+            memcpy(&bits, &w[i], 4);
+            wbf[i] = (uint16_t)(bits >> 16);
+            bits &= 0xffff0000u;
+            memcpy(&w[i], &bits, 4);
+        }
+    }
+    for (size_t j = 0; j < n; j++)
+        bias[j] = frand();
+    for (size_t i = 0; i < m * ldc; i++)
+        c[i] = SENTINEL;
+    bool residual = epi == M3_GEMM_BIAS_RESIDUAL;
+    if (residual)
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < n; j++)
+                r[i * ldr + j] = frand();
+
+    m3_tensor t = {.name = "w", .ndim = 2, .shape = {(int64_t)n, (int64_t)k}};
+    if (layout == 0) {
+        t.dtype = M3_DTYPE_F32;
+        t.strides[0] = (int64_t)k;
+        t.strides[1] = 1;
+        t.data = w;
+    } else if (layout == 1) {
+        for (size_t j = 0; j < n; j++)
+            for (size_t kk = 0; kk < k; kk++)
+                wstore[kk * n + j] = w[j * k + kk];
+        t.dtype = M3_DTYPE_F32;
+        t.strides[0] = 1;
+        t.strides[1] = (int64_t)n;
+        t.data = wstore;
+    } else {
+        t.dtype = M3_DTYPE_BF16;
+        t.strides[0] = (int64_t)k;
+        t.strides[1] = 1;
+        t.data = wbf;
+    }
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double s = with_bias ? bias[j] : 0.0;
+            for (size_t kk = 0; kk < k; kk++)
+                s += (double)a[i * lda + kk] * w[j * k + kk];
+            if (epi == M3_GEMM_BIAS_GELU)
+                s = gelu_ref(s);
+            if (residual)
+                s += r[i * ldr + j];
+            ref[i * n + j] = s;
+        }
+
+    m3_error err = {0};
+    m3_packed_matrix *p = NULL;
+    m3_status st = m3_packed_matrix_new(&t, &p, &err);
+    CHECK(st == M3_STATUS_OK, "pack: %s", err.message);
+    if (st == M3_STATUS_OK) {
+        CHECK(m3_packed_matrix_rows(p) == n && m3_packed_matrix_cols(p) == k, "packed shape");
+        CHECK(strcmp(m3_packed_matrix_kernel(p)->name, kname) == 0, "packed for %s, not %s",
+              m3_packed_matrix_kernel(p)->name, kname);
+        m3_gemm(pool, m, a, lda, p, with_bias ? bias : NULL, epi, residual ? r : NULL, ldr, c, ldc);
+        double tol = 1e-5 * sqrt((double)k);
+        int bad = 0;
+        for (size_t i = 0; i < m && bad < 3; i++) {
+            for (size_t j = 0; j < n; j++) {
+                double got = c[i * ldc + j], want = ref[i * n + j];
+                if (!(fabs(got - want) <= tol * (1.0 + fabs(want)))) {
+                    CHECK(0, "%s m=%zu n=%zu k=%zu epi=%d alias=%d layout=%d threads=%d: C[%zu][%zu] = %g, want %g",
+                          kname, m, n, k, (int)epi, (int)alias, layout, m3_threadpool_size(pool), i,
+                          j, got, want);
+                    bad++;
+                    break;
+                }
+            }
+            if (!alias)
+                for (size_t j = n; j < ldc; j++)
+                    if (c[i * ldc + j] != SENTINEL) {
+                        CHECK(0, "%s m=%zu n=%zu k=%zu: wrote past n in row %zu", kname, m, n, k, i);
+                        bad++;
+                        break;
+                    }
+        }
+    }
+    m3_packed_matrix_free(p);
+    free(a);
+    free(w);
+    free(wstore);
+    free(wbf);
+    free(bias);
+    if (!alias)
+        free(r);
+    free(c);
+    free(ref);
+}
+
+static void check_gelu(const m3_gemm_kernel *kern) {
+    enum { N = 400001 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (size_t i = 0; i < N; i++)
+        x[i] = -10.0f + 20.0f * (float)i / (N - 1);
+    kern->erf(x, y, N);
+    double max_erf = 0, at_erf = 0;
+    for (size_t i = 0; i < N; i++) {
+        double e = fabs((double)y[i] - erf((double)x[i]));
+        if (e > max_erf) {
+            max_erf = e;
+            at_erf = x[i];
+        }
+    }
+    memcpy(y, x, N * sizeof *x);
+    kern->gelu(y, N);
+    double max_gelu = 0, at_gelu = 0;
+    for (size_t i = 0; i < N; i++) {
+        double want = gelu_ref(x[i]);
+        double e = fabs((double)y[i] - want) / fmax(1.0, fabs((double)x[i]));
+        if (e > max_gelu) {
+            max_gelu = e;
+            at_gelu = x[i];
+        }
+    }
+    // The fp32 result alone rounds by up to 6e-8 near |erf| = 1; libm erff is within 1 ulp.
+    printf("%s: erf max abs error %.3g (x = %g), gelu max error / max(1,|x|) %.3g (x = %g)\n",
+           kern->name, max_erf, at_erf, max_gelu, at_gelu);
+    CHECK(max_erf <= 1.2e-7, "%s erf error %g", kern->name, max_erf);
+    CHECK(max_gelu <= 2e-7, "%s gelu error %g", kern->name, max_gelu);
+    // Far tails and special values.
+    float tails[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 1e6f, -1e6f};
+    size_t nt = sizeof tails / sizeof *tails;
+    float out[sizeof tails / sizeof *tails];
+    kern->erf(tails, out, nt);
+    for (size_t i = 0; i < nt; i++)
+        CHECK(fabs(out[i] - erf(tails[i])) <= 1e-7, "%s erf(%g) = %g", kern->name, tails[i], out[i]);
+    memcpy(out, tails, sizeof out);
+    kern->gelu(out, nt);
+    for (size_t i = 0; i < nt; i++)
+        CHECK(fabs(out[i] - gelu_ref(tails[i])) <= 2e-7 * fmax(1.0, fabs(tails[i])),
+              "%s gelu(%g) = %g", kern->name, tails[i], out[i]);
+    free(x);
+    free(y);
+}
+
+int main(void) {
+    static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+    static const size_t ms[] = {1, 2, 3, 7, 16, 33, 100};
+    static const size_t ns[] = {1, 5, 17, 64, 129};
+    static const size_t ks[] = {1, 3, 31, 128, 130};
+    static const struct { size_t m, n, k; } big[] = {{300, 700, 600}, {17, 1000, 1030}, {129, 33, 2049}};
+    m3_error err = {0};
+    m3_threadpool *pools[2];
+    if (m3_threadpool_new(1, &pools[0], &err) || m3_threadpool_new(3, &pools[1], &err)) {
+        fprintf(stderr, "thread pool: %s\n", err.message);
+        return 1;
+    }
+    {   // Invalid weights are refused.
+        float one = 1;
+        m3_tensor bad = {.name = "b", .dtype = M3_DTYPE_F32, .ndim = 1, .shape = {1}, .strides = {1},
+                         .data = &one};
+        m3_packed_matrix *p = NULL;
+        CHECK(m3_packed_matrix_new(&bad, &p, &err) == M3_STATUS_INVALID && !p, "1-d weight accepted");
+    }
+    CHECK(fabsf(m3_gelu_erf(1.0f) - 0.8413447461f) < 1e-7f, "m3_gelu_erf(1) = %g", m3_gelu_erf(1.0f));
+    int tested = 0;
+    for (size_t ki = 0; ki < sizeof kernels / sizeof *kernels; ki++) {
+        const char *name = kernels[ki];
+        setenv("M3_GEMM_KERNEL", name, 1);
+        if (strcmp(m3_gemm_kernel_name(), name) != 0) {
+            printf("%s: not available on this CPU, skipped\n", name);
+            continue;
+        }
+        tested++;
+        check_gelu(m3_gemm_kernel_select());
+        int cases = 0;
+        for (size_t pi = 0; pi < 2; pi++)
+            for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+                for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                    for (size_t c = 0; c < sizeof ks / sizeof *ks; c++) {
+                        int v = (int)(a + b + c + pi);
+                        for (int epi = 0; epi < 3; epi++) {
+                            bool alias = epi == M3_GEMM_BIAS_RESIDUAL && v % 2;
+                            check_case(pools[pi], name, ms[a], ns[b], ks[c], (m3_gemm_epilogue)epi,
+                                       alias, (v + epi) % 3, (v + epi) % 4 != 3);
+                            cases++;
+                        }
+                    }
+        for (size_t pi = 0; pi < 2; pi++)
+            for (size_t bi = 0; bi < sizeof big / sizeof *big; bi++)
+                for (int epi = 0; epi < 3; epi++)
+                    for (int alias = 0; alias < 1 + (epi == M3_GEMM_BIAS_RESIDUAL); alias++) {
+                        check_case(pools[pi], name, big[bi].m, big[bi].n, big[bi].k,
+                                   (m3_gemm_epilogue)epi, alias, (int)bi % 2, true);
+                        cases++;
+                    }
+        printf("%s: %d cases\n", name, cases);
+    }
+    unsetenv("M3_GEMM_KERNEL");
+    printf("default kernel: %s\n", m3_gemm_kernel_name());
+    m3_threadpool_free(pools[0]);
+    m3_threadpool_free(pools[1]);
+    CHECK(tested > 0, "no kernel tested");
+    if (failures)
+        fprintf(stderr, "%d failures\n", failures);
+    return failures ? 1 : 0;
+}

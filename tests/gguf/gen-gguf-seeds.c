@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+//
+// Writes the seed corpus of fuzz-model-gguf (tests/fuzz/corpus/model-gguf/): a micro model of the
+// BGE-M3 layout (hidden 8, 1 layer, 10 ids) as f32 and f16 files, and damaged variants.
+// Usage: gen-gguf-seeds OUTDIR
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc(*n);
+    if (d && fread(d, 1, *n, f) != *n) *n = 0;
+    fclose(f);
+    return d;
+}
+
+static void put(const char *dir, const char *name, const unsigned char *d, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(d, 1, n, f) != n || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: gen-gguf-seeds OUTDIR\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    m3_model_config c = {.hidden = 8, .layers = 1, .heads = 2, .intermediate = 16, .vocab = 10,
+                         .max_positions = 16, .type_vocab = 1, .pad_token_id = 1, .layer_norm_eps = 1e-5f};
+    m3_model *m;
+    m3_error err = {0};
+    if (m3_model_new_random(&c, 7, &m, &err) != M3_STATUS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    static const char *const texts[10] = {"<s>", "<pad>", "</s>", "<unk>", "\xe2\x96\x81" "a", "b",
+                                          "\xe2\x96\x81" "c", "d", "e", "<mask>"};
+    uint32_t lens[10];
+    float scores[10] = {0, 0, 0, 0, -1, -2, -3, -4, -5, 0};
+    int32_t types[10] = {3, 3, 3, 2, 1, 1, 1, 1, 1, 4};
+    for (int i = 0; i < 10; i++) lens[i] = (uint32_t)strlen(texts[i]);
+    m3_tokenizer_pieces v = {.n = 10, .texts = texts, .lens = lens, .scores = scores, .types = types,
+                             .add_dummy_prefix = 1, .remove_extra_whitespaces = 1, .escape_whitespaces = 1};
+    char path[4096];
+    const char *names[2] = {"micro-f32.gguf", "micro-f16.gguf"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        if (m3_model_write_file(m, &v, k ? M3_DTYPE_F16 : M3_DTYPE_F32, path, &err) != M3_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    }
+    m3_model_close(m);
+    size_t n;
+    snprintf(path, sizeof path, "%s/micro-f16.gguf", dir);
+    unsigned char *d = slurp(path, &n);
+    if (!d || n < 64) return 1;
+    put(dir, "truncated-half.gguf", d, n / 2);
+    put(dir, "truncated-data.gguf", d, n - 3);
+    d[4] = 2;  // version 2
+    put(dir, "version-2.gguf", d, n);
+    d[4] = 3;
+    d[8] ^= 0x40;  // the tensor count
+    put(dir, "bad-tensor-count.gguf", d, n);
+    d[8] ^= 0x40;
+    d[16] ^= 0x01;  // the key count
+    put(dir, "bad-key-count.gguf", d, n);
+    d[16] ^= 0x01;
+    d[0] = 'X';
+    put(dir, "bad-magic.gguf", d, n);
+    free(d);
+    return 0;
+}

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# m3 index / search / similar / status / check as a user drives them, on a generated multilingual
+# corpus with the tiny model: results, re-indexing after changes, SIGKILL at random moments,
+# disk full, damaged index files, another model, --rebuild.
+# Usage: test-index-cli.sh PATH/TO/m3 TESTS_DATA_DIR
+set -uo pipefail
+m3=$1
+data=$2
+model=$data/m3-tiny
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+pass() { echo "ok: $*"; }
+T=(--threads 1)
+
+# The corpus: several languages and encodings, a folder tree, a symlink out of the root.
+docs=$tmp/docs
+mkdir -p "$docs/a/b" "$tmp/outside"
+sent=("The tax office sent a letter about the income tax return."
+      "Die Steuererklärung muss bis Ende Mai beim Finanzamt sein."
+      "세무서에서 소득세 신고에 관한 편지를 보냈습니다."
+      "Le chat dort sur le canapé toute la journée."
+      "El gato duerme en el sofá todo el día."
+      "Кошка спит на диване весь день."
+      "猫は一日中ソファで寝ています。"
+      "The compiler builds the program from its sources.")
+for i in $(seq 0 23); do
+  f=$docs/doc$i.txt
+  [[ $((i % 3)) -eq 1 ]] && f=$docs/a/doc$i.md
+  [[ $((i % 5)) -eq 2 ]] && f=$docs/a/b/doc$i.c
+  : >"$f"
+  for j in $(seq 0 $((3 + i % 7))); do printf '%s ' "${sent[$(((i + j * (i % 3 == 0 ? 1 : 0)) % 8))]}" >>"$f"; done
+  echo >>"$f"
+done
+printf '\xff\xfeH\x00e\x00l\x00l\x00o\x00 \x00w\x00o\x00r\x00l\x00d\x00\n\x00' >"$docs/utf16.txt"
+printf 'Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve r\xe9sum\xe9.\n' >"$docs/latin1.txt"
+printf '\x00\x01\x02binary' >"$docs/blob.bin"
+echo "secret outside the root" >"$tmp/outside/secret.txt"
+ln -s "$tmp/outside" "$docs/link"
+touch -d '2001-02-03 04:05:06' "$docs/doc0.txt"
+atime_before=$(stat -c %X "$docs/doc0.txt")
+
+idx=$tmp/idx
+run_index() { "$m3" index "${T[@]}" --quiet --index "$1" --model "$model" --chunk-tokens 32 --overlap 8 "${@:2}"; }
+
+# ---- index, status, check -------------------------------------------------------------------
+if run_index "$idx" --exact "$docs"; then pass "index"; else fail "index exited $?"; fi
+[[ $(stat -c %a "$idx") == 700 ]] && pass "index folder mode 0700" || fail "index folder mode $(stat -c %a "$idx")"
+nfiles=$("$m3" status --index "$idx" --json | jq .files)
+[[ $nfiles -eq 26 ]] && pass "status: 26 files" || fail "status: $nfiles files, expected 26"
+"$m3" status --index "$idx" --files --json | tail -n +2 | jq -r .path | grep -q secret && fail "followed a symlink out of the root" || pass "symlinks not followed"
+[[ $(stat -c %X "$docs/doc0.txt") == "$atime_before" ]] && [[ $(stat -c %y "$docs/doc0.txt") == 2001-02-03* ]] && pass "file times untouched" || fail "file times changed"
+"$m3" check --index "$idx" >/dev/null && pass "check" || fail "check failed on a fresh index"
+
+# ---- search ---------------------------------------------------------------------------------
+out=$("$m3" search "${T[@]}" --index "$idx" --model "$model" --json --limit 5 "Finanzamt Steuererklärung")
+if jq -e '.results | length == 5 and all(.[]; (.path|type)=="string" and (.score|type)=="number" and (.dense|type)=="number" and (.sparse|type)=="number" and (.colbert|type)=="number" and (.start|type)=="number" and (.end|type)=="number" and (.snippet|type)=="string")' <<<"$out" >/dev/null; then
+  pass "search --json shape"; else fail "search --json: $out"; fi
+jq -e '[.results[].score] | . == (sort | reverse)' <<<"$out" >/dev/null && pass "results sorted by score" || fail "results not sorted"
+jq -e '[.results[].path] | length == (unique | length)' <<<"$out" >/dev/null && pass "one result per file" || fail "duplicate files"
+jq -e '.results | all(.[]; ((0.4 * .dense + 0.2 * .sparse + 0.4 * .colbert) - .score | fabs) < 1e-5)' <<<"$out" >/dev/null && pass "hybrid = 0.4,0.2,0.4 weighted mean" || fail "hybrid score formula"
+# The result's byte range holds the snippet's first word (UTF-8 files: exact offsets).
+read -r p s e snip < <(jq -r '.results[0] | "\(.path) \(.start) \(.end) \(.snippet)"' <<<"$out")
+w=$(sed 's/^…//' <<<"$snip" | awk '{print $1}')
+dd if="$p" bs=1 skip="$s" count=$((e - s)) 2>/dev/null | grep -qF -- "$w" && pass "byte range holds the snippet" || fail "byte range $s-$e of $p lacks '$w'"
+for mode in dense sparse colbert; do
+  o=$("$m3" search "${T[@]}" --index "$idx" --model "$model" --json --mode $mode "tax letter")
+  jq -e --arg m $mode '.results | length > 0 and all(.[]; (.[$m] - .score | fabs) < 1e-5)' <<<"$o" >/dev/null && pass "--mode $mode" || fail "--mode $mode: $o"
+done
+o=$("$m3" search "${T[@]}" --index "$idx" --model "$model" --json --weights 1,0,0 "tax letter")
+jq -e '.results | all(.[]; (.dense - .score | fabs) < 1e-5)' <<<"$o" >/dev/null && pass "--weights 1,0,0" || fail "--weights"
+"$m3" search "${T[@]}" --index "$idx" --model "$model" --weights 1,x "q" 2>/dev/null; [[ $? -eq 2 ]] && pass "bad --weights is a usage error" || fail "bad --weights"
+
+# ---- similar --------------------------------------------------------------------------------
+o=$("$m3" similar --index "$idx" --json --limit 5 "$docs/doc0.txt")
+jq -e --arg p "$docs/doc0.txt" '.results | length > 0 and all(.[]; .path != $p)' <<<"$o" >/dev/null && pass "similar excludes the file" || fail "similar: $o"
+"$m3" similar --index "$idx" "$docs/nope.txt" 2>/dev/null && fail "similar of an unindexed file" || pass "similar: unindexed file is an error"
+
+# ---- re-index after modify / delete / add ---------------------------------------------------
+before=$("$m3" status --index "$idx" --json | jq .chunks)
+msg=$(run_index "$idx" "$docs" 2>&1; "$m3" index "${T[@]}" --index "$idx" --model "$model" --chunk-tokens 32 --overlap 8 "$docs" 2>&1)
+grep -q "0 indexed" <<<"$msg" && pass "unchanged files skipped" || fail "re-index of unchanged files: $msg"
+touch "$docs/a/doc1.md"
+msg=$("$m3" index "${T[@]}" --index "$idx" --model "$model" --chunk-tokens 32 --overlap 8 "$docs" 2>&1)
+grep -q "0 indexed" <<<"$msg" && pass "touched but identical file: hash matches, not re-encoded" || fail "touch: $msg"
+echo "Ein völlig neuer Satz über Bahnhöfe und Züge." >"$docs/a/doc1.md"
+rm "$docs/doc3.txt"
+echo "Brand new text about volcanoes." >"$docs/new.txt"
+msg=$("$m3" index "${T[@]}" --index "$idx" --model "$model" --chunk-tokens 32 --overlap 8 "$docs" 2>&1)
+grep -q "2 indexed.*1 removed" <<<"$msg" && pass "modified + added re-indexed, deleted dropped" || fail "re-index: $msg"
+"$m3" status --index "$idx" --files --json | grep -q '/doc3.txt"' && fail "deleted file still indexed" || pass "deleted file gone"
+"$m3" check --index "$idx" >/dev/null && pass "check after re-index" || fail "check after re-index"
+o=$("$m3" search "${T[@]}" --index "$idx" --model "$model" --json --limit 3 --mode sparse "volcanoes")
+jq -e --arg p "$docs/new.txt" '.results[0].path == $p' <<<"$o" >/dev/null && pass "new file found" || fail "new file not found: $o"
+
+# ---- another model is refused ---------------------------------------------------------------
+cp -r "$model" "$tmp/other-model"
+printf '\n' >>"$tmp/other-model/config.json"
+err=$("$m3" search "${T[@]}" --index "$idx" --model "$tmp/other-model" "x" 2>&1)
+[[ $? -eq 1 ]] && grep -q "was built with model" <<<"$err" && pass "another model refused: $err" || fail "another model: $err"
+
+# ---- SIGKILL at random moments --------------------------------------------------------------
+big=$tmp/big
+mkdir -p "$big"
+for i in $(seq 0 199); do for j in $(seq 0 12); do printf '%s ' "${sent[$(((i * 7 + j) % 8))]}" "$i-$j"; done >"$big/f$i.txt"; done
+kidx=$tmp/kidx
+kills=0 bad=0 k=0
+while [[ $kills -lt 20 && $k -lt 60 ]]; do
+  k=$((k + 1))
+  run_index "$kidx" --commit-interval 100 "$big" &
+  pid=$!
+  sleep "$(awk -v ms=$((RANDOM % 400)) 'BEGIN { print ms / 1000 }')"
+  kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
+  wait $pid 2>/dev/null
+  if [[ -e $kidx/data.mdb ]]; then
+    "$m3" status --index "$kidx" --json >/dev/null 2>&1 || { bad=$((bad + 1)); echo "after kill $k: status fails" >&2; }
+    "$m3" check --index "$kidx" >/dev/null 2>&1 || { bad=$((bad + 1)); echo "after kill $k: check fails" >&2; }
+  fi
+  # Change 30 files, move some away and back: every run has work to be killed in.
+  for c in $(seq 1 30); do echo "change $k $c" >>"$big/f$(((k * 31 + c * 7) % 200)).txt"; done
+  # Move files away and back so that killed runs also delete and re-add.
+  [[ $((k % 4)) -eq 0 ]] && mv "$big/f$k.txt" "$tmp/f$k.away"
+  [[ $((k % 4)) -eq 2 && -e $tmp/f$((k - 2)).away ]] && mv "$tmp/f$((k - 2)).away" "$big/f$((k - 2)).txt"
+done
+for f in "$tmp"/*.away; do [[ -e $f ]] && mv "$f" "$big/$(basename "$f" .away).txt"; done
+run_index "$kidx" "$big" || fail "index after kills"
+ref=$tmp/ref
+run_index "$ref" "$big" || fail "reference index"
+"$m3" status --index "$ref" --files --json | tail -n +2 | jq -c '{path,size,hash,state,chunks,tokens}' >"$tmp/ref.files"
+"$m3" check --index "$kidx" >/dev/null || fail "check after the final run"
+"$m3" status --index "$kidx" --files --json | tail -n +2 | jq -c '{path,size,hash,state,chunks,tokens}' >"$tmp/k.files"
+if [[ $bad -eq 0 ]] && cmp -s "$tmp/ref.files" "$tmp/k.files"; then
+  pass "SIGKILL x$kills: index always opens and checks, final content equals an uninterrupted run"
+else
+  fail "SIGKILL: $bad bad states; content differs: $(diff "$tmp/ref.files" "$tmp/k.files" | head -3)"
+fi
+q1=$("$m3" search "${T[@]}" --index "$ref" --model "$model" --json "tax letter" | jq -c '[.results[] | {path, score: (.score * 1e4 | round)}]')
+q2=$("$m3" search "${T[@]}" --index "$kidx" --model "$model" --json "tax letter" | jq -c '[.results[] | {path, score: (.score * 1e4 | round)}]')
+[[ "$q1" == "$q2" ]] && pass "same search results after kills" || fail "search differs after kills: $q1 vs $q2"
+
+# ---- disk full (RLIMIT_FSIZE) ---------------------------------------------------------------
+fidx=$tmp/fidx
+run_index "$fidx" "$docs" || fail "index before disk full"
+for i in $(seq 0 99); do for j in $(seq 0 30); do printf '%s %d ' "${sent[$(((i + j) % 8))]}" $((i * j)); done >"$big/g$i.txt"; done
+size=$(stat -c %s "$fidx/data.mdb")
+err=$( (ulimit -f $(((size + 65536) / 1024)); "$m3" index "${T[@]}" --quiet --index "$fidx" --model "$model" --chunk-tokens 32 "$big") 2>&1)
+rc=$?
+if [[ $rc -eq 1 ]] && grep -qi "disk full\|too large" <<<"$err"; then pass "disk full: clear error: $err"; else fail "disk full: rc $rc: $err"; fi
+"$m3" status --index "$fidx" >/dev/null 2>&1 && "$m3" check --index "$fidx" >/dev/null 2>&1 && pass "index opens and checks after disk full" || fail "index broken after disk full"
+run_index "$fidx" "$big" && "$m3" check --index "$fidx" >/dev/null && pass "indexing resumes after disk full" || fail "resume after disk full"
+
+# ---- damaged index files --------------------------------------------------------------------
+damage() {  # name, command to damage a copy
+  local d=$tmp/dmg
+  rm -rf "$d"; cp -r "$idx" "$d"; rm -f "$d/lock.mdb"
+  eval "$2"
+  local worst=0
+  for cmd in "status --index $d" "check --index $d" "search ${T[*]} --index $d --model $model tax" "similar --index $d $docs/doc0.txt"; do
+    err=$($m3 $cmd 2>&1 >/dev/null); rc=$?
+    [[ $rc -ge 128 ]] && worst=$rc
+    [[ $rc -ge 128 ]] && echo "  '$cmd' crashed ($rc)" >&2
+  done
+  if [[ $worst -eq 0 ]]; then pass "damaged ($1): no crash; e.g. $(head -c 160 <<<"$err")"; else fail "damaged ($1): crash"; fi
+}
+damage "truncated" 'truncate -s 5000 "$d/data.mdb"'
+damage "truncated half" 'truncate -s $(( $(stat -c %s "$d/data.mdb") / 2 )) "$d/data.mdb"'
+damage "garbage header" 'printf "garbagegarbagegarbage" | dd of="$d/data.mdb" conv=notrunc 2>/dev/null'
+damage "zeroed meta pages" 'dd if=/dev/zero of="$d/data.mdb" bs=4096 count=2 conv=notrunc 2>/dev/null'
+damage "empty file" ': >"$d/data.mdb"'
+damage "garbage lock file" 'head -c 8192 /dev/urandom >"$d/lock.mdb"'
+damage "not a file" 'rm "$d/data.mdb"; mkdir "$d/data.mdb"'
+err=$("$m3" status --index "$tmp/nothing" 2>&1); grep -q "no index" <<<"$err" && pass "missing index: clear error" || fail "missing index message"
+
+# ---- --rebuild ------------------------------------------------------------------------------
+cp -r "$idx" "$tmp/rb"
+truncate -s 5000 "$tmp/rb/data.mdb"
+run_index "$tmp/rb" --rebuild "$docs" && "$m3" check --index "$tmp/rb" >/dev/null && pass "--rebuild recovers a damaged index" || fail "--rebuild"
+n1=$("$m3" status --index "$tmp/rb" --json | jq .files); n2=$("$m3" status --index "$idx" --json | jq .files)
+[[ $n1 -eq $n2 ]] && pass "--rebuild: same files ($n1)" || fail "--rebuild: $n1 files vs $n2"
+
+echo "$fails failures"
+[[ $fails -eq 0 ]]

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: MIT
+//
+// GFLOP/s of m3_gemm on the encoder's shapes (BGE-M3: hidden 1024, FFN 4096), 1 and 2 threads,
+// against this machine's measured FMA peak (an FMA loop with no memory traffic).
+//
+//     bench-gemm [seconds per case]          M3_GEMM_KERNEL=avx2 bench-gemm   (force a kernel)
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/threadpool.h"
+#include "encoder/cpu/gemm.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#if defined(__x86_64__)
+// 16 independent chains of 16-wide FMAs: the core's FMA throughput, nothing else.
+__attribute__((target("avx512f,fma"))) static void peak_avx512(void *ctx, size_t task, int thread) {
+    (void)thread;
+    double *flops = ctx;
+    __m512 acc[16];
+    __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+    for (int i = 0; i < 16; i++)
+        acc[i] = _mm512_set1_ps((float)i);
+    long iters = 20 * 1000 * 1000;
+    for (long it = 0; it < iters; it++) {
+        for (int i = 0; i < 16; i++)
+            acc[i] = _mm512_fmadd_ps(acc[i], b, c);
+    }
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += _mm512_reduce_add_ps(acc[i]);
+    flops[task] = (double)iters * 16 * 32 + (s == 12345.0f);
+}
+#endif
+
+static double measure_peak(m3_threadpool *pool) {
+#if defined(__x86_64__)
+    if (!__builtin_cpu_supports("avx512f"))
+        return 0;
+    int n = m3_threadpool_size(pool);
+    double flops[64] = {0};
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        m3_threadpool_run(pool, (size_t)n, peak_avx512, flops);
+        double t = now() - t0, total = 0;
+        for (int i = 0; i < n; i++)
+            total += flops[i];
+        if (total / t / 1e9 > best)
+            best = total / t / 1e9;
+    }
+    return best;
+#else
+    (void)pool;
+    return 0;
+#endif
+}
+
+int main(int argc, char **argv) {
+    double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    static const struct { size_t m, k, n; const char *what; } shapes[] = {
+        {2048, 1024, 1024, "qkv/out proj"}, {2048, 1024, 4096, "ffn in (gelu)"},
+        {2048, 4096, 1024, "ffn out (resid)"}, {16, 1024, 1024, "query proj"},
+        {16, 1024, 4096, "query ffn in"}, {16, 4096, 1024, "query ffn out"},
+    };
+    printf("kernel: %s\n", m3_gemm_kernel_name());
+    for (int threads = 1; threads <= 2; threads++) {
+        m3_threadpool *pool;
+        m3_error err = {0};
+        if (m3_threadpool_new(threads, &pool, &err) != M3_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        double peak = measure_peak(pool);
+        printf("threads %d: measured AVX-512 FMA peak %.1f GFLOP/s\n", threads, peak);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
+            float *a = malloc(m * k * sizeof *a), *w = malloc(n * k * sizeof *w);
+            float *bias = malloc(n * sizeof *bias), *c = malloc(m * n * sizeof *c);
+            for (size_t i = 0; i < m * k; i++)
+                a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+            for (size_t i = 0; i < n * k; i++)
+                w[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            for (size_t i = 0; i < n; i++)
+                bias[i] = 0.01f;
+            for (size_t i = 0; i < m * n; i++)
+                c[i] = 0.0f;
+            m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2,
+                           .shape = {(int64_t)n, (int64_t)k}, .strides = {(int64_t)k, 1}, .data = w};
+            m3_packed_matrix *p;
+            if (m3_packed_matrix_new(&t, &p, &err) != M3_STATUS_OK) {
+                fprintf(stderr, "%s\n", err.message);
+                return 1;
+            }
+            m3_gemm_epilogue epi = strstr(shapes[s].what, "gelu")    ? M3_GEMM_BIAS_GELU
+                                   : strstr(shapes[s].what, "resid") ? M3_GEMM_BIAS_RESIDUAL
+                                                                     : M3_GEMM_BIAS;
+            m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);  // warm up
+            double best = 1e30, total = 0;
+            int reps = 0;
+            while (total < seconds || reps < 3) {
+                double t0 = now();
+                m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);
+                double dt = now() - t0;
+                total += dt;
+                reps++;
+                if (dt < best)
+                    best = dt;
+            }
+            double gflops = 2.0 * (double)m * (double)n * (double)k / best / 1e9;
+            printf("  m=%4zu k=%4zu n=%4zu %-16s %7.1f GFLOP/s  %5.1f%% of peak  (%.3f ms best of %d)\n",
+                   m, k, n, shapes[s].what, gflops, peak > 0 ? 100 * gflops / peak : 0, best * 1e3,
+                   reps);
+            m3_packed_matrix_free(p);
+            free(a);
+            free(w);
+            free(bias);
+            free(c);
+        }
+        m3_threadpool_free(pool);
+    }
+    return 0;
+}
