@@ -126,6 +126,13 @@ static work_file *prepare(job *j, const char *path)
         if (r <= 0) break;
         got += (size_t)r;
     }
+    // A file written while we read it would be recorded with the old size and time but other
+    // content, and never looked at again: compare the metadata after the read and treat a change
+    // as a failed read, so the next run picks the file up again.
+    struct stat after;
+    if (fstat(fd, &after) != 0 || after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+        after.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
+        got = (size_t)-1;
     close(fd);
     if (!data || got != w->info.size) {
         free(data);

@@ -110,7 +110,10 @@ kidx=$tmp/kidx
 kills=0 bad=0 k=0
 while [[ $kills -lt 20 && $k -lt 60 ]]; do
   k=$((k + 1))
-  run_index "$kidx" --commit-interval 100 "$big" &
+  # m3 itself, not a subshell running it, must be the process killed: a surviving m3 would keep
+  # writing while the files change and the next run starts.
+  "$m3" index "${T[@]}" --quiet --index "$kidx" --model "$model" --chunk-tokens 32 --overlap 8 \
+      --commit-interval 100 "$big" &
   pid=$!
   sleep "$(awk -v ms=$((RANDOM % 400)) 'BEGIN { print ms / 1000 }')"
   kill -KILL $pid 2>/dev/null && kills=$((kills + 1))
