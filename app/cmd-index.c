@@ -420,7 +420,7 @@ int m3_cmd_index(int argc, char **argv)
     m3_encoder *enc = NULL;
     m3_index *idx = NULL;
     m3_index_writer *wr = NULL;
-    strvec roots = {0}, files = {0}, gone = {0}, todo = {0};
+    strvec roots = {0}, files = {0}, gone = {0}, to_index = {0};
     char index_real[PATH_MAX] = "";
     m3_index_model mid;
     job j = {0};
@@ -499,13 +499,13 @@ int m3_cmd_index(int argc, char **argv)
             cnt.unchanged++;
             continue;
         }
-        strvec_push(&todo, files.v[i]);
+        strvec_push(&to_index, files.v[i]);
     }
-    cnt.files_total = todo.n;
+    cnt.files_total = to_index.n;
     cnt.tty = !quiet && isatty(2);
     cnt.t0 = now_s();
-    j.paths = todo.v;
-    j.n_paths = todo.n;
+    j.paths = to_index.v;
+    j.n_paths = to_index.n;
     j.idx = idx;
     j.tok = m3_model_get_tokenizer(model);
     j.chunk = (m3_chunk_options){chunk_tokens, overlap};
@@ -578,8 +578,8 @@ out_todo:
         pthread_join(reader, NULL);
         for (work_file *w; (w = pop(&j, false));) work_free(w);
     }
-    for (size_t i = 0; i < todo.n; i++) free(todo.v[i]);
-    free(todo.v);
+    for (size_t i = 0; i < to_index.n; i++) free(to_index.v[i]);
+    free(to_index.v);
 out:
     m3_index_writer_free(wr);
     m3_encoder_free(enc);
