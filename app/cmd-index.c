@@ -559,10 +559,14 @@ int m3_cmd_index(int argc, char **argv)
     }
     if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) goto fail;
     progress(&cnt, true);
-    if (!quiet)
-        fprintf(stderr, "m3 index: %zu indexed (%zu chunks, %llu tokens), %zu unchanged, %zu removed, %zu failed, %.1f s\n",
-                cnt.indexed, cnt.chunks, (unsigned long long)cnt.tokens, cnt.unchanged, cnt.removed, cnt.failed,
-                now_s() - cnt.t0);
+    if (!quiet) {
+        double dt = now_s() - cnt.t0;
+        fprintf(stderr,
+                "m3 index: %zu indexed (%zu chunks, %llu tokens), %zu unchanged, %zu removed, %zu failed, %.1f s"
+                " (%.0f tokens/s)\n",
+                cnt.indexed, cnt.chunks, (unsigned long long)cnt.tokens, cnt.unchanged, cnt.removed, cnt.failed, dt,
+                dt > 0 ? (double)cnt.tokens / dt : 0.0);
+    }
     rc = M3_EXIT_OK;
     goto out_todo;
 fail:

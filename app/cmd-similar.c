@@ -1,33 +1,131 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 similar [--index DIR] [--limit N] [--json] FILE
-// Files similar to an indexed FILE, from its stored vectors (no model needed); FILE is excluded.
+// m3 similar [--index DIR] [--model DIR] [--limit N] [--json] FILE
+// Files similar to FILE, excluded from the results. An indexed FILE queries with its stored vectors
+// (no model needed); any other file is read, chunked and encoded first (with the index's model).
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "encoder/encoder.h"
+#include "extract/extract.h"
 #include "index/index.h"
+#include "model/model.h"
 
 static const char usage_text[] =
     "usage: m3 similar [--index DIR] [--model DIR] [--limit N] [--json] [--weights D,S,C] FILE\n\n"
-    "Lists the indexed files most similar to FILE (which must be indexed), from the stored vectors.\n\n"
+    "Lists the indexed files most similar to FILE. An indexed FILE is compared through its stored\n"
+    "vectors; any other file is read and encoded first, which needs the model.\n\n"
     "  --index DIR        the index folder (default $XDG_DATA_HOME/m3search/index)\n"
-    "  --model DIR        accepted for symmetry with search; checked against the index when given\n"
+    "  --model DIR        the model the index was built with (default $M3_MODEL); needed only for\n"
+    "                     a FILE that is not indexed\n"
+    "  --backend NAME     encoder backend for a FILE that is not indexed (default auto)\n"
     "  --limit N          results (default 10)\n"
     "  --json             JSON output (as m3 search)\n"
     "  --weights D,S,C    hybrid weights (default 0.4,0.2,0.4)\n";
+
+// Reads at most max bytes of path (never changing its access time).
+static m3_status read_file(const char *path, unsigned char **data, size_t *size, m3_error *err)
+{
+    enum { MAX_BYTES = 64 << 20 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        m3_status s = m3_error_errno(err, errno, "cannot read", path);
+        if (fd >= 0) close(fd);
+        return s;
+    }
+    size_t want = !S_ISREG(st.st_mode) ? 0 : (size_t)st.st_size < MAX_BYTES ? (size_t)st.st_size : MAX_BYTES;
+    unsigned char *buf = malloc(want + 1);
+    size_t got = 0;
+    while (buf && got < want) {
+        ssize_t r = read(fd, buf + got, want - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    if (!S_ISREG(st.st_mode) || got != want) {
+        free(buf);
+        return m3_error_set(err, M3_STATUS_IO, 0, "%s: not a regular file, or it could not be read whole", path);
+    }
+    *data = buf;
+    *size = got;
+    return M3_STATUS_OK;
+}
+
+// Extracts, chunks and encodes the first chunks of a file the index does not hold, as `m3 index`
+// would (same extractor and chunking), then asks for the files similar to those chunks.
+static m3_status similar_unindexed(m3_index *idx, const char *file, const char *model_dir, const char *backend,
+                                   const m3_search_options *so, m3_search_hit **hits, size_t *n_hits,
+                                   m3_error *err)
+{
+    unsigned char *data = NULL;
+    size_t size = 0;
+    m3_model *model = NULL;
+    m3_encoder *enc = NULL;
+    m3_extracted doc = {0};
+    m3_text_chunk *chunks = NULL;
+    size_t n_chunks = 0, n = 0;
+    int32_t *ids[M3_SIMILAR_QUERY_CHUNKS] = {0};
+    m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS];
+    m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
+    m3_status s = read_file(file, &data, &size, err);
+    if (s != M3_STATUS_OK) goto out;
+    const m3_extractor *ex = m3_extract_find(file, data, size < 4096 ? size : 4096);
+    if (!ex) {
+        s = m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: not a format m3search reads (text, Markdown, code)", file);
+        goto out;
+    }
+    if ((s = ex->extract(data, size, file, &doc, err)) || (s = m3_model_open(model_dir, &model, err))) goto out;
+    const m3_tokenizer *tok = m3_model_get_tokenizer(model);
+    if ((s = m3_extract_chunk(tok, doc.text, doc.len, NULL, &chunks, &n_chunks, err))) goto out;
+    if (n_chunks == 0) {
+        s = m3_error_set(err, M3_STATUS_INVALID, 0, "%s: holds no text to compare", file);
+        goto out;
+    }
+    for (; n < n_chunks && n < M3_SIMILAR_QUERY_CHUNKS; n++) {
+        size_t len;
+        if ((s = m3_tokenizer_encode(tok, doc.text + chunks[n].start, chunks[n].end - chunks[n].start, 8192, &ids[n],
+                                     &len, err)))
+            goto out;
+        seqs[n] = (m3_sequence){ids[n], len};
+    }
+    m3_encoder_options eo = m3_encoder_options_default();
+    eo.backend = backend;
+    if ((s = m3_encoder_new(model, &eo, &enc, err)) ||
+        (s = m3_encoder_encode(enc, seqs, n, M3_OUTPUT_ALL, emb, err)))
+        goto out;
+    s = m3_index_similar_to(idx, emb, n, so, hits, n_hits, err);
+out:
+    for (size_t i = 0; i < M3_SIMILAR_QUERY_CHUNKS; i++) {
+        m3_embedding_clear(&emb[i]);
+        free(ids[i]);
+    }
+    free(chunks);
+    m3_extracted_clear(&doc);
+    m3_encoder_free(enc);
+    m3_model_close(model);
+    free(data);
+    return s;
+}
 
 int m3_cmd_similar(int argc, char **argv)
 {
     static const struct option options[] = {
         {"index", required_argument, NULL, 'i'}, {"model", required_argument, NULL, 'm'},
         {"limit", required_argument, NULL, 'n'}, {"json", no_argument, NULL, 'j'},
-        {"weights", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
-        {0},
+        {"weights", required_argument, NULL, 'w'}, {"backend", required_argument, NULL, 'b'},
+        {"help", no_argument, NULL, 'h'}, {0},
     };
-    const char *index_dir = NULL, *model_dir = NULL;
+    const char *index_dir = NULL, *model_dir = NULL, *backend = "auto";
     m3_search_options so = m3_search_options_default();
     bool json = false;
     size_t limit = 10;
@@ -37,6 +135,7 @@ int m3_cmd_similar(int argc, char **argv)
         switch (c) {
         case 'i': index_dir = optarg; break;
         case 'm': model_dir = optarg; break;
+        case 'b': backend = optarg; break;
         case 'n': if (!m3_cli_parse_size("similar", "--limit", optarg, 1, 100000, &limit)) return M3_EXIT_USAGE; break;
         case 'j': json = true; break;
         case 'w': if (!m3_cli_parse_weights("similar", optarg, so.weights)) return M3_EXIT_USAGE; break;
@@ -62,7 +161,26 @@ int m3_cmd_similar(int argc, char **argv)
     if (model_dir && m3_index_model_identify(model_dir, &mid, &err) != M3_STATUS_OK) goto fail;
     m3_index_options iopt = {M3_INDEX_READONLY, model_dir ? &mid : NULL};
     if (m3_index_open(index_dir, &iopt, &idx, &err) != M3_STATUS_OK) goto fail;
-    if (m3_index_similar(idx, file, &so, &hits, &n_hits, &err) != M3_STATUS_OK) goto fail;
+    m3_status s = m3_index_similar(idx, file, &so, &hits, &n_hits, &err);
+    if (s == M3_STATUS_NOT_FOUND) {
+        // Not indexed: encode it with the index's model (checked against the index at open).
+        const char *env = getenv("M3_MODEL");
+        if (!model_dir && env && *env) {
+            model_dir = env;
+            m3_index_close(idx);
+            idx = NULL;
+            iopt.model = &mid;
+            if (m3_index_model_identify(model_dir, &mid, &err) != M3_STATUS_OK ||
+                m3_index_open(index_dir, &iopt, &idx, &err) != M3_STATUS_OK)
+                goto fail;
+        }
+        if (!model_dir) {
+            rc = m3_cli_fail("similar", "%s is not indexed: give --model (or set M3_MODEL) to encode it", file);
+            goto out;
+        }
+        s = similar_unindexed(idx, file, model_dir, backend, &so, &hits, &n_hits, &err);
+    }
+    if (s != M3_STATUS_OK) goto fail;
     m3_cli_print_hits(stdout, hits, n_hits, json);
     rc = M3_EXIT_OK;
     goto out;

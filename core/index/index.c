@@ -134,9 +134,29 @@ static uint64_t hash_file(const char *path, bool sample, bool *found, uint64_t h
     return h;
 }
 
+// A model file (GGUF) is identified by the SHA-256 it carries (its header only is read).
+static m3_status identify_file(const char *file, m3_index_model *out, m3_error *err)
+{
+    m3_model_config cfg;
+    char sum[72];
+    m3_status s = m3_model_file_identify(file, &cfg, sum, err);
+    if (s != M3_STATUS_OK) return s;
+    const char *base = strrchr(file, '/');
+    base = base && base[1] ? base + 1 : file;
+    snprintf(out->id, sizeof out->id, "%.64s hidden=%d layers=%d vocab=%d", base, cfg.hidden, cfg.layers,
+             cfg.vocab);
+    uint64_t h = m3_index_hash(sum, strlen(sum), 0x6d33736561726368ULL);
+    snprintf(out->checksum, sizeof out->checksum, "%016llx", (unsigned long long)h);
+    out->dim = cfg.hidden;
+    out->vocab = cfg.vocab;
+    return M3_STATUS_OK;
+}
+
 m3_status m3_index_model_identify(const char *dir, m3_index_model *out, m3_error *err)
 {
     memset(out, 0, sizeof *out);
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) return identify_file(dir, out, err);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "rb");

@@ -49,7 +49,9 @@ typedef struct m3_index_model {
 
 // Identifies the model folder dir without loading its weights: hashes config.json,
 // sentencepiece.bpe.model, colbert_linear.pt, sparse_linear.pt whole and the weight file
-// (model.safetensors or pytorch_model.bin) by size and its first and last 4 MiB.
+// (model.safetensors or pytorch_model.bin) by size and its first and last 4 MiB. A model file
+// (GGUF, from `m3 model convert`) is identified by the SHA-256 stored in its header: a folder and
+// its converted file are different models to the index (fp16 weights give slightly other vectors).
 m3_status m3_index_model_identify(const char *dir, m3_index_model *out, m3_error *err);
 
 enum m3_index_flags {
@@ -209,10 +211,18 @@ typedef struct m3_search_hit {
 m3_status m3_index_search(m3_index *idx, const m3_embedding *query, const m3_search_options *opt,
                           m3_search_hit **hits, size_t *n_hits, m3_error *err);
 
-// Files similar to the file at path, from its stored vectors (its first chunks as queries, best
-// score per other file); the file itself is excluded.
+enum { M3_SIMILAR_QUERY_CHUNKS = 8 };  // a file's first chunks that query for similar files
+
+// Files similar to the file at path, from its stored vectors (its first M3_SIMILAR_QUERY_CHUNKS
+// chunks as queries, best score per other file); the file itself is excluded. M3_STATUS_NOT_FOUND
+// when the index does not hold path.
 m3_status m3_index_similar(m3_index *idx, const char *path, const m3_search_options *opt,
                            m3_search_hit **hits, size_t *n_hits, m3_error *err);
+
+// The same for a file that is not indexed, given the embeddings of its chunks (the first
+// M3_SIMILAR_QUERY_CHUNKS are used; opt->exclude_file_id as the caller sets it).
+m3_status m3_index_similar_to(m3_index *idx, const m3_embedding *chunks, size_t n, const m3_search_options *opt,
+                              m3_search_hit **hits, size_t *n_hits, m3_error *err);
 
 void m3_search_hits_free(m3_search_hit *hits, size_t n);
 

@@ -698,33 +698,20 @@ static int cmp_hit_score(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
-m3_status m3_index_similar(m3_index *idx, const char *path, const m3_search_options *opt, m3_search_hit **hits,
-                           size_t *n_hits, m3_error *err)
+// Searches with each query and keeps the best hit per file (similar files).
+static m3_status similar_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *queries, size_t n_queries,
+                             const m3_search_options *opt, m3_search_hit **hits, size_t *n_hits, m3_error *err)
 {
-    enum { MAX_QUERY_CHUNKS = 8 };
-    *hits = NULL;
-    *n_hits = 0;
-    m3_search_options o = opt ? *opt : m3_search_options_default();
-    MDB_txn *txn;
-    int rc = m3_index_begin_read(idx, &txn);
-    if (rc) return m3_index_mdb_error(idx, rc, "begin", err);
-    m3_index_file f;
-    m3_status s = m3_index_read_file(idx, txn, path, &f, err);
-    m3_search_hit *all = NULL;
-    size_t n_all = 0;
-    if (s != M3_STATUS_OK) goto done;
-    o.exclude_file_id = f.file_id;
+    m3_search_options o = *opt;
     o.group_by_file = true;
     o.tokenizer = NULL;
-    for (uint32_t i = 0; i < f.n_chunks && i < MAX_QUERY_CHUNKS; i++) {
-        m3_embedding q;
-        if ((s = m3_index_read_embedding(idx, txn, f.first_chunk + i, M3_OUTPUT_ALL, &q, err)) != M3_STATUS_OK) goto done;
+    m3_search_hit *all = NULL;
+    size_t n_all = 0;
+    m3_status s = M3_STATUS_OK;
+    for (size_t i = 0; i < n_queries; i++) {
         m3_search_hit *h;
         size_t nh;
-        s = search_txn(idx, txn, &q, &o, &h, &nh, err);
-        m3_embedding_clear(&q);
-        if (s != M3_STATUS_OK) goto done;
-        // Keep the best hit per file over all query chunks.
+        if ((s = search_txn(idx, txn, &queries[i], &o, &h, &nh, err)) != M3_STATUS_OK) goto done;
         for (size_t j = 0; j < nh; j++) {
             size_t k = 0;
             while (k < n_all && strcmp(all[k].path, h[j].path)) k++;
@@ -752,20 +739,56 @@ m3_status m3_index_similar(m3_index *idx, const char *path, const m3_search_opti
     }
     if (n_all) qsort(all, n_all, sizeof *all, cmp_hit_score);
     size_t limit = o.limit ? o.limit : 10;
-    if (n_all > limit) {
-        m3_search_hits_free(NULL, 0);
-        for (size_t j = limit; j < n_all; j++) {
-            free(all[j].path);
-            free(all[j].snippet);
-        }
-        n_all = limit;
+    for (size_t j = limit; j < n_all; j++) {
+        free(all[j].path);
+        free(all[j].snippet);
     }
+    if (n_all > limit) n_all = limit;
     *hits = all;
     *n_hits = n_all;
     all = NULL;
     n_all = 0;
 done:
     m3_search_hits_free(all, n_all);
+    return s;
+}
+
+m3_status m3_index_similar(m3_index *idx, const char *path, const m3_search_options *opt, m3_search_hit **hits,
+                           size_t *n_hits, m3_error *err)
+{
+    *hits = NULL;
+    *n_hits = 0;
+    m3_search_options o = opt ? *opt : m3_search_options_default();
+    MDB_txn *txn;
+    int rc = m3_index_begin_read(idx, &txn);
+    if (rc) return m3_index_mdb_error(idx, rc, "begin", err);
+    m3_index_file f;
+    m3_embedding q[M3_SIMILAR_QUERY_CHUNKS] = {0};
+    uint32_t n = 0;
+    m3_status s = m3_index_read_file(idx, txn, path, &f, err);
+    if (s != M3_STATUS_OK) goto done;
+    o.exclude_file_id = f.file_id;
+    for (; n < f.n_chunks && n < M3_SIMILAR_QUERY_CHUNKS; n++)
+        if ((s = m3_index_read_embedding(idx, txn, f.first_chunk + n, M3_OUTPUT_ALL, &q[n], err)) != M3_STATUS_OK)
+            goto done;
+    s = similar_txn(idx, txn, q, n, &o, hits, n_hits, err);
+done:
+    for (uint32_t i = 0; i < n; i++) m3_embedding_clear(&q[i]);
+    mdb_txn_abort(txn);
+    return s;
+}
+
+m3_status m3_index_similar_to(m3_index *idx, const m3_embedding *chunks, size_t n, const m3_search_options *opt,
+                              m3_search_hit **hits, size_t *n_hits, m3_error *err)
+{
+    *hits = NULL;
+    *n_hits = 0;
+    m3_search_options o = opt ? *opt : m3_search_options_default();
+    MDB_txn *txn;
+    int rc = m3_index_begin_read(idx, &txn);
+    if (rc) return m3_index_mdb_error(idx, rc, "begin", err);
+    m3_status s = similar_txn(idx, txn, chunks, n < M3_SIMILAR_QUERY_CHUNKS ? n : M3_SIMILAR_QUERY_CHUNKS, &o,
+                              hits, n_hits, err);
     mdb_txn_abort(txn);
     return s;
 }

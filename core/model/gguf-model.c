@@ -212,3 +212,30 @@ void m3_gguf_model_parts_clear(m3_gguf_model_parts *p)
     m3_weights_close(p->encoder);
     memset(p, 0, sizeof *p);
 }
+
+m3_status m3_model_file_identify(const char *path, m3_model_config *config, char checksum[72], m3_error *err)
+{
+    m3_mapped_file *file;
+    m3_status st = m3_mapped_file_open(path, &file, err);
+    if (st != M3_STATUS_OK) return st;
+    if (file->size < 4 || memcmp(file->data, M3_GGUF_MAGIC, 4) != 0) {
+        st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: not a GGUF model file (no GGUF magic)", path);
+        m3_mapped_file_close(file);
+        return st;
+    }
+    m3_gguf g;
+    if ((st = m3_gguf_parse(file, &g, err)) == M3_STATUS_OK) {
+        const char *s;
+        size_t len;
+        if ((st = read_config(&g, config, err)) == M3_STATUS_OK &&
+            (st = m3_gguf_get_string(&g, M3_GGUF_CHECKSUM_KEY, &s, &len, err)) == M3_STATUS_OK) {
+            if (len != strlen(M3_GGUF_CHECKSUM_PREFIX) + M3_GGUF_CHECKSUM_HEX)
+                st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: malformed " M3_GGUF_CHECKSUM_KEY, path);
+            else
+                memcpy(checksum, s, len), checksum[len] = 0;
+        }
+        m3_gguf_destroy(&g);
+    }
+    m3_mapped_file_close(file);
+    return st;
+}

@@ -127,6 +127,11 @@ typedef struct m3_model_verify_report {
 // m3_model_open. report may be NULL.
 m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err);
 
+// Reads only the header of the model file path (GGUF, milliseconds): its configuration and its stored
+// checksum ("sha256:<64 hex>", NUL-terminated into checksum). The checksum is not recomputed
+// (m3_model_verify does that). Errors as m3_model_open's; M3_STATUS_FORMAT for a folder or non-GGUF.
+m3_status m3_model_file_identify(const char *path, m3_model_config *config, char checksum[72], m3_error *err);
+
 // Builds a model of the given shape with deterministic pseudo-random fp32 weights in memory and no
 // tokenizer (m3_model_get_tokenizer returns NULL). Used by `m3 bench`: compute cost does not depend
 // on the values. Weights are scaled so activations stay finite.

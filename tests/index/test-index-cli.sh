@@ -77,7 +77,14 @@ jq -e '.results | all(.[]; (.dense - .score | fabs) < 1e-5)' <<<"$o" >/dev/null 
 # ---- similar --------------------------------------------------------------------------------
 o=$("$m3" similar --index "$idx" --json --limit 5 "$docs/doc0.txt")
 jq -e --arg p "$docs/doc0.txt" '.results | length > 0 and all(.[]; .path != $p)' <<<"$o" >/dev/null && pass "similar excludes the file" || fail "similar: $o"
-"$m3" similar --index "$idx" "$docs/nope.txt" 2>/dev/null && fail "similar of an unindexed file" || pass "similar: unindexed file is an error"
+"$m3" similar --index "$idx" "$docs/nope.txt" 2>/dev/null && fail "similar of a missing file" || pass "similar: a missing file is an error"
+# A file outside the index is encoded first: one sentence that is a whole chunk of indexed files
+# finds such a chunk first (identical text, so dense ≈ 1 up to int8 rounding).
+echo "${sent[0]}" >"$tmp/copy-of-doc0.txt"
+err=$(M3_MODEL= "$m3" similar --index "$idx" "$tmp/copy-of-doc0.txt" 2>&1)
+[[ $? -eq 1 ]] && grep -q "is not indexed: give --model" <<<"$err" && pass "similar: unindexed file without a model says so" || fail "similar unindexed without model: $err"
+o=$("$m3" similar --index "$idx" --model "$model" --json --limit 3 "$tmp/copy-of-doc0.txt")
+jq -e --arg s "${sent[0]}" '.results[0].snippet == $s and .results[0].dense > 0.999' <<<"$o" >/dev/null && pass "similar: an unindexed file is encoded first" || fail "similar unindexed: $o"
 
 # ---- re-index after modify / delete / add ---------------------------------------------------
 before=$("$m3" status --index "$idx" --json | jq .chunks)
@@ -102,6 +109,21 @@ printf '\n' >>"$tmp/other-model/config.json"
 err=$("$m3" search "${T[@]}" --index "$idx" --model "$tmp/other-model" "x" 2>&1)
 [[ $? -eq 1 ]] && grep -q "was built with model" <<<"$err" && pass "another model refused: $err" || fail "another model: $err"
 
+
+# ---- the converted model file works wherever --model is taken ---------------------------------
+gguf=$tmp/m3-tiny.gguf
+"$m3" model convert "$model" "$gguf" >/dev/null || fail "model convert"
+if "$m3" index "${T[@]}" --quiet --index "$tmp/idx-gguf" --model "$gguf" --chunk-tokens 32 --overlap 8 "$docs" &&
+   out=$("$m3" search "${T[@]}" --index "$tmp/idx-gguf" --model "$gguf" --json --limit 3 "Finanzamt Steuererklärung") &&
+   jq -e '.results | length == 3' <<<"$out" >/dev/null &&
+   "$m3" similar --index "$tmp/idx-gguf" --model "$gguf" --json "$docs/doc0.txt" | jq -e '.results | length > 0' >/dev/null; then
+  pass "index, search and similar with the GGUF model file"
+else
+  fail "GGUF model file: index/search/similar failed"
+fi
+err=$("$m3" search "${T[@]}" --index "$tmp/idx-gguf" --model "$model" "x" 2>&1)
+[[ $? -eq 1 ]] && grep -q "was built with model 'm3-tiny.gguf" <<<"$err" && pass "folder refused on a GGUF-built index" || fail "folder on a GGUF-built index: $err"
+rm -rf "$tmp/idx-gguf"
 # ---- SIGKILL at random moments --------------------------------------------------------------
 big=$tmp/big
 mkdir -p "$big"
