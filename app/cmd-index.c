@@ -440,6 +440,11 @@ int m3_cmd_index(int argc, char **argv)
         m3_cli_fail_error("index", &err);
         goto out;
     }
+    // The writer first: a second `m3 index` on this index stops here, before loading the model.
+    if (m3_index_writer_new(idx, &wr, &err) != M3_STATUS_OK) {
+        m3_cli_fail_error("index", &err);
+        goto out;
+    }
     if (!realpath(index_dir, index_real)) index_real[0] = 0;
     if (m3_model_open(model_dir, &model, &err) != M3_STATUS_OK || m3_encoder_new(model, &eopt, &enc, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
@@ -467,10 +472,6 @@ int m3_cmd_index(int argc, char **argv)
         else files.v[m++] = files.v[i];
     }
     files.n = m;
-    if (m3_index_writer_new(idx, &wr, &err) != M3_STATUS_OK) {
-        m3_cli_fail_error("index", &err);
-        goto out;
-    }
     // Deleted files first.
     gone_ctx g = {&roots, &files, &gone};
     if (m3_index_list_files(idx, gone_cb, &g, &err) != M3_STATUS_OK) {

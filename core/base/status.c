@@ -15,6 +15,7 @@ const char *m3_status_name(m3_status status)
     case M3_STATUS_NOT_FOUND: return "not found";
     case M3_STATUS_LIMIT: return "limit exceeded";
     case M3_STATUS_DEVICE: return "device error";
+    case M3_STATUS_BUSY: return "busy";
     }
     return "unknown status";
 }

@@ -30,6 +30,7 @@ typedef enum m3_status {
     M3_STATUS_NOT_FOUND = -6,   // a named file or tensor does not exist
     M3_STATUS_LIMIT = -7,       // a size limit was exceeded (too many tokens, a zip bomb...)
     M3_STATUS_DEVICE = -8,      // an accelerator failed or is missing
+    M3_STATUS_BUSY = -9,        // another process holds what is needed (e.g. an index's writer lock)
 } m3_status;
 
 enum { M3_ERROR_MESSAGE_MAX = 512 };

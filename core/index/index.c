@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -420,14 +421,28 @@ fail:
     return s;
 }
 
+static m3_status lock_writer(const char *dir, int *fd_out, m3_error *err);
+
 m3_status m3_index_remove(const char *dir, m3_error *err)
 {
     static const char *const names[] = {"data.mdb", "lock.mdb"};
     char path[PATH_MAX];
+    struct stat st;
+    int lock_fd = -1;
+    // Never pull the files from under a running writer.
+    if (stat(dir, &st) == 0) {
+        m3_status s = lock_writer(dir, &lock_fd, err);
+        if (s != M3_STATUS_OK) return s;
+    }
     for (size_t i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (unlink(path) != 0 && errno != ENOENT) return m3_error_errno(err, errno, "cannot remove", path);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            m3_status s = m3_error_errno(err, errno, "cannot remove", path);
+            if (lock_fd >= 0) close(lock_fd);
+            return s;
+        }
     }
+    if (lock_fd >= 0) close(lock_fd);
     return M3_STATUS_OK;
 }
 
@@ -763,6 +778,7 @@ enum { BLOCK_CACHE = 8 };
 
 struct m3_index_writer {
     m3_index *idx;
+    int lock_fd;  // dir/writer.lock, flock'ed for the writer's life
     pending_op *ops;
     size_t n_ops, cap_ops, bytes;
     ZSTD_CCtx *zc;
@@ -773,16 +789,54 @@ struct m3_index_writer {
     size_t cache_clock;
 };
 
+// LMDB would only serialise two writers' transactions: both would encode the same files and the
+// second would wait, unseen, for the first's commits. One writer per index instead: an exclusive
+// flock on dir/writer.lock (released by the kernel when the process dies), holding the pid for the
+// message.
+static m3_status lock_writer(const char *dir, int *fd_out, m3_error *err)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/writer.lock", dir) >= (int)sizeof path)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: path too long", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return m3_error_errno(err, errno, "cannot open the writer lock", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        if (e != EWOULDBLOCK) return m3_error_errno(err, e, "cannot lock", path);
+        return m3_error_set(err, M3_STATUS_BUSY, e,
+                            "index %s is being written by another process (pid %s, another `m3 index`?): "
+                            "wait for it to finish",
+                            dir, *pid ? pid : "?");
+    }
+    char pid[24];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        // The pid is only for the message: a full disk must not stop the lock from working.
+    }
+    *fd_out = fd;
+    return M3_STATUS_OK;
+}
+
 m3_status m3_index_writer_new(m3_index *idx, m3_index_writer **out, m3_error *err)
 {
     *out = NULL;
     if (idx->readonly) return m3_error_set(err, M3_STATUS_INVALID, 0, "index %s is open read-only", idx->dir);
+    int lock_fd;
+    m3_status s = lock_writer(idx->dir, &lock_fd, err);
+    if (s != M3_STATUS_OK) return s;
     m3_index_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->zc = ZSTD_createCCtx())) {
         free(w);
+        close(lock_fd);
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
     }
     w->idx = idx;
+    w->lock_fd = lock_fd;
     size_t block_bytes = BITS_LIVE_BYTES + (size_t)BITS_BLOCK * idx->code_bytes;
     for (int i = 0; i < BLOCK_CACHE; i++)
         if (!(w->cache[i].buf = malloc(block_bytes))) {
@@ -821,6 +875,7 @@ void m3_index_writer_free(m3_index_writer *w)
     free(w->ops);
     for (int i = 0; i < BLOCK_CACHE; i++) free(w->cache[i].buf);
     ZSTD_freeCCtx(w->zc);
+    close(w->lock_fd);
     free(w);
 }
 

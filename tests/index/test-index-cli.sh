@@ -124,6 +124,32 @@ fi
 err=$("$m3" search "${T[@]}" --index "$tmp/idx-gguf" --model "$model" "x" 2>&1)
 [[ $? -eq 1 ]] && grep -q "was built with model 'm3-tiny.gguf" <<<"$err" && pass "folder refused on a GGUF-built index" || fail "folder on a GGUF-built index: $err"
 rm -rf "$tmp/idx-gguf"
+# ---- one writer at a time; searches run while indexing -----------------------------------------
+conc=$tmp/idx-conc
+big=$tmp/big
+mkdir -p "$big"
+for i in $(seq 0 299); do
+  for j in $(seq 0 24); do printf '%s ' "${sent[$(((i + j) % 8))]}"; done >"$big/f$i.txt"
+done
+run_index "$conc" "$docs" || fail "index for the concurrency test"
+"$m3" index --threads 1 --quiet --index "$conc" --model "$model" --chunk-tokens 32 --overlap 8 --batch-tokens 64 "$big" &
+writer=$!
+for _ in $(seq 200); do ! flock -n "$conc/writer.lock" true 2>/dev/null && break; sleep 0.05; done
+searches=0 search_fail=0 second=""
+while kill -0 "$writer" 2>/dev/null; do
+  if "$m3" search "${T[@]}" --index "$conc" --model "$model" --json --limit 3 "Katze Sofa" >/dev/null; then
+    searches=$((searches + 1))
+  else
+    search_fail=$((search_fail + 1))
+  fi
+  [[ -z $second ]] && second=$("$m3" index "${T[@]}" --quiet --index "$conc" --model "$model" "$docs" 2>&1; echo "rc=$?")
+done
+wait "$writer" || fail "the indexer exited $? during the concurrency test"
+(( searches > 0 && search_fail == 0 )) && pass "$searches searches while indexing, none failed or blocked" || fail "searches while indexing: $searches ok, $search_fail failed"
+grep -q "being written by another process" <<<"$second" && grep -q "rc=1" <<<"$second" && pass "a second writer is refused: ${second%%$'\n'*}" || fail "second writer: $second"
+"$m3" check --index "$conc" >/dev/null && pass "check after concurrent use" || fail "check after concurrent use"
+rm -rf "$conc" "$big"
+
 # ---- SIGKILL at random moments --------------------------------------------------------------
 big=$tmp/big
 mkdir -p "$big"
