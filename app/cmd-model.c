@@ -22,7 +22,8 @@ static const char usage_text[] =
     "Fetches BAAI/bge-m3 (about 2.3 GB) from the Hugging Face hub and prints the folder to give to\n"
     "--model. An existing Hugging Face cache snapshot ($HF_HOME/hub, ~/.cache/huggingface/hub) with\n"
     "every needed file is used as it is, without downloading. An interrupted download resumes when the\n"
-    "same command runs again; every file is checked against the hub's SHA-256 before it is installed.\n\n"
+    "same command runs again; every file is checked against the hub's SHA-256 before it is installed,\n"
+    "and DIR/SHA256SUMS records the SHA-256 of every installed file for `m3 model verify DIR`.\n\n"
     "  --endpoint URL     the hub or a mirror (default: $HF_ENDPOINT, else https://huggingface.co)\n"
     "  --revision REV     branch, tag or commit (default main)\n"
     "  --dir DIR          where to put the files (default $XDG_DATA_HOME/m3search/models/bge-m3)\n"
@@ -39,8 +40,9 @@ static const char usage_text[] =
     "  --dtype f32        every value exactly as in SRC (~2.3 GB): outputs identical to the folder's\n\n"
     "usage: m3 model verify PATH\n\n"
     "Reads every byte of a model and checks it: a model file against the SHA-256 stored in it; a\n"
-    "folder against its SHA256SUMS when it has one; then that the model opens (every file parses,\n"
-    "every tensor has its shape). Exit 0 only when the model is intact.\n";
+    "folder against its SHA256SUMS when it has one (`m3 model download` writes it), a Hugging Face\n"
+    "cache snapshot against its blob names; then that the model opens (every file parses, every\n"
+    "tensor has its shape). Exit 0 only when the model is intact.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -263,6 +265,9 @@ static int verify(int argc, char **argv)
     if (r.is_file)
         printf("%s: OK: model file, checksum %s matches, %zu tensors checked (%.1f s)\n", argv[1], r.checksum,
                r.tensors, now_s() - t0);
+    else if (r.checksummed && r.hub_cache)
+        printf("%s: OK: Hugging Face cache snapshot, %d files match their blob names (SHA-256 / git SHA-1), "
+               "%zu tensors checked (%.1f s)\n", argv[1], r.checksummed, r.tensors, now_s() - t0);
     else if (r.checksummed)
         printf("%s: OK: model folder, %d files match SHA256SUMS, %zu tensors checked (%.1f s)\n", argv[1],
                r.checksummed, r.tensors, now_s() - t0);

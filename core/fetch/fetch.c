@@ -35,6 +35,7 @@ typedef struct job {
     char sha256[HASH_HEX_MAX + 1];   // expected SHA-256 (hex), "" when the server published none
     char sha1[HASH_HEX_MAX + 1];     // expected git blob SHA-1 (hex), "" when none
     uint64_t have;                   // bytes in name.part before this call's GET
+    char got_sha256[HASH_HEX_MAX + 1]; // SHA-256 of the installed file, "" until it is installed
 } job;
 
 typedef struct fetch {
@@ -607,9 +608,10 @@ static m3_status download(fetch *f, job *j, m3_error *err)
                           j->url, human(f->file_done, a), human(j->size, b));
         goto out;
     }
+    // The SHA-256 of what was received is always computed: it goes to SHA256SUMS (write_sums).
     char got[HASH_HEX_MAX + 1];
+    hash_hex(f->sha256, got);
     if (j->sha256[0]) {
-        hash_hex(f->sha256, got);
         if (strcmp(got, j->sha256) != 0) {
             unlink(j->part_path);
             st = m3_error_set(err, M3_STATUS_FORMAT, 0,
@@ -619,13 +621,14 @@ static m3_status download(fetch *f, job *j, m3_error *err)
             goto out;
         }
     } else if (j->sha1[0] && j->size_known) {
-        hash_hex(f->sha1, got);
-        if (strcmp(got, j->sha1) != 0) {
+        char got_sha1[HASH_HEX_MAX + 1];
+        hash_hex(f->sha1, got_sha1);
+        if (strcmp(got_sha1, j->sha1) != 0) {
             unlink(j->part_path);
             st = m3_error_set(err, M3_STATUS_FORMAT, 0,
                               "%s: git blob SHA-1 mismatch (got %s, %s publishes %s); the download was removed "
                               "and nothing installed — run again, or check the endpoint / mirror",
-                              j->name, got, j->url, j->sha1);
+                              j->name, got_sha1, j->url, j->sha1);
             goto out;
         }
     }
@@ -641,12 +644,101 @@ static m3_status download(fetch *f, job *j, m3_error *err)
     }
     st = fsync_dir(f->dir, err);
     if (st != M3_STATUS_OK) goto out;
+    memcpy(j->got_sha256, got, sizeof got);
     f->done_others += f->file_done;
     report(f, M3_FETCH_EVENT_DONE, NULL, 0, 0);
     f->file_done = 0;
 out:
     if (f->fd >= 0) close(f->fd);
     f->fd = -1;
+    return st;
+}
+
+// ---- DIR/SHA256SUMS ----
+
+typedef struct sum_entry {
+    char hex[HASH_HEX_MAX + 1];
+    char name[256];
+} sum_entry;
+
+// Reads the "<64 hex>  <name>" lines of an existing SHA256SUMS (others are dropped); returns the count.
+static size_t read_sums(const char *path, sum_entry *out, size_t cap)
+{
+    FILE *in = fopen(path, "r");
+    if (!in) return 0;
+    char line[512];
+    size_t n = 0;
+    while (n < cap && fgets(line, sizeof line, in)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = '\0';
+        if (len <= 66 || line[64] != ' ' || line[65] != ' ' || len - 66 >= sizeof out[n].name) continue;
+        line[64] = '\0';
+        if (!is_hex(line, 64) || strchr(line + 66, '/')) continue;
+        memcpy(out[n].hex, line, 65);
+        memcpy(out[n].name, line + 66, len - 66 + 1);  // fits: checked above
+        n++;
+    }
+    fclose(in);
+    return n;
+}
+
+// Records the SHA-256 of every file installed in DIR, in sha256sum's format, so that
+// `m3 model verify DIR` (and `sha256sum -c`) can check the folder later: the files installed by this
+// call (jobs with got_sha256) and those an earlier call recorded that are still there. Written to
+// SHA256SUMS.tmp, synced and renamed: the file is either the old list or the whole new one.
+static m3_status write_sums(fetch *f, const job *jobs, size_t njobs, m3_error *err)
+{
+    char *path = m3_fetch_path_join(f->dir, "SHA256SUMS");
+    char *tmp = m3_fetch_path_join(f->dir, "SHA256SUMS.tmp");
+    sum_entry old[32], list[32];
+    size_t n_old = path ? read_sums(path, old, sizeof old / sizeof old[0]) : 0, n = 0;
+    m3_status st = M3_STATUS_OK;
+    if (!path || !tmp) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < njobs && n < sizeof list / sizeof list[0]; i++) {
+        const char *name = m3_fetch_present_name(f->dir, jobs[i].spec);
+        if (!name) continue;
+        const char *hex = NULL;
+        if (jobs[i].got_sha256[0] && !strcmp(jobs[i].name, name)) hex = jobs[i].got_sha256;
+        for (size_t k = 0; !hex && k < n_old; k++)
+            if (!strcmp(old[k].name, name)) hex = old[k].hex;
+        if (!hex) continue;  // present but not verified by us (e.g. copied in by hand): not vouched for
+        if (strlen(name) >= sizeof list[n].name) continue;
+        memcpy(list[n].hex, hex, HASH_HEX_MAX + 1);
+        memcpy(list[n].name, name, strlen(name) + 1);
+        n++;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st = m3_error_errno(err, errno, "cannot create", tmp);
+        goto out;
+    }
+    FILE *w = fdopen(fd, "w");
+    if (!w) {
+        st = m3_error_errno(err, errno, "cannot write", tmp);
+        close(fd);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) fprintf(w, "%s  %s\n", list[i].hex, list[i].name);
+    bool ok = fflush(w) == 0 && !ferror(w) && fsync(fd) == 0;
+    int e = errno;
+    if (fclose(w) != 0 && ok) ok = false, e = errno;
+    if (!ok) {
+        st = m3_error_errno(err, e, "cannot write", tmp);
+        unlink(tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        st = m3_error_errno(err, errno, "cannot rename into place", path);
+        unlink(tmp);
+        goto out;
+    }
+    st = fsync_dir(f->dir, err);
+out:
+    free(path);
+    free(tmp);
     return st;
 }
 
@@ -806,6 +898,9 @@ m3_status m3_fetch_model(const m3_fetch_options *opts, char **model_dir, bool *f
     for (size_t i = 0; i < njobs; i++) {
         if (!jobs[i].url) continue;
         st = download(&f, &jobs[i], err);
+        if (st != M3_STATUS_OK) goto out;
+        // After each file, so that an interrupted download keeps what it verified.
+        st = write_sums(&f, jobs, njobs, err);
         if (st != M3_STATUS_OK) goto out;
     }
     *model_dir = f.dir;

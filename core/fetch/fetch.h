@@ -25,6 +25,17 @@
 // answers 200 with an ETag that is the git blob SHA-1 ("blob <len>\0" + content). Both are checked;
 // a server that publishes neither (a plain mirror) gets the size checked only.
 //
+// SHA256SUMS. After each file is installed, DIR/SHA256SUMS lists the SHA-256 of every file installed
+// in DIR ("<64 hex>  <name>" lines, as sha256sum writes them; `m3 model verify DIR` and
+// `sha256sum -c SHA256SUMS` check the folder with it): for an LFS file that is the SHA-256 the hub
+// published and the download was checked against; for a small file, for which the hub publishes
+// only a git SHA-1, it is computed from the downloaded bytes (after they matched that SHA-1); from a
+// mirror that publishes no checksum, it is that of the bytes received (their size matched). Entries
+// of earlier calls are kept for files still there; a file in DIR that no call of ours installed is
+// not listed. The list is written to SHA256SUMS.tmp, synced and renamed: never half written.
+// Nothing is written into a Hugging Face cache snapshot (decision 2 below): it is not ours, and the
+// hub cache already names each file's blob by its hash.
+//
 // Order of decisions:
 //   1. DIR already holds every file: DIR is the answer, no request is made.
 //   2. A Hugging Face cache snapshot of the revision holds every file the encoder needs

@@ -3,9 +3,12 @@
 // A BGE-M3 model's parts from a parsed GGUF file (docs/model-file.md): the configuration from the
 // m3.* keys, the tensors (HF names; "colbert." and "sparse." prefixes select the two heads) as
 // m3_weights pointing into the mapping, and the tokenizer rebuilt from the tokenizer.ggml.* arrays.
+#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "model/gguf-private.h"
 #include "model/weights-private.h"
 
@@ -91,6 +94,61 @@ static m3_status read_tensors(const m3_gguf *g, m3_gguf_model_parts *p, m3_error
     return m3_weights_finish(p->sparse, err);
 }
 
+// The stored piece trie (M3_GGUF_PIECE_TRIE_KEY), pointing into the mapping, once its SHA-256 over
+// the token texts and the trie matches (about 15 ms for the real model: far less than building it);
+// left empty, so that the tokenizer builds its trie, when the file has none (written before it
+// existed), another version, or a trie that is damaged or belongs to other texts. The tokenizer
+// checks again that every walk stays inside the arrays.
+static void read_piece_trie(const m3_gguf *g, const m3_gguf_kv *tokens, size_t n_ids, m3_tokenizer_trie *trie)
+{
+    const m3_gguf_kv *kv = m3_gguf_find(g, M3_GGUF_PIECE_TRIE_KEY);
+    if (!kv) return;
+    const unsigned char *b = kv->value;
+    uint64_t n = kv->n;
+    const char *why = NULL;
+    uint32_t version = 0, h = 0, nodes = 0, ids = 0;
+    if (kv->type != M3_GGUF_ARRAY || kv->array_type != M3_GGUF_UINT8) {
+        why = "is not an array of bytes";
+    } else if (n < M3_GGUF_PIECE_TRIE_HEADER || memcmp(b, M3_GGUF_PIECE_TRIE_MAGIC, 4) != 0) {
+        why = "has no " M3_GGUF_PIECE_TRIE_MAGIC " header";
+    } else {
+        memcpy(&version, b + 4, 4);  // little-endian hosts only, as the format
+        memcpy(&h, b + 8, 4);
+        memcpy(&nodes, b + 12, 4);
+        memcpy(&ids, b + 16, 4);
+        if (version != M3_GGUF_PIECE_TRIE_VERSION) {
+            m3_log(M3_LOG_INFO, "%s: %s version %u is not read by this version of m3; building the trie",
+                   g->file->path, M3_GGUF_PIECE_TRIE_KEY, version);
+            return;
+        }
+        if (h < M3_GGUF_PIECE_TRIE_HEADER || h > n || (n - h) % 12 != 0 || (n - h) / 12 != nodes)
+            why = "has a header that does not match its size";
+        else if (ids != n_ids)
+            why = "was built for another vocabulary size";
+        else if ((uintptr_t)(b + h) % 4 != 0)
+            why = "is not aligned in the file";
+    }
+    if (!why) {
+        unsigned char md[32];
+        unsigned md_len = 0;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+                  EVP_DigestUpdate(ctx, tokens->value, tokens->size) && EVP_DigestUpdate(ctx, b + h, n - h) &&
+                  EVP_DigestFinal_ex(ctx, md, &md_len) && md_len == 32;
+        EVP_MD_CTX_free(ctx);
+        if (!ok) why = "cannot be hashed (SHA-256 failed)";
+        else if (memcmp(md, b + 24, 32) != 0) why = "does not match its SHA-256";
+    }
+    if (why) {
+        m3_log(M3_LOG_WARN, "%s: %s %s (damaged?); building the trie, which takes longer", g->file->path,
+               M3_GGUF_PIECE_TRIE_KEY, why);
+        return;
+    }
+    trie->units = (const int32_t *)(const void *)(b + h);
+    trie->ids = trie->units + 2 * (size_t)nodes;
+    trie->size = nodes;
+}
+
 static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
 {
     const char *path = g->file->path;
@@ -170,6 +228,7 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
         .remove_extra_whitespaces = remove_ws,
         .escape_whitespaces = escape_ws,
     };
+    read_piece_trie(g, tokens, n, &pieces.trie);
     st = m3_tokenizer_new_from_pieces(&pieces, path, &p->tokenizer, err);
 done:
     free(texts);

@@ -23,6 +23,13 @@
 #define M3_GGUF_TOKENIZER_MODEL "xlm-roberta-unigram"
 #define M3_GGUF_CHECKSUM_KEY "m3.checksum"
 #define M3_GGUF_CHECKSUM_PREFIX "sha256:"
+// The tokenizer's built piece trie (docs/model-file.md, "The piece trie"): a u8 array holding
+// "M3PT", u32 version, u32 header size H, u32 nodes N, u32 ids, u32 0, the SHA-256 of the bytes of
+// tokenizer.ggml.tokens's strings followed by the pairs and ids below, zeros up to H, then N (i32
+// base, i32 check) pairs and N i32 ids; the writer pads H so that the pairs start at a multiple of 8
+// in the file and can be used in place.
+#define M3_GGUF_PIECE_TRIE_KEY "m3.tokenizer.piece_trie"
+#define M3_GGUF_PIECE_TRIE_MAGIC "M3PT"
 
 enum {
     M3_GGUF_VERSION = 3,
@@ -30,6 +37,8 @@ enum {
     M3_GGUF_MAX_KV = 1 << 16,
     M3_GGUF_MAX_DIMS = 4,
     M3_GGUF_CHECKSUM_HEX = 64,
+    M3_GGUF_PIECE_TRIE_VERSION = 1,
+    M3_GGUF_PIECE_TRIE_HEADER = 56,  // the fixed fields; H may be up to 7 bytes more
 };
 
 // Value types of key/value pairs (gguf_type).
@@ -121,6 +130,12 @@ typedef struct m3_gguf_model_parts {
 // architecture, the configuration and the tokenizer keys; tensor shapes are checked by the model.
 m3_status m3_gguf_load_parts(m3_mapped_file *file, m3_gguf_model_parts *out, m3_error *err);
 void m3_gguf_model_parts_clear(m3_gguf_model_parts *parts);
+
+// m3_model_write_file with flags: M3_GGUF_WRITE_NO_PIECE_TRIE leaves the piece trie out, as files
+// written before it existed (for tests and benchmarks of that path).
+enum { M3_GGUF_WRITE_NO_PIECE_TRIE = 1 };
+m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype, unsigned flags,
+                        const char *path, m3_error *err);
 
 // model.c: a model from a GGUF file already mapped (ownership of file passes, even on error).
 // The fuzz target uses it on bytes in memory.

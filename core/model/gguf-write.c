@@ -2,6 +2,7 @@
 //
 // Writing the one-file model (m3_model_write_file, m3_model_convert) and checking a model thoroughly
 // (m3_model_verify). The layout and the keys are documented in docs/model-file.md.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -224,8 +225,44 @@ static m3_status write_tensor(writer *w, const out_tensor *o, float *f32, uint16
     return M3_STATUS_OK;
 }
 
-static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *v, bool f16, out_tensor *list,
-                              size_t n_tensors, buf *b, size_t *checksum_at, uint64_t *data_offset)
+// The piece trie as one u8 array (gguf-private.h, docs/model-file.md), bound to the texts by a
+// SHA-256 over tokens (the stored strings of tokenizer.ggml.tokens, n_tokens bytes) and the trie. The
+// kv pairs start at byte 24 of the file; the header is padded so that the (base, check) pairs start
+// at a multiple of 8 there. Returns false when SHA-256 fails.
+static bool kv_piece_trie(buf *kv, size_t *n_kv, const m3_tokenizer_trie *t, size_t n_ids, size_t tokens_at,
+                          size_t n_tokens)
+{
+    unsigned char md[32];
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && !kv->failed && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+              EVP_DigestUpdate(ctx, kv->data + tokens_at, n_tokens) &&
+              EVP_DigestUpdate(ctx, t->units, 8 * t->size) && EVP_DigestUpdate(ctx, t->ids, 4 * t->size) &&
+              EVP_DigestFinal_ex(ctx, md, &md_len) && md_len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) return false;
+    size_t key_len = strlen(M3_GGUF_PIECE_TRIE_KEY);
+    size_t blob_at = 24 + kv->len + 8 + key_len + 4 + 4 + 8;  // after the key, the types and the count
+    size_t h = M3_GGUF_PIECE_TRIE_HEADER;
+    h += (8 - (blob_at + h) % 8) % 8;
+    kv_array(kv, n_kv, M3_GGUF_PIECE_TRIE_KEY, M3_GGUF_UINT8, h + 12 * (uint64_t)t->size);
+    put(kv, M3_GGUF_PIECE_TRIE_MAGIC, 4);
+    put_le(kv, M3_GGUF_PIECE_TRIE_VERSION, 4);
+    put_le(kv, h, 4);
+    put_le(kv, t->size, 4);
+    put_le(kv, n_ids, 4);
+    put_le(kv, 0, 4);
+    put(kv, md, 32);
+    for (size_t i = M3_GGUF_PIECE_TRIE_HEADER; i < h; i++) put_le(kv, 0, 1);
+    // Host order is little-endian, the format's.
+    put(kv, t->units, 8 * t->size);
+    put(kv, t->ids, 4 * t->size);
+    return true;
+}
+
+static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *v, const m3_tokenizer_trie *trie,
+                              bool f16, out_tensor *list, size_t n_tensors, buf *b, size_t *checksum_at,
+                              uint64_t *data_offset)
 {
     const m3_model_config *c = m3_model_get_config(model);
     buf kv = {0};
@@ -246,7 +283,9 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
     kv_f32(&kv, &n_kv, "m3.layer_norm_eps", c->layer_norm_eps);
     kv_str(&kv, &n_kv, "tokenizer.ggml.model", M3_GGUF_TOKENIZER_MODEL);
     kv_array(&kv, &n_kv, "tokenizer.ggml.tokens", M3_GGUF_STRING, v->n);
+    size_t tokens_at = kv.len;
     for (size_t i = 0; i < v->n; i++) put_str(&kv, v->texts[i], v->lens[i]);
+    size_t n_tokens = kv.len - tokens_at;
     kv_array(&kv, &n_kv, "tokenizer.ggml.scores", M3_GGUF_FLOAT32, v->n);
     for (size_t i = 0; i < v->n; i++) {
         uint32_t bits;
@@ -265,6 +304,7 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
     kv_bool(&kv, &n_kv, "tokenizer.ggml.add_space_prefix", v->add_dummy_prefix);
     kv_bool(&kv, &n_kv, "tokenizer.ggml.remove_extra_whitespaces", v->remove_extra_whitespaces);
     kv_bool(&kv, &n_kv, "m3.tokenizer.escape_whitespaces", v->escape_whitespaces);
+    bool failed = trie && trie->size && !kv_piece_trie(&kv, &n_kv, trie, v->n, tokens_at, n_tokens);
     // The checksum goes last: 64 '0' digits now, the SHA-256 of the file so written afterwards.
     kv_str(&kv, &n_kv, M3_GGUF_CHECKSUM_KEY,
            M3_GGUF_CHECKSUM_PREFIX "0000000000000000000000000000000000000000000000000000000000000000");
@@ -276,7 +316,7 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
     put_le(b, n_kv, 8);
     size_t kv_start = b->len;
     if (!kv.failed) put(b, kv.data, kv.len);
-    bool failed = kv.failed;
+    failed = failed || kv.failed;
     free(kv.data);
     *checksum_at = kv_start + checksum_in_kv;
     uint64_t offset = 0;
@@ -299,6 +339,12 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
 m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
                               const char *path, m3_error *err)
 {
+    return m3_gguf_write(model, vocab, dtype, 0, path, err);
+}
+
+m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype, unsigned flags,
+                        const char *path, m3_error *err)
+{
     if (dtype != M3_DTYPE_F16 && dtype != M3_DTYPE_F32)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: model files hold f16 or f32 weights, not %s", path,
                             m3_dtype_name(dtype));
@@ -313,6 +359,7 @@ m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *
     uint16_t *f16 = malloc(chunk * sizeof *f16);
     char *tmp = malloc(strlen(path) + 5);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
+    m3_tokenizer *tok = NULL;
     buf header = {0};
     writer w = {.fd = -1, .path = tmp, .dst = path, .md = md, .err = err};
     m3_status st = M3_STATUS_OK;
@@ -326,10 +373,17 @@ m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *
         goto done;
     }
     sprintf(tmp, "%s.tmp", path);
+    // The tokenizer is built here once, so that opening the file can use its trie as it is. This also
+    // refuses a vocabulary the tokenizer would refuse at open.
+    m3_tokenizer_trie trie = {0};
+    if (!(flags & M3_GGUF_WRITE_NO_PIECE_TRIE)) {
+        if ((st = m3_tokenizer_new_from_pieces(vocab, path, &tok, err))) goto done;
+        trie = m3_tokenizer_get_trie(tok);
+    }
     size_t n_tensors = list_tensors(model, dtype == M3_DTYPE_F16, list);
     size_t checksum_at = 0;
     uint64_t data_offset = 0;
-    if ((st = build_header(model, vocab, dtype == M3_DTYPE_F16, list, n_tensors, &header, &checksum_at,
+    if ((st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, list, n_tensors, &header, &checksum_at,
                            &data_offset))) {
         st = m3_error_set(err, st, 0, "%s: out of memory building the header", path);
         goto done;
@@ -371,6 +425,7 @@ done:
     if (w.fd >= 0) close(w.fd);
     if (st != M3_STATUS_OK && tmp) unlink(tmp);
     free(header.data);
+    m3_tokenizer_free(tok);
     EVP_MD_CTX_free(md);
     free(tmp);
     free(f16);
@@ -465,6 +520,61 @@ static m3_status verify_sums(const char *dir, int *count, m3_error *err)
     return st;
 }
 
+// A Hugging Face cache snapshot holds symlinks into ../../blobs/, each blob named by its content's
+// hash: the SHA-256 for LFS files, the git blob SHA-1 ("blob <size>\0" + content) for the others.
+// Checks every such link of dir against its blob's name. Returns M3_STATUS_NOT_FOUND when dir has
+// none (not a snapshot).
+static m3_status verify_hub_blobs(const char *dir, int *count, m3_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) return m3_error_errno(err, errno, "cannot open", dir);
+    m3_status st = M3_STATUS_OK;
+    int found = 0;
+    struct dirent *e;
+    while (st == M3_STATUS_OK && (e = readdir(d))) {
+        char file[4096 + 256], target[4096];
+        snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+        struct stat lsb;
+        if (lstat(file, &lsb) != 0 || !S_ISLNK(lsb.st_mode)) continue;
+        ssize_t tn = readlink(file, target, sizeof target - 1);
+        if (tn <= 0) continue;
+        target[tn] = 0;
+        const char *base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        size_t hex_len = strlen(base);
+        bool hex = (hex_len == 64 || hex_len == 40) && strstr(target, "blobs/");
+        for (size_t i = 0; hex && i < hex_len; i++) hex = hexval(base[i]) >= 0;
+        if (!hex) continue;
+        m3_mapped_file *f;
+        if ((st = m3_mapped_file_open(file, &f, err))) break;
+        unsigned char md[32];
+        unsigned md_len = 0;
+        char head[40];
+        int hn = snprintf(head, sizeof head, "blob %zu", f->size);
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        bool ok = ctx && EVP_DigestInit_ex(ctx, hex_len == 64 ? EVP_sha256() : EVP_sha1(), NULL) &&
+                  (hex_len == 64 || EVP_DigestUpdate(ctx, head, (size_t)hn + 1)) &&
+                  EVP_DigestUpdate(ctx, f->data, f->size) && EVP_DigestFinal_ex(ctx, md, &md_len);
+        EVP_MD_CTX_free(ctx);
+        m3_mapped_file_close(f);
+        if (!ok) {
+            st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: hashing failed", file);
+            break;
+        }
+        for (size_t i = 0; i < hex_len / 2 && st == M3_STATUS_OK; i++)
+            if (hexval(base[2 * i]) * 16 + hexval(base[2 * i + 1]) != md[i])
+                st = m3_error_set(err, M3_STATUS_FORMAT, 0,
+                                  "%s: checksum mismatch against its Hugging Face cache blob name (%s %.16s...): "
+                                  "the file is damaged; delete the blob and download it again",
+                                  file, hex_len == 64 ? "SHA-256" : "git SHA-1", base);
+        found++;
+    }
+    closedir(d);
+    if (st != M3_STATUS_OK) return st;
+    *count = found;
+    return found ? M3_STATUS_OK : M3_STATUS_NOT_FOUND;
+}
+
 m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err)
 {
     m3_model_verify_report r = {0};
@@ -500,6 +610,10 @@ m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_e
     } else {
         int count = 0;
         st = verify_sums(path, &count, err);
+        if (st == M3_STATUS_NOT_FOUND) {
+            st = verify_hub_blobs(path, &count, err);
+            if (st == M3_STATUS_OK) r.hub_cache = 1;
+        }
         if (st != M3_STATUS_OK && st != M3_STATUS_NOT_FOUND) return st;
         r.checksummed = count;
     }

@@ -114,15 +114,18 @@ m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_
 // What m3_model_verify checked, for a report.
 typedef struct m3_model_verify_report {
     int is_file;           // 1: a GGUF model file; 0: a model folder
-    int checksummed;       // files whose SHA-256 was compared (1 for a model file)
+    int checksummed;       // files whose checksum was compared (1 for a model file)
+    int hub_cache;         // 1: a folder checked against its Hugging Face cache blob names
     char checksum[72];     // a model file: "sha256:<hex>" as stored (and found correct)
     size_t tensors;        // tensors whose shape was checked
 } m3_model_verify_report;
 
 // Checks a model thoroughly, reading every byte. A model file: the SHA-256 over the whole file
 // (m3.checksum, see docs/model-file.md) and then everything m3_model_open checks. A model folder:
-// when it holds a SHA256SUMS file (lines "<64 hex>  <name>", as sha256sum writes them) every file it
-// names is hashed and compared; then the folder is opened (every file parses, every tensor has its
+// when it holds a SHA256SUMS file (lines "<64 hex>  <name>", as sha256sum writes them; `m3 model
+// download` writes one) every file it names is hashed and compared; without one, a Hugging Face
+// cache snapshot (files that are symlinks into blobs/ named by a SHA-256 or a git blob SHA-1) is
+// checked against those names; then the folder is opened (every file parses, every tensor has its
 // shape). Errors: M3_STATUS_FORMAT naming the damaged file ("checksum mismatch"), and those of
 // m3_model_open. report may be NULL.
 m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err);

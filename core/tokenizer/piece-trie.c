@@ -216,10 +216,70 @@ fail:
                         status == M3_STATUS_LIMIT ? "too many nodes" : "out of memory");
 }
 
+m3_status m3_piece_trie_borrow(m3_piece_trie *trie, const m3_piece_trie_unit *units, const int32_t *ids,
+                               size_t size, size_t n_ids, const char *name, m3_error *err)
+{
+    memset(trie, 0, sizeof *trie);
+    if (size < 257 || size > (size_t)INT32_MAX)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie of %zu nodes (at least 257, at most 2^31)",
+                            name, size);
+    if (n_ids > (size_t)INT32_MAX)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie for %zu ids", name, n_ids);
+    if (units[0].check >= 0)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie: the root has a parent (%d)", name,
+                            (int)units[0].check);
+    // One bit per id: an id on two nodes means two texts for one id.
+    unsigned char *seen = calloc(n_ids / 8 + 1, 1);
+    if (!seen) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory checking the piece trie", name);
+    const int64_t max_base = (int64_t)size - 256, max_id = (int64_t)n_ids;
+    m3_status st = M3_STATUS_OK;
+    for (size_t i = 0; i < size && st == M3_STATUS_OK; i++) {
+        int32_t base = units[i].base, id = ids[i];
+        if (base < 0 || base > max_base)
+            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie: node %zu has base %d, outside [0, %lld]",
+                              name, i, (int)base, (long long)max_base);
+        else if (id < -1 || id >= max_id)
+            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie: node %zu has id %d (%zu ids)", name, i,
+                              (int)id, n_ids);
+        else if (id >= 0 && (seen[id / 8] >> (id % 8) & 1))
+            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: piece trie: id %d is on two nodes", name, (int)id);
+        else if (id >= 0)
+            seen[id / 8] |= (unsigned char)(1u << (id % 8));
+    }
+    free(seen);
+    if (st != M3_STATUS_OK) return st;
+    trie->units = units;
+    trie->ids = ids;
+    trie->size = size;
+    trie->borrowed = true;
+    return M3_STATUS_OK;
+}
+
+m3_status m3_piece_trie_spot_check(const m3_piece_trie *trie, size_t n, const unsigned char *const *keys,
+                                   const uint32_t *lens, size_t stride, const char *name, m3_error *err)
+{
+    if (stride == 0) stride = 1;
+    for (size_t id = 0; id < n; id = id < 8 ? id + 1 : id + stride) {
+        int32_t got = m3_piece_trie_find(trie, keys[id], lens[id]);
+        if (got == (int32_t)id) continue;
+        // Another id may own the node only when it has the same text and comes later (it replaced
+        // this one).
+        if (got > (int32_t)id && (size_t)got < n && lens[got] == lens[id] &&
+            memcmp(keys[got], keys[id], lens[id]) == 0)
+            continue;
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "%s: the piece trie maps the text of id %zu to %d: it does not belong to this "
+                            "vocabulary", name, id, (int)got);
+    }
+    return M3_STATUS_OK;
+}
+
 void m3_piece_trie_destroy(m3_piece_trie *trie)
 {
-    free(trie->units);
-    free(trie->ids);
+    if (!trie->borrowed) {
+        free((void *)trie->units);
+        free((void *)trie->ids);
+    }
     memset(trie, 0, sizeof *trie);
 }
 

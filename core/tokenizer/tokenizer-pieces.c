@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "tokenizer/sp-model-private.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer-private.h"
 #include "tokenizer/utf8-private.h"
 
 // HF id <-> SentencePiece id in XLMRobertaConverter's layout: HF 0 <s> = SP 1, HF 2 </s> = SP 2,
@@ -194,7 +194,7 @@ m3_status m3_tokenizer_new_from_pieces(const m3_tokenizer_pieces *p, const char 
     w = put_tag(w, 5, 0);
     *w++ = p->escape_whitespaces != 0;
     M3_ASSERT((size_t)(w - buf) <= total);
-    m3_status st = m3_tokenizer_load(buf, (size_t)(w - buf), name, out, err);
+    m3_status st = m3_tokenizer_load_with_trie(buf, (size_t)(w - buf), name, &p->trie, out, err);
     free(buf);
     return st;
 }

@@ -68,6 +68,15 @@ const char *m3_tokenizer_piece(const m3_tokenizer *tok, int32_t id);
 //     ... write p.texts / p.lens / p.scores / p.types / p.charsmap ...
 //     m3_tokenizer_pieces_clear(&p);
 //     m3_tokenizer_new_from_pieces(&arrays_read_back, "model.gguf", &tok, &err);
+// The tokenizer's piece trie (a double array over the bytes of the piece texts) as plain arrays, so
+// that a model file can store it and a later load need not rebuild it (0.6-1 s for 250002 ids; see
+// docs/model-file.md, key m3.tokenizer.piece_trie). Host byte order (little-endian, as the files).
+typedef struct m3_tokenizer_trie {
+    const int32_t *units;  // [2 * size]: base, check of each node
+    const int32_t *ids;    // [size]: the id of the piece ending at each node, -1 for none
+    size_t size;           // number of nodes; 0: no trie
+} m3_tokenizer_trie;
+
 typedef struct m3_tokenizer_pieces {
     size_t n;                        // number of ids (250002 for BGE-M3), at least 5
     const char *const *texts;        // [n] UTF-8 texts by id, not NUL terminated, U+2581 for spaces
@@ -80,6 +89,9 @@ typedef struct m3_tokenizer_pieces {
     int add_dummy_prefix;            // NormalizerSpec flags (0 or 1)
     int remove_extra_whitespaces;
     int escape_whitespaces;
+    m3_tokenizer_trie trie;          // optional, read by m3_tokenizer_new_from_pieces only: a trie
+                                     // saved from a tokenizer of this vocabulary (m3_tokenizer_get_trie),
+                                     // used in place of building one; borrowed until m3_tokenizer_free
     void *storage;                   // owned memory when filled by m3_tokenizer_pieces_read, else NULL
 } m3_tokenizer_pieces;
 
@@ -92,12 +104,25 @@ m3_status m3_tokenizer_pieces_read(const void *data, size_t size, const char *na
 // Frees what m3_tokenizer_pieces_read allocated and zeroes *p. A zeroed struct is a no-op.
 void m3_tokenizer_pieces_clear(m3_tokenizer_pieces *p);
 
-// Builds a tokenizer from the arrays (borrowed; they may be freed after the call). Ids 1 and n-1
-// must be "<pad>" and "<mask>" (the texts the tokenizer matches literally), every text non-empty
-// UTF-8, every type 1..6. name is used in error messages. Errors: M3_STATUS_FORMAT, M3_STATUS_LIMIT,
-// M3_STATUS_NOMEM, and those of m3_tokenizer_load.
+// Builds a tokenizer from the arrays (borrowed; they may be freed after the call, except
+// pieces->trie). Ids 1 and n-1 must be "<pad>" and "<mask>" (the texts the tokenizer matches
+// literally), every text non-empty UTF-8, every type 1..6. name is used in error messages. Errors:
+// M3_STATUS_FORMAT, M3_STATUS_LIMIT, M3_STATUS_NOMEM, and those of m3_tokenizer_load.
+//
+// pieces->trie, when given, is used in place (zero-copy; it must stay valid and unchanged until
+// m3_tokenizer_free) after two checks: one linear pass proves that every lookup stays inside the
+// arrays (so no trie, however damaged, makes the tokenizer read out of bounds), and the texts of
+// about 1 id in 61 are looked up (a trie of another vocabulary fails). A trie that fails either is
+// not an error: it is logged (M3_LOG_WARN, naming `name` and the reason) and a trie is built
+// instead. The caller vouches that the trie was saved from a tokenizer of exactly these texts
+// (a model file checks a SHA-256 over both): an in-bounds trie that maps other keys gives other ids.
 m3_status m3_tokenizer_new_from_pieces(const m3_tokenizer_pieces *pieces, const char *name,
                                        m3_tokenizer **out, m3_error *err);
+
+// The piece trie of tok, to store with its vocabulary (m3_tokenizer_pieces.trie). Borrowed, valid
+// until m3_tokenizer_free. When tok uses a trie given to m3_tokenizer_new_from_pieces, these are
+// that trie's pointers.
+m3_tokenizer_trie m3_tokenizer_get_trie(const m3_tokenizer *tok);
 
 // NULL is a no-op.
 void m3_tokenizer_free(m3_tokenizer *tok);

@@ -202,9 +202,33 @@ check "clean download: LFS files checked against X-Linked-Etag (SHA-256)" \
 check "clean download: small files checked against the ETag (git blob SHA-1)" \
     grep -q '^m3 model download: config.json: .*, git SHA-1 verified, installed$' "$tmp/err"
 check "clean download: no Range request on a fresh download" bash -c "! tail -n +$((n0 + 1)) '$log' | grep -q bytes="
+sums_ok() { # sums_ok DIR: SHA256SUMS lists every file with the served file's SHA-256, and nothing else
+    local d=$1 f want
+    [[ -f $d/SHA256SUMS && ! -e $d/SHA256SUMS.tmp ]] || { echo "  no SHA256SUMS (or a .tmp left)" >&2; return 1; }
+    want=$(for f in "${files[@]}"; do printf '%s  %s\n' "$(sha256 "$web/$f")" "$f"; done | sort)
+    [[ $(sort "$d/SHA256SUMS") == "$want" ]] || { echo "  SHA256SUMS:" >&2; cat "$d/SHA256SUMS" >&2; return 1; }
+    (cd "$d" && sha256sum --quiet -c SHA256SUMS) >&2
+}
+check "clean download: SHA256SUMS lists every file (the hub's SHA-256, computed for the small files)" sums_ok "$d"
+"$m3" model verify "$d" >"$tmp/out" 2>"$tmp/err"
+check "clean download: m3 model verify exits 0" test $? -eq 0
+check "clean download: m3 model verify checked the 8 files of SHA256SUMS" \
+    grep -q "^$d: OK: model folder, 8 files match SHA256SUMS" "$tmp/out"
 n1=$(lines)
 dl --endpoint "$url" --dir "$d" --quiet >"$tmp/out" 2>"$tmp/err"
 check "a complete folder is reused without any request" test $? -eq 0 -a "$(lines)" -eq "$n1"
+check "a complete folder: SHA256SUMS unchanged" sums_ok "$d"
+# A flipped byte in a weight file: verify fails and names the file.
+cp -r "$d" "$tmp/flipped"
+off=$(( $(size "$tmp/flipped/pytorch_model.bin") / 2 ))
+b=$(od -An -tu1 -j "$off" -N1 "$tmp/flipped/pytorch_model.bin" | tr -d ' ')
+printf "\\$(printf '%03o' $(( b ^ 1 )))" | dd of="$tmp/flipped/pytorch_model.bin" bs=1 seek="$off" conv=notrunc status=none
+"$m3" model verify "$tmp/flipped" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "a flipped byte in pytorch_model.bin: verify exits 1" test $rc -eq 1
+check "a flipped byte in pytorch_model.bin: verify names the file" \
+    grep -q "$tmp/flipped/pytorch_model.bin: checksum mismatch against SHA256SUMS" "$tmp/err"
+check "a flipped byte: the error is one line" one_line "$tmp/err"
 
 # 1b. Redirect to another host: HF_TOKEN goes to the hub, never to the CDN.
 d=$tmp/xhost
@@ -234,6 +258,7 @@ check "resume after a cut exits 0" test $? -eq 0
 check "resume sends a Range request from the .part's size ($part)" \
     bash -c "tail -n +$((n0 + 1)) '$log' | grep -q '^GET /cdn/pytorch_model.bin bytes=$part- 206'"
 check "resumed download identical to the source" identical "$d"
+check "resumed download: SHA256SUMS lists the files of both runs" sums_ok "$d"
 
 # 3. Cuts with retries: one run gets there, resuming each time.
 d=$tmp/cut-retry
@@ -318,6 +343,7 @@ check "disk full: one line" one_line "$tmp/err"
 check "disk full: nothing half-installed" bash -c "[[ ! -e '$d/pytorch_model.bin' ]]"
 dl --endpoint "$url" --dir "$d" --quiet >"$tmp/out" 2>"$tmp/err"
 check "disk full: a run with space resumes and completes" identical "$d"
+check "disk full: after the resumed run, SHA256SUMS lists every file" sums_ok "$d"
 
 # 10. An existing Hugging Face cache snapshot is reused without any request.
 hub=$tmp/hf/hub/models--BAAI--bge-m3
@@ -325,12 +351,14 @@ commit=0123456789abcdef0123456789abcdef01234567
 mkdir -p "$hub/refs" "$hub/blobs" "$hub/snapshots/$commit"
 printf '%s' "$commit" >"$hub/refs/main"
 for f in "${files[@]}"; do
-    h=$(sha256 "$web/$f")
+    # As the hub cache names blobs: LFS files by their SHA-256, the small ones by their git blob SHA-1.
+    if [[ $small == *" $f "* ]]; then h=$(gitsha1 "$web/$f"); else h=$(sha256 "$web/$f"); fi
     cp "$web/$f" "$hub/blobs/$h"
     ln -s "../../blobs/$h" "$hub/snapshots/$commit/$f"
 done
 d=$tmp/from-cache
 n0=$(lines)
+cache_before=$(find "$tmp/hf" -printf '%p %s %T@\n' | sort)
 HF_HOME=$tmp/hf dl --endpoint "$url" --dir "$d" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check "cache snapshot: exit 0" test $rc -eq 0
@@ -338,6 +366,19 @@ check "cache snapshot: prints the snapshot folder" test "$(cat "$tmp/out")" = "$
 check "cache snapshot: says it uses the cache" grep -q "using the Hugging Face cache snapshot $hub/snapshots/$commit" "$tmp/err"
 check "cache snapshot: no request at all" test "$(lines)" -eq "$n0"
 check "cache snapshot: nothing written to --dir" test ! -e "$d"
+check "cache snapshot: nothing written into the cache (no SHA256SUMS there)" \
+    test "$(find "$tmp/hf" -printf '%p %s %T@\n' | sort)" = "$cache_before"
+"$m3" model verify "$hub/snapshots/$commit" >"$tmp/out" 2>"$tmp/err"
+check "cache snapshot: m3 model verify checks the 8 files against their blob names" \
+    grep -q "OK: Hugging Face cache snapshot, 8 files match their blob names" "$tmp/out"
+blob=$hub/blobs/$(gitsha1 "$web/config.json")
+cp "$blob" "$tmp/blob.bak"
+printf ' ' >>"$blob"
+"$m3" model verify "$hub/snapshots/$commit" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "cache snapshot with a damaged blob: verify exits 1 naming the file" \
+    bash -c "[[ $rc -eq 1 ]] && grep -q '$hub/snapshots/$commit/config.json: checksum mismatch against its Hugging Face cache blob name' '$tmp/err'"
+cp "$tmp/blob.bak" "$blob"
 rm "$hub/blobs/$(sha256 "$web/pytorch_model.bin")"  # an incomplete snapshot: a dangling link
 HF_HOME=$tmp/hf dl --endpoint "$url" --dir "$d" --quiet >"$tmp/out" 2>"$tmp/err"
 check "incomplete cache snapshot: downloaded instead" bash -c "[[ \$(cat '$tmp/out') == '$d' ]] && [[ \$(wc -l <'$log') -gt $n0 ]]"

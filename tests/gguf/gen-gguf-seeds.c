@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 //
 // Writes the seed corpus of fuzz-model-gguf (tests/fuzz/corpus/model-gguf/): a micro model of the
-// BGE-M3 layout (hidden 8, 1 layer, 10 ids) as f32 and f16 files, and damaged variants.
+// BGE-M3 layout (hidden 8, 1 layer, 10 ids) as f32 and f16 files (with the stored piece trie), one
+// without the trie (as written before it existed), and damaged variants: of the container, and of
+// the trie (a flipped node, another version, a bad base resealed with a right SHA-256 so that only
+// the tokenizer's own check stops it).
 // Usage: gen-gguf-seeds OUTDIR
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mapped-file.h"
+#include "model/gguf-private.h"
 #include "model/model.h"
 
 static unsigned char *slurp(const char *path, size_t *n)
@@ -31,6 +37,28 @@ static void put(const char *dir, const char *name, const unsigned char *d, size_
         fprintf(stderr, "cannot write %s\n", path);
         exit(1);
     }
+}
+
+// Where the trie blob and the token strings lie in d[0..n), as offsets; false when absent.
+static int find_trie(const unsigned char *d, size_t n, size_t *blob, size_t *blob_size, size_t *tokens,
+                     size_t *tokens_size)
+{
+    m3_mapped_file *f;
+    m3_error err = {0};
+    if (m3_mapped_file_wrap(d, n, "seed", &f, &err)) return 0;
+    m3_gguf g;
+    int ok = 0;
+    if (m3_gguf_parse(f, &g, &err) == M3_STATUS_OK) {
+        const m3_gguf_kv *t = m3_gguf_find(&g, M3_GGUF_PIECE_TRIE_KEY), *k = m3_gguf_find(&g, "tokenizer.ggml.tokens");
+        if (t && k) {
+            *blob = (size_t)(t->value - d), *blob_size = t->size;
+            *tokens = (size_t)(k->value - d), *tokens_size = k->size;
+            ok = 1;
+        }
+        m3_gguf_destroy(&g);
+    }
+    m3_mapped_file_close(f);
+    return ok;
 }
 
 int main(int argc, char **argv)
@@ -65,6 +93,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    snprintf(path, sizeof path, "%s/micro-no-trie.gguf", dir);
+    if (m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path, &err) != M3_STATUS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
     m3_model_close(m);
     size_t n;
     snprintf(path, sizeof path, "%s/micro-f16.gguf", dir);
@@ -81,6 +114,35 @@ int main(int argc, char **argv)
     d[16] ^= 0x01;  // the key count
     put(dir, "bad-key-count.gguf", d, n);
     d[16] ^= 0x01;
+    size_t blob, blob_size, tokens, tokens_size;
+    if (!find_trie(d, n, &blob, &blob_size, &tokens, &tokens_size)) {
+        fprintf(stderr, "no piece trie in micro-f16.gguf\n");
+        return 1;
+    }
+    uint32_t h;
+    memcpy(&h, d + blob + 8, 4);
+    d[blob + h + 8 * 3] ^= 0x04;  // node 3's base: the SHA-256 no longer matches
+    put(dir, "trie-flipped.gguf", d, n);
+    d[blob + h + 8 * 3] ^= 0x04;
+    d[blob + 4] = 2;  // version 2
+    put(dir, "trie-version-2.gguf", d, n);
+    d[blob + 4] = 1;
+    // The root's base far out, with the SHA-256 made right again: only the tokenizer's check stops it.
+    unsigned char saved[4];
+    memcpy(saved, d + blob + h, 4);
+    int32_t far = 1 << 30;
+    memcpy(d + blob + h, &far, 4);
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char old_md[32];
+    memcpy(old_md, d + blob + 24, 32);
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) || !EVP_DigestUpdate(ctx, d + tokens, tokens_size) ||
+        !EVP_DigestUpdate(ctx, d + blob + h, blob_size - h) || !EVP_DigestFinal_ex(ctx, d + blob + 24, &md_len))
+        return 1;
+    EVP_MD_CTX_free(ctx);
+    put(dir, "trie-bad-base-resealed.gguf", d, n);
+    memcpy(d + blob + h, saved, 4);
+    memcpy(d + blob + 24, old_md, 32);
     d[0] = 'X';
     put(dir, "bad-magic.gguf", d, n);
     free(d);

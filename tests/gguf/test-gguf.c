@@ -2,7 +2,11 @@
 //
 // The one-file model (GGUF, docs/model-file.md) on m3-tiny:
 //   1. convert to f32 and f16; both open and carry the folder's config;
-//   2. the tokenizer rebuilt from the file gives the .model's ids for all reference texts;
+//   2. the tokenizer from the file gives the .model's ids and the reference ids (tokenize_public.json)
+//      for all reference texts, untruncated and at max_length 16; its piece trie is used in place from
+//      the mapping; a file without the trie (as written before it existed), with a trie of another
+//      version, damaged (SHA-256 mismatch) or resealed with a bad node (the tokenizer's own check)
+//      opens with the trie rebuilt, a warning where it is damage, and the same ids;
 //   3. encoder parity: f32 file == folder (bitwise); f16 file against the float64 reference
 //      (dense cosine >= 0.9999, every ColBERT vector's cosine >= 0.999, lexical weights within
 //      5e-3 absolute; measured 2.1e-3 on m3-tiny, whose weights reach 4); the errors are printed;
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +25,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/log.h"
+#include "base/mapped-file.h"
 #include "encoder/encoder.h"
+#include "model/gguf-private.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
@@ -63,6 +71,34 @@ static bool write_file(const char *path, const unsigned char *d, size_t n)
     return fclose(f) == 0 && ok;
 }
 
+// How many of the 2 x 437 reference encodings (ids, ids_max16 of tokenize_public.json) tok gives.
+static size_t reference_encodings(const char *data, const m3_tokenizer *tok, size_t *total)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenize_public.json", data);
+    json_object *root = json_object_from_file(path);
+    json_object *cases = root ? json_object_object_get(root, "cases") : NULL;
+    size_t n = cases ? json_object_array_length(cases) : 0, same = 0;
+    for (size_t k = 0; k < n; k++) {
+        json_object *c = json_object_array_get_idx(cases, k), *t = json_object_object_get(c, "text");
+        for (int pass = 0; pass < 2; pass++) {
+            json_object *want = json_object_object_get(c, pass ? "ids_max16" : "ids");
+            int32_t *ids = NULL;
+            size_t n_ids = 0;
+            m3_error err = {0};
+            bool ok = m3_tokenizer_encode(tok, json_object_get_string(t), (size_t)json_object_get_string_len(t),
+                                          pass ? 16 : 8192, &ids, &n_ids, &err) == M3_STATUS_OK &&
+                      n_ids == json_object_array_length(want);
+            for (size_t i = 0; ok && i < n_ids; i++) ok = ids[i] == json_object_get_int(json_object_array_get_idx(want, i));
+            same += ok;
+            free(ids);
+        }
+    }
+    json_object_put(root);
+    *total = 2 * n;
+    return same;
+}
+
 static void test_tokenizer(const char *data, const m3_tokenizer *from_file)
 {
     char path[4096];
@@ -100,8 +136,178 @@ static void test_tokenizer(const char *data, const m3_tokenizer *from_file)
     }
     CHECK(n == 437 && same == 2 * n, "tokenizer from the file: %zu of %zu", same, 2 * n);
     printf("tokenizer from the model file: %zu/%zu encodings equal to the .model's\n", same, 2 * n);
+    size_t total, good = reference_encodings(data, from_file, &total);
+    CHECK(total == 874 && good == total, "tokenizer from the file: %zu of %zu reference encodings", good, total);
+    printf("tokenizer from the model file: %zu/%zu reference encodings (tokenize_public.json) equal\n", good, total);
     json_object_put(root);
     m3_tokenizer_free(ref);
+}
+
+// ---- the stored piece trie ----
+
+static char last_log[1024];
+static int n_warnings, n_infos;
+
+static void on_log(m3_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level <= M3_LOG_WARN) n_warnings++;
+    else if (level == M3_LOG_INFO) n_infos++;
+    else return;
+    snprintf(last_log, sizeof last_log, "%s", message);
+}
+
+// Where the piece trie's blob and the token strings lie in the file bytes d[0..n) (offsets), or false.
+static bool find_trie(const unsigned char *d, size_t n, size_t *blob, size_t *blob_size, size_t *tokens,
+                      size_t *tokens_size)
+{
+    m3_mapped_file *f;
+    m3_error err = {0};
+    if (m3_mapped_file_wrap(d, n, "find-trie", &f, &err)) return false;
+    m3_gguf g;
+    bool ok = false;
+    if (m3_gguf_parse(f, &g, &err) == M3_STATUS_OK) {
+        const m3_gguf_kv *t = m3_gguf_find(&g, M3_GGUF_PIECE_TRIE_KEY), *k = m3_gguf_find(&g, "tokenizer.ggml.tokens");
+        if (t && k) {
+            *blob = (size_t)(t->value - d), *blob_size = t->size;
+            *tokens = (size_t)(k->value - d), *tokens_size = k->size;
+            ok = true;
+        }
+        m3_gguf_destroy(&g);
+    }
+    m3_mapped_file_close(f);
+    return ok;
+}
+
+// Writes the SHA-256 a valid trie blob carries (over the token strings, then the nodes and ids).
+static void reseal_trie(unsigned char *d, size_t blob, size_t blob_size, size_t tokens, size_t tokens_size)
+{
+    uint32_t h;
+    memcpy(&h, d + blob + 8, 4);
+    unsigned md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, d + tokens, tokens_size);
+    EVP_DigestUpdate(ctx, d + blob + h, blob_size - h);
+    EVP_DigestFinal_ex(ctx, d + blob + 24, &md_len);
+    EVP_MD_CTX_free(ctx);
+}
+
+// Opens path through the GGUF reader and says whether the tokenizer uses the trie in the mapping.
+static bool open_parts(const char *path, bool *in_place, m3_gguf_model_parts *parts)
+{
+    m3_mapped_file *f;
+    m3_error err = {0};
+    if (m3_mapped_file_open(path, &f, &err) != M3_STATUS_OK) {
+        CHECK(0, "%s", err.message);
+        return false;
+    }
+    const unsigned char *lo = f->data, *hi = f->data + f->size;
+    if (m3_gguf_load_parts(f, parts, &err) != M3_STATUS_OK) {
+        CHECK(0, "%s", err.message);
+        return false;
+    }
+    const unsigned char *units = (const unsigned char *)m3_tokenizer_get_trie(parts->tokenizer).units;
+    *in_place = units >= lo && units < hi;
+    return true;
+}
+
+static void test_piece_trie(const char *data, const char *src, const char *good, const char *dir)
+{
+    m3_log_set(on_log, NULL, M3_LOG_DEBUG);
+    m3_gguf_model_parts parts;
+    bool in_place = false;
+    size_t total, same;
+    // 1. As written today: the trie is used from the mapping.
+    n_warnings = n_infos = 0;
+    if (open_parts(good, &in_place, &parts)) {
+        same = reference_encodings(data, parts.tokenizer, &total);
+        CHECK(in_place && n_warnings == 0, "the stored trie is used in place (in place %d, \"%s\")", in_place, last_log);
+        CHECK(same == total, "stored trie: %zu of %zu reference encodings", same, total);
+        printf("stored piece trie: used in place from the mapping, %zu/%zu reference encodings equal\n", same, total);
+        m3_gguf_model_parts_clear(&parts);
+    }
+    // 2. A file without the trie (as written before it existed): built at open, no warning.
+    char path[4200];
+    snprintf(path, sizeof path, "%s/no-trie.gguf", dir);
+    m3_model *model = NULL;
+    m3_mapped_file *spm = NULL;
+    m3_tokenizer_pieces pieces = {0};
+    m3_error err = {0};
+    char spm_path[4200];
+    snprintf(spm_path, sizeof spm_path, "%s/sentencepiece.bpe.model", src);
+    CHECK(m3_model_open(src, &model, &err) == M3_STATUS_OK && m3_mapped_file_open(spm_path, &spm, &err) == M3_STATUS_OK &&
+              m3_tokenizer_pieces_read(spm->data, spm->size, spm_path, &pieces, &err) == M3_STATUS_OK &&
+              m3_gguf_write(model, &pieces, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path, &err) == M3_STATUS_OK,
+          "write without the trie: %s", err.message);
+    m3_tokenizer_pieces_clear(&pieces);
+    m3_mapped_file_close(spm);
+    m3_model_close(model);
+    n_warnings = n_infos = 0;
+    if (open_parts(path, &in_place, &parts)) {
+        same = reference_encodings(data, parts.tokenizer, &total);
+        CHECK(!in_place && n_warnings == 0 && same == total, "no trie: in place %d, %d warnings, %zu of %zu", in_place,
+              n_warnings, same, total);
+        printf("file without the trie: built at open, no warning, %zu/%zu reference encodings equal\n", same, total);
+        m3_gguf_model_parts_clear(&parts);
+    }
+    CHECK(m3_model_verify(path, NULL, &err) == M3_STATUS_OK, "verify the file without the trie: %s", err.message);
+    // 3. Damage: a flipped node (SHA-256 mismatch), another version, a resealed bad base.
+    size_t n;
+    unsigned char *d = read_file(good, &n);
+    size_t blob = 0, blob_size = 0, tokens = 0, tokens_size = 0;
+    CHECK(d && find_trie(d, n, &blob, &blob_size, &tokens, &tokens_size), "find the trie in %s", good);
+    if (!d || !blob) {
+        free(d);
+        m3_log_set(NULL, NULL, M3_LOG_WARN);
+        return;
+    }
+    uint32_t h;
+    memcpy(&h, d + blob + 8, 4);
+    CHECK((blob + h) % 8 == 0, "the trie's nodes start at a multiple of 8 in the file (%zu)", blob + h);
+    static const struct {
+        const char *what, *log;
+        bool warn;
+    } kinds[] = {
+        {"a flipped bit in a node", "does not match its SHA-256", true},
+        {"version 2", "version 2 is not read", false},
+        {"a bad base, resealed with a right SHA-256", "outside", true},
+        {"a header with another node count", "does not match its size", true},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        unsigned char *c = malloc(n);
+        memcpy(c, d, n);
+        if (k == 0) c[blob + h + 8 * 100 + 1] ^= 0x08;
+        if (k == 1) c[blob + 4] = 2;
+        if (k == 2) {
+            int32_t bad = -7;
+            memcpy(c + blob + h + 8 * 1, &bad, 4);  // node 1's base (the root's is checked too)
+            memcpy(c + blob + h, &bad, 4);
+            reseal_trie(c, blob, blob_size, tokens, tokens_size);
+        }
+        if (k == 3) c[blob + 12] ^= 0x01;
+        snprintf(path, sizeof path, "%s/trie-damaged.gguf", dir);
+        CHECK(write_file(path, c, n), "write");
+        n_warnings = n_infos = 0;
+        last_log[0] = 0;
+        if (open_parts(path, &in_place, &parts)) {
+            same = reference_encodings(data, parts.tokenizer, &total);
+            CHECK(!in_place && (kinds[k].warn ? n_warnings == 1 : n_warnings == 0 && n_infos == 1) &&
+                      strstr(last_log, kinds[k].log) && same == total,
+                  "%s: in place %d, %d warnings, %d infos, \"%s\", %zu of %zu", kinds[k].what, in_place, n_warnings,
+                  n_infos, last_log, same, total);
+            printf("%s: opens with the trie rebuilt (%s \"%s\"), %zu/%zu reference encodings equal\n", kinds[k].what,
+                   kinds[k].warn ? "warning" : "info", last_log, same, total);
+            m3_gguf_model_parts_clear(&parts);
+        }
+        memset(&err, 0, sizeof err);
+        CHECK(m3_model_verify(path, NULL, &err) == M3_STATUS_FORMAT && strstr(err.message, "checksum mismatch"),
+              "%s: verify says \"%s\"", kinds[k].what, err.message);
+        unlink(path);
+        free(c);
+    }
+    free(d);
+    m3_log_set(NULL, NULL, M3_LOG_WARN);
 }
 
 typedef struct outputs {
@@ -234,6 +440,8 @@ done:
 // Opening a damaged file must fail with a message naming it, or succeed only where verify then fails.
 static void test_damage(const char *good, const char *dir)
 {
+    // A flip in the stored trie logs a warning (and rebuilds it): counted, not printed.
+    m3_log_set(on_log, NULL, M3_LOG_WARN);
     size_t n;
     unsigned char *d = read_file(good, &n);
     if (!d) {
@@ -307,6 +515,7 @@ static void test_damage(const char *good, const char *dir)
           err.message);
     unlink(path);
     free(d);
+    m3_log_set(NULL, NULL, M3_LOG_WARN);
 }
 
 int main(void)
@@ -350,6 +559,7 @@ int main(void)
     m3_model_close(folder);
     m3_model_close(f16);
     m3_model_close(f32);
+    test_piece_trie(data, src, p16, dir);
     test_damage(p16, dir);
     // Not a model file at all.
     char junk[4200];

@@ -74,5 +74,31 @@ else
 fi
 if "$m3" selftest --model "$model" >/dev/null 2>"$tmp/err"; then fail "selftest of the tiny model without --reference"; else grep -q "not the real BGE-M3" "$tmp/err" && pass "selftest asks for --reference" || fail "selftest message"; fi
 
+# The real model's checks (FlagEmbedding's published values, docs bge-m3.md) without the 2.3 GB model:
+# --published runs them on the tiny model. Every one of the 27 checks must run and print its
+# published expected value; they fail (other weights), so the exit status is 1, never a crash.
+for m in "$model" "$tmp/tiny.gguf"; do
+  rc=0
+  "$m3" selftest --model "$m" --published --threads 2 >"$tmp/st" 2>&1 || rc=$?
+  n=$(grep -c -E '^(PASS|FAIL)  ' "$tmp/st" || true)
+  missing=""
+  for v in 'expected \[0, 35378, 6661, 38, 2\]' 'expected \[0, 581, 63773, 119455, 6, 147797' \
+           'expected 0.6259035 ' 'expected 0.34749585 ' 'expected 0.349868 ' 'expected 0.6782462 ' \
+           '"What" in s1\[0\] +expected 0.08362077 ' '"is" in s1\[0\] +expected 0.081469566 ' \
+           '"B" in s1\[0\] +expected 0.12964639 ' '"GE" in s1\[0\] +expected 0.25186998 ' \
+           '"M" in s1\[0\] +expected 0.17001738 ' '"3" in s1\[0\] +expected 0.26957875 ' '"?" in s1\[0\] +expected 0.040755156 ' \
+           'expected 0.195544485 ' 'expected 0.00880391989 ' 'expected \(8, 1024\) \(30, 1024\)' \
+           'expected 0.779666245 ' 'expected 0.462117791 ' 'id 183497 .*expected 0.32012847 ' 'id 1733 .*expected 0.18622744 '; do
+    grep -q -E "$v" "$tmp/st" || missing="$missing [$v]"
+  done
+  if [[ $rc -eq 1 && $n -eq 27 && -z $missing ]] && tail -1 "$tmp/st" | grep -q '^FAIL: [0-9]* passed, [0-9]* failed$'; then
+    pass "selftest --published on $(basename "$m"): the 27 published checks ran (exit 1: other weights)"
+  else
+    fail "selftest --published on $m: exit $rc, $n check lines, missing:$missing"; tail -5 "$tmp/st"
+  fi
+done
+grep -q 'within 2e-03 absolute' "$tmp/st" && pass "selftest --published on an f16 file: fp16 tolerance 2e-3" || fail "selftest f16 tolerance"
+if "$m3" selftest --model "$model" --published --reference "$data" >/dev/null 2>&1; then fail "--published with --reference accepted"; else [[ $? -eq 2 ]] && pass "--published with --reference is a usage error" || fail "--published --reference status"; fi
+
 if [[ $fails -gt 0 ]]; then echo "$fails failures" >&2; exit 1; fi
 echo "all passed"
