@@ -42,6 +42,7 @@ void m3_cli_put_float(FILE *out, float v);
 int m3_cmd_tokenize(int argc, char **argv);
 int m3_cmd_embed(int argc, char **argv);
 int m3_cmd_bench(int argc, char **argv);
+int m3_cmd_bench_search(int argc, char **argv);  // m3 bench search (cmd-bench-search.c)
 int m3_cmd_model(int argc, char **argv);
 int m3_cmd_selftest(int argc, char **argv);
 
@@ -50,6 +51,7 @@ int m3_cmd_search(int argc, char **argv);
 int m3_cmd_similar(int argc, char **argv);
 int m3_cmd_status(int argc, char **argv);
 int m3_cmd_check(int argc, char **argv);
+int m3_cmd_extract_helper(int argc, char **argv);  // internal: the sandboxed extractor process
 
 // Shared by search and similar (cmd-search.c): hybrid weights "D,S,C"; results as text or JSON.
 struct m3_search_hit;

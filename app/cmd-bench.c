@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 bench [--backend cpu] [--threads N] [--shapes BxT,...] [--model DIR] [--json]
+// m3 bench [--backend cpu|vulkan|auto] [--threads N] [--shapes BxT,...] [--model DIR] [--json]
+// m3 bench search ... (index search latency: cmd-bench-search.c)
 // Encoder throughput. Without --model the weights are pseudo-random with the exact BGE-M3 shape:
 // compute cost does not depend on the values, and no 2.3 GB download is needed.
 #include <getopt.h>
@@ -15,14 +16,15 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 bench [--backend cpu] [--threads N] [--shapes BxT,...] [--model DIR] [--seconds S] [--json]\n\n"
+    "usage: m3 bench [--backend NAME] [--threads N] [--shapes BxT,...] [--model DIR] [--seconds S] [--json]\n\n"
     "Measures encoder throughput (all three outputs) for batches of B texts of T tokens each.\n\n"
-    "  --backend NAME   cpu (default)\n"
+    "  --backend NAME   cpu (default), vulkan, or auto (vulkan on a GPU if there is one, else cpu)\n"
     "  --threads N      worker threads (default: one per CPU)\n"
-    "  --shapes LIST    default 1x16,4x512,1x8192\n"
+    "  --shapes LIST    default 1x16,4x512,1x8192; with vulkan 64x512,256x128,1x16,1x8192\n"
     "  --model DIR      use this model folder instead of random weights of the BGE-M3 shape\n"
     "  --seconds S      measure each shape for at least S seconds (default 3; at least one run)\n"
-    "  --json           one JSON object per shape instead of a table\n";
+    "  --json           one JSON object per shape instead of a table\n\n"
+    "'m3 bench search --help': index search latency against a brute-force scan.\n";
 
 enum { MAX_SHAPES = 32 };
 
@@ -38,6 +40,27 @@ static double peak_rss_mib(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
+}
+
+static double mib(uint64_t bytes)
+{
+    return (double)bytes / 1048576.0;
+}
+
+// A JSON string (device names are plain ASCII, but escape what JSON requires anyway).
+static void put_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
 }
 
 static bool parse_shapes(const char *list, size_t shapes[][2], size_t *n)
@@ -62,6 +85,7 @@ static bool parse_shapes(const char *list, size_t shapes[][2], size_t *n)
 
 int m3_cmd_bench(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "search")) return m3_cmd_bench_search(argc - 1, argv + 1);
     static const struct option options[] = {
         {"backend", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},
@@ -75,7 +99,7 @@ int m3_cmd_bench(int argc, char **argv)
     m3_encoder_options opt = m3_encoder_options_default();
     size_t threads = 0, seconds = 3, shapes[MAX_SHAPES][2], n_shapes = 0;
     const char *model_dir = NULL;
-    bool json = false;
+    bool json = false, shapes_given = false;
     parse_shapes("1x16,4x512,1x8192", shapes, &n_shapes);
     int c;
     optind = 1;
@@ -93,6 +117,7 @@ int m3_cmd_bench(int argc, char **argv)
                 m3_cli_fail("bench", "--shapes: expected BxT,... with 1 <= B <= 4096 and 2 <= T <= 8192");
                 return M3_EXIT_USAGE;
             }
+            shapes_given = true;
             break;
         case 'm': model_dir = optarg; break;
         case 'j': json = true; break;
@@ -124,11 +149,16 @@ int m3_cmd_bench(int argc, char **argv)
     double t2 = now_seconds();
     const m3_model_config *cfg = m3_model_get_config(model);
     size_t max_tokens = (size_t)(cfg->max_positions - cfg->pad_token_id - 1);
+    m3_encoder_device dev;
+    const bool gpu = m3_encoder_get_device(enc, &dev);
+    if (!shapes_given && strcmp(m3_encoder_backend_name(enc), "vulkan") == 0)
+        parse_shapes("64x512,256x128,1x16,1x8192", shapes, &n_shapes);  // GPU-sized batches
     if (!json) {
         printf("model: %s (%d layers, hidden %d, vocab %d), loaded in %.2f s, encoder ready in %.2f s\n",
                model_dir ? model_dir : "random weights, BGE-M3 shape", cfg->layers, cfg->hidden, cfg->vocab,
                t1 - t0, t2 - t1);
         printf("backend: %s, threads: %d\n", m3_encoder_backend_name(enc), m3_encoder_threads(enc));
+        if (gpu) printf("device: %s\nkernels: %s\n", dev.name, m3_encoder_kernel_name(enc));
         printf("%-12s %10s %12s %14s\n", "batch", "runs", "ms/batch", "tokens/s");
     }
 
@@ -176,17 +206,35 @@ int m3_cmd_bench(int argc, char **argv)
         }
         if (status == M3_EXIT_OK) {
             double ms = elapsed / (double)runs * 1e3, tps = (double)(b * t) * (double)runs / elapsed;
-            if (json)
+            if (json) {
                 printf("{\"backend\": \"%s\", \"threads\": %d, \"batch\": %zu, \"seq\": %zu, \"runs\": %zu, "
-                       "\"ms\": %.2f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f}\n",
+                       "\"ms\": %.2f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f",
                        m3_encoder_backend_name(enc), m3_encoder_threads(enc), b, t, runs, ms, tps, peak_rss_mib());
-            else
+                if (gpu) {
+                    m3_encoder_get_device(enc, &dev);
+                    fputs(", \"device\": ", stdout);
+                    put_json_string(dev.name);
+                    printf(", \"kernels\": ");
+                    put_json_string(m3_encoder_kernel_name(enc));
+                    printf(", \"device_peak_mib\": %.1f, \"host_visible_peak_mib\": %.1f, \"heap_usage_mib\": %.1f, "
+                           "\"heap_budget_mib\": %.1f",
+                           mib(dev.peak_bytes), mib(dev.host_peak_bytes), mib(dev.heap_usage), mib(dev.heap_budget));
+                }
+                printf("}\n");
+            } else
                 printf("%5zu x %-5zu %10zu %12.2f %14.1f\n", b, t, runs, ms, tps);
             fflush(stdout);
         }
         free(ids), free(seqs), free(out);
     }
     if (!json && status == M3_EXIT_OK) printf("peak memory (RSS): %.0f MiB\n", peak_rss_mib());
+    if (!json && status == M3_EXIT_OK && gpu) {
+        m3_encoder_get_device(enc, &dev);
+        printf("peak device memory: %.1f MiB (+ %.1f MiB host-visible staging); device heap in use now %.1f MiB "
+               "of a %.1f MiB budget%s\n",
+               mib(dev.peak_bytes), mib(dev.host_peak_bytes), mib(dev.heap_usage), mib(dev.heap_budget),
+               dev.heap_budget ? "" : " (no VK_EXT_memory_budget)");
+    }
     m3_encoder_free(enc);
     m3_model_close(model);
     return status;

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact] PATH...
+// m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact] [--colbert KIND]
+//          [--colbert-pool N] PATH...
 // Walks the files and folders given (never following symlinks, skipping hidden entries), skips
 // unchanged files (size and mtime, then content hash), re-indexes changed ones and drops deleted
-// ones. A reader thread reads, extracts, chunks and tokenizes ahead while the main thread encodes
+// ones. A reader thread reads, extracts (in the sandboxed helper 'm3 extract-helper',
+// core/extract/sandbox.h), chunks and tokenizes ahead while the main thread encodes
 // in batches of a token budget and commits to the index in batches. Files are opened
 // O_RDONLY|O_NOATIME and never modified.
 #include <dirent.h>
@@ -23,11 +25,13 @@
 #include "cli.h"
 #include "encoder/encoder.h"
 #include "extract/extract.h"
+#include "extract/sandbox.h"
 #include "index/index.h"
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact] PATH...\n\n"
+    "usage: m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact]\n"
+    "                [--colbert int8|bits|none] [--colbert-pool 1|2] PATH...\n\n"
     "Indexes the text files under each PATH (files or folders) for 'm3 search'.\n"
     "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped.\n\n"
     "  --index DIR          the index folder (default $XDG_DATA_HOME/m3search/index)\n"
@@ -36,6 +40,11 @@ static const char usage_text[] =
     "  --threads N          encoder threads (default: one per CPU)\n"
     "  --rebuild            delete the index first and index everything again\n"
     "  --exact              (new index) also keep exact fp32 vectors\n"
+    "  --colbert KIND       (new index) how the multi-vectors are kept: bits (default, 128 bytes\n"
+    "                       per token at 1024-d), int8 (1028 bytes, closest to exact) or none\n"
+    "                       (hybrid score from dense + sparse only)\n"
+    "  --colbert-pool N     (new index) 2: pool each chunk's token vectors into half as many\n"
+    "                       (half the size, coarser ColBERT scores); default 1\n"
     "  --chunk-tokens N     tokens per chunk (default 512)\n"
     "  --overlap N          tokens repeated between chunks (default 64)\n"
     "  --batch-tokens N     encoder token budget per batch (default 8192)\n"
@@ -56,6 +65,7 @@ typedef struct work_file {
     int32_t **ids;
     size_t *n_ids;
     size_t tokens;
+    char *reason;            // why extraction failed (action 2), reported by the main thread
     struct work_file *next;
 } work_file;
 
@@ -66,6 +76,7 @@ typedef struct job {
     const m3_tokenizer *tok;
     m3_chunk_options chunk;
     uint64_t max_size;
+    m3_sandbox *sandbox;     // the extraction helper; used by the reader thread only
     // Queue.
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -85,6 +96,7 @@ static void work_free(work_file *w)
     free(w->fend);
     free(w->chunks);
     free(w->text);
+    free(w->reason);
     free(w->path);
     free(w);
 }
@@ -160,11 +172,14 @@ static work_file *prepare(job *j, const char *path)
     }
     snprintf(w->info.extractor, sizeof w->info.extractor, "%s", ex->name);
     w->info.extractor_version = ex->version;
+    // The extractor runs in the sandboxed helper (a crash, hang or exploit there only fails this
+    // file); chunking and tokenizing stay here.
     m3_extracted doc;
     m3_error err = {0};
-    if (ex->extract(data, got, path, &doc, &err) != M3_STATUS_OK) {
+    if (m3_sandbox_extract(j->sandbox, path, data, got, &doc, NULL, &err) != M3_STATUS_OK) {
         free(data);
         w->action = 2;
+        w->reason = strdup(err.message);
         return w;
     }
     free(data);
@@ -378,6 +393,7 @@ int m3_cmd_index(int argc, char **argv)
         {"batch-tokens", required_argument, NULL, 'B'}, {"max-file-size", required_argument, NULL, 'M'},
         {"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
         {"commit-interval", required_argument, NULL, 'I'},
+        {"colbert", required_argument, NULL, 'C'},   {"colbert-pool", required_argument, NULL, 'P'},
         {0},
     };
     const char *index_dir = NULL, *model_dir = getenv("M3_MODEL");
@@ -385,6 +401,8 @@ int m3_cmd_index(int argc, char **argv)
     size_t threads = 0, chunk_tokens = 512, overlap = 64, batch_tokens = 8192, max_size = 64u << 20;
     size_t commit_ms = 2000;
     bool rebuild = false, exact = false, quiet = false;
+    m3_colbert_storage colbert = M3_COLBERT_DEFAULT;
+    size_t colbert_pool = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -401,6 +419,13 @@ int m3_cmd_index(int argc, char **argv)
         case 'B': if (!m3_cli_parse_size("index", "--batch-tokens", optarg, 16, 1u << 24, &batch_tokens)) return M3_EXIT_USAGE; break;
         case 'M': if (!m3_cli_parse_size("index", "--max-file-size", optarg, 1, (size_t)1 << 40, &max_size)) return M3_EXIT_USAGE; break;
         case 'I': if (!m3_cli_parse_size("index", "--commit-interval", optarg, 0, 3600000, &commit_ms)) return M3_EXIT_USAGE; break;
+        case 'C':
+            if (!m3_colbert_storage_parse(optarg, &colbert) || colbert == M3_COLBERT_F32) {
+                m3_cli_fail("index", "--colbert: expected int8, bits or none, not '%s'", optarg);
+                return M3_EXIT_USAGE;
+            }
+            break;
+        case 'P': if (!m3_cli_parse_size("index", "--colbert-pool", optarg, 1, 2, &colbert_pool)) return M3_EXIT_USAGE; break;
         case 'h': fputs(usage_text, stdout); return M3_EXIT_OK;
         default: fputs(usage_text, stderr); return M3_EXIT_USAGE;
         }
@@ -435,10 +460,21 @@ int m3_cmd_index(int argc, char **argv)
         m3_cli_fail_error("index", &err);
         goto out;
     }
-    m3_index_options iopt = {M3_INDEX_CREATE | (exact ? M3_INDEX_EXACT : 0), &mid};
+    m3_index_options iopt = {.flags = M3_INDEX_CREATE | (exact ? M3_INDEX_EXACT : 0), .model = &mid,
+                             .colbert = colbert, .colbert_pool = (unsigned)colbert_pool};
     if (m3_index_open(index_dir, &iopt, &idx, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
         goto out;
+    }
+    {
+        // The storage is chosen when the index is created: an existing one keeps its own.
+        unsigned pool;
+        m3_colbert_storage has = m3_index_get_colbert(idx, &pool);
+        if ((colbert && colbert != has) || (colbert_pool && has != M3_COLBERT_NONE && colbert_pool != pool))
+            fprintf(stderr,
+                    "m3 index: note: %s keeps its multi-vectors as '%s'%s, as it was created; --colbert and "
+                    "--colbert-pool apply to a new index only: add --rebuild to re-index with them\n",
+                    index_dir, m3_colbert_storage_name(has), pool > 1 ? " pooled x2" : "");
     }
     // The writer first: a second `m3 index` on this index stops here, before loading the model.
     if (m3_index_writer_new(idx, &wr, &err) != M3_STATUS_OK) {
@@ -511,6 +547,16 @@ int m3_cmd_index(int argc, char **argv)
     j.tok = m3_model_get_tokenizer(model);
     j.chunk = (m3_chunk_options){chunk_tokens, overlap};
     j.max_size = max_size;
+    // The extraction helper: this same program as 'm3 extract-helper'. Its memory limit leaves
+    // room for the largest file, its text (up to 4 bytes per byte) and line anchors.
+    static const char *const helper_argv[] = {"/proc/self/exe", "extract-helper", NULL};
+    m3_sandbox_options sopt = m3_sandbox_options_default();
+    sopt.argv = helper_argv;
+    if (sopt.memory_limit < 24 * (uint64_t)max_size) sopt.memory_limit = 24 * (uint64_t)max_size;
+    if (m3_sandbox_new(&sopt, &j.sandbox, &err) != M3_STATUS_OK) {
+        m3_cli_fail_error("index", &err);
+        goto out_todo;
+    }
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
     if (pthread_create(&reader, NULL, reader_main, &j) != 0) {
@@ -532,6 +578,7 @@ int m3_cmd_index(int argc, char **argv)
                 cnt.unchanged++;
                 work_free(w);
             } else if (w->action == 2) {
+                if (w->reason) fprintf(stderr, "%sm3 index: %s\n", cnt.tty ? "\r\033[K" : "", w->reason);
                 w->info.state = M3_FILE_FAILED;
                 w->n_chunks = 0;
                 if (m3_index_writer_put_file(wr, w->path, &w->info, NULL, 0, &err) != M3_STATUS_OK) goto fail_batch;
@@ -586,6 +633,7 @@ out_todo:
     for (size_t i = 0; i < to_index.n; i++) free(to_index.v[i]);
     free(to_index.v);
 out:
+    m3_sandbox_free(j.sandbox);
     m3_index_writer_free(wr);
     m3_encoder_free(enc);
     m3_model_close(model);

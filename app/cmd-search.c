@@ -158,7 +158,7 @@ int m3_cmd_search(int argc, char **argv)
     size_t n_hits = 0;
     m3_index_model mid;
     if (m3_index_model_identify(model_dir, &mid, &err) != M3_STATUS_OK) goto fail;
-    m3_index_options iopt = {M3_INDEX_READONLY, &mid};
+    m3_index_options iopt = {.flags = M3_INDEX_READONLY, .model = &mid};
     if (m3_index_open(index_dir, &iopt, &idx, &err) != M3_STATUS_OK) goto fail;
     if (m3_model_open(model_dir, &model, &err) != M3_STATUS_OK || m3_encoder_new(model, &eopt, &enc, &err) != M3_STATUS_OK)
         goto fail;

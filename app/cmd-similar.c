@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "encoder/encoder.h"
 #include "extract/extract.h"
+#include "extract/sandbox.h"
 #include "index/index.h"
 #include "model/model.h"
 
@@ -71,6 +72,7 @@ static m3_status similar_unindexed(m3_index *idx, const char *file, const char *
     size_t size = 0;
     m3_model *model = NULL;
     m3_encoder *enc = NULL;
+    m3_sandbox *sandbox = NULL;
     m3_extracted doc = {0};
     m3_text_chunk *chunks = NULL;
     size_t n_chunks = 0, n = 0;
@@ -79,12 +81,18 @@ static m3_status similar_unindexed(m3_index *idx, const char *file, const char *
     m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
     m3_status s = read_file(file, &data, &size, err);
     if (s != M3_STATUS_OK) goto out;
-    const m3_extractor *ex = m3_extract_find(file, data, size < 4096 ? size : 4096);
-    if (!ex) {
+    if (!m3_extract_find(file, data, size < 4096 ? size : 4096)) {
         s = m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: not a format m3search reads (text, Markdown, code)", file);
         goto out;
     }
-    if ((s = ex->extract(data, size, file, &doc, err)) || (s = m3_model_open(model_dir, &model, err))) goto out;
+    // Extracted in the sandboxed helper, as `m3 index` does: the file may be anything.
+    static const char *const helper[] = {"/proc/self/exe", "extract-helper", NULL};
+    m3_sandbox_options sopt = m3_sandbox_options_default();
+    sopt.argv = helper;
+    m3_extractor_id who;
+    if ((s = m3_sandbox_new(&sopt, &sandbox, err)) || (s = m3_sandbox_extract(sandbox, file, data, size, &doc, &who, err)) ||
+        (s = m3_model_open(model_dir, &model, err)))
+        goto out;
     const m3_tokenizer *tok = m3_model_get_tokenizer(model);
     if ((s = m3_extract_chunk(tok, doc.text, doc.len, NULL, &chunks, &n_chunks, err))) goto out;
     if (n_chunks == 0) {
@@ -111,6 +119,7 @@ out:
     }
     free(chunks);
     m3_extracted_clear(&doc);
+    m3_sandbox_free(sandbox);
     m3_encoder_free(enc);
     m3_model_close(model);
     free(data);
@@ -159,7 +168,7 @@ int m3_cmd_similar(int argc, char **argv)
     size_t n_hits = 0;
     m3_index_model mid;
     if (model_dir && m3_index_model_identify(model_dir, &mid, &err) != M3_STATUS_OK) goto fail;
-    m3_index_options iopt = {M3_INDEX_READONLY, model_dir ? &mid : NULL};
+    m3_index_options iopt = {.flags = M3_INDEX_READONLY, .model = model_dir ? &mid : NULL};
     if (m3_index_open(index_dir, &iopt, &idx, &err) != M3_STATUS_OK) goto fail;
     m3_status s = m3_index_similar(idx, file, &so, &hits, &n_hits, &err);
     if (s == M3_STATUS_NOT_FOUND) {

@@ -53,7 +53,7 @@ static int open_index(const char *cmd, const char *index_dir, m3_index **idx)
 {
     char *default_dir = index_dir ? NULL : m3_index_default_dir();
     m3_error err = {0};
-    m3_index_options opt = {M3_INDEX_READONLY, NULL};
+    m3_index_options opt = {.flags = M3_INDEX_READONLY};
     m3_status s = m3_index_open(index_dir ? index_dir : default_dir, &opt, idx, &err);
     free(default_dir);
     if (s != M3_STATUS_OK) return m3_cli_fail_error(cmd, &err);
@@ -94,18 +94,28 @@ int m3_cmd_status(int argc, char **argv)
         return m3_cli_fail_error("status", &err);
     }
     const m3_index_model *m = m3_index_get_model(idx);
+    unsigned pool;
+    const char *colbert = m3_colbert_storage_name(m3_index_get_colbert(idx, &pool));
     if (json) {
-        printf("{\"index\":\"%s\",\"model\":\"%s\",\"checksum\":\"%s\",\"dim\":%d,\"exact\":%s,\"files\":%" PRIu64
+        printf("{\"index\":\"%s\",\"model\":\"%s\",\"checksum\":\"%s\",\"dim\":%d,\"exact\":%s,"
+               "\"colbert_storage\":\"%s\",\"colbert_pool\":%u,\"colbert_tokens\":%" PRIu64 ",\"files\":%" PRIu64
                ",\"failed\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"postings\":%" PRIu64
                ",\"colbert_vectors\":%" PRIu64 ",\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64
                ",\"file_bytes\":%" PRIu64 ",\"bytes\":{\"text\":%" PRIu64 ",\"dense\":%" PRIu64 ",\"bits\":%" PRIu64
                ",\"sparse\":%" PRIu64 ",\"colbert\":%" PRIu64 "}}\n",
-               m3_index_get_dir(idx), m->id, m->checksum, m->dim, m3_index_is_exact(idx) ? "true" : "false", st.files,
+               m3_index_get_dir(idx), m->id, m->checksum, m->dim, m3_index_is_exact(idx) ? "true" : "false", colbert,
+               pool, st.colbert_tokens, st.files,
                st.files_failed, st.chunks, st.tokens, st.postings, st.colbert_vectors, st.map_size, st.used_bytes,
                st.file_bytes, st.bytes_text, st.bytes_dense, st.bytes_bits, st.bytes_sparse, st.bytes_colbert);
     } else {
         printf("index    %s\nmodel    %s (checksum %s, %d dimensions%s)\n", m3_index_get_dir(idx), m->id, m->checksum,
                m->dim, m3_index_is_exact(idx) ? ", exact vectors" : "");
+        if (m3_index_get_colbert(idx, NULL) == M3_COLBERT_NONE)
+            printf("colbert  none (no multi-vectors: the hybrid score is dense + sparse)\n");
+        else
+            printf("colbert  %s%s (%.1f bytes per token)\n", colbert,
+                   pool > 1 ? ", pooled x2" : ", one vector per token",
+                   st.colbert_tokens ? (double)st.bytes_colbert / (double)st.colbert_tokens : 0.0);
         printf("files    %" PRIu64 " (%" PRIu64 " failed)\nchunks   %" PRIu64 " (%" PRIu64 " tokens, %" PRIu64
                " postings, %" PRIu64 " multi-vectors)\n",
                st.files, st.files_failed, st.chunks, st.tokens, st.postings, st.colbert_vectors);

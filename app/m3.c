@@ -18,7 +18,7 @@ static const struct {
     {"similar", m3_cmd_similar, "indexed files similar to a file, from its stored vectors"},
     {"status", m3_cmd_status, "what the index holds"},
     {"check", m3_cmd_check, "verify the index's consistency (exit 0 only when consistent)"},
-    {"bench", m3_cmd_bench, "encoder throughput with random weights of the real BGE-M3 shape"},
+    {"bench", m3_cmd_bench, "encoder throughput (random BGE-M3 weights); 'bench search': index search latency"},
     {"model", m3_cmd_model, "model download: fetch BGE-M3 (resumable, verified) or reuse the HF cache"},
     {"selftest", m3_cmd_selftest, "check a model against the published BGE-M3 values or reference outputs"},
 };
@@ -48,6 +48,7 @@ int main(int argc, char **argv)
         puts("m3 " M3_VERSION);
         return M3_EXIT_OK;
     }
+    if (!strcmp(argv[1], "extract-helper")) return m3_cmd_extract_helper(argc - 1, argv + 1);  // internal
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "m3: unknown command '%s' (try 'm3 --help')\n", argv[1]);

@@ -51,6 +51,8 @@ struct m3_backend {
     const char *(*kernel_name)(const m3_backend *be);
     // Bytes of activation (scratch) memory currently allocated.
     size_t (*activation_bytes)(const m3_backend *be);
+    // The compute device (m3_encoder_get_device); NULL for backends that run on the CPU.
+    bool (*device)(const m3_backend *be, m3_encoder_device *out);
     // Time spent so far (the backend fills gemm, attention, other, tokens, forwards).
     m3_encoder_profile profile;
     void (*free)(m3_backend *be);

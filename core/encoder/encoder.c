@@ -16,6 +16,7 @@
 #include "encoder/backend.h"
 // ---- Vulkan backend hook (GPU engineer) ----
 #ifdef M3_HAVE_VULKAN
+#include "base/log.h"
 #include "encoder/vulkan/vulkan-backend.h"
 #endif
 // ---- end Vulkan hook ----
@@ -60,12 +61,23 @@ m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *option
     if (!enc)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "encoder: out of memory");
     enc->cfg = *m3_model_get_config(model);
-    m3_status st;
+    m3_status st = M3_STATUS_OK;
+    bool cpu = !vulkan;
 #ifdef M3_HAVE_VULKAN  // ---- Vulkan backend hook (GPU engineer) ----
-    if (vulkan)
-        st = m3_vulkan_backend_new(model, &opt, &enc->be, err);
-    else
-#endif
+    // "auto": Vulkan when a GPU is there (the backend refuses CPU devices such as lavapipe, which
+    // the CPU backend outruns), else the CPU backend; why Vulkan was not taken goes to the log.
+    const bool automatic = strcmp(name, "auto") == 0;
+    if (vulkan || automatic) {
+        m3_error verr = {0};
+        st = m3_vulkan_backend_new(model, &opt, &enc->be, &verr);
+        cpu = automatic && st != M3_STATUS_OK;
+        if (cpu)
+            m3_log(M3_LOG_INFO, "encoder: backend auto: %s; using the CPU backend", verr.message);
+        else if (st != M3_STATUS_OK && err)
+            *err = verr;
+    }
+#endif  // ---- end Vulkan hook ----
+    if (cpu)
         st = m3_cpu_backend_new(model, &opt, &enc->be, err);
     if (st != M3_STATUS_OK) {
         free(enc);
@@ -106,6 +118,12 @@ size_t m3_encoder_max_batch_tokens(const m3_encoder *enc)
 size_t m3_encoder_activation_bytes(const m3_encoder *enc)
 {
     return enc->be->activation_bytes(enc->be);
+}
+
+bool m3_encoder_get_device(const m3_encoder *enc, m3_encoder_device *out)
+{
+    memset(out, 0, sizeof *out);
+    return enc->be->device && enc->be->device(enc->be, out);
 }
 
 void m3_encoder_get_profile(const m3_encoder *enc, m3_encoder_profile *out)

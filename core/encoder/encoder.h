@@ -28,6 +28,7 @@
 #ifndef M3_ENCODER_ENCODER_H
 #define M3_ENCODER_ENCODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,7 +45,8 @@ typedef enum m3_output {
 } m3_output;
 
 typedef struct m3_encoder_options {
-    const char *backend;  // "cpu" (default); later "vulkan", "auto"
+    const char *backend;  // "cpu" (default), "vulkan", or "auto": Vulkan on a GPU when the build
+                          // has it and a GPU is there (never lavapipe), else cpu
     int threads;          // worker threads; 0 = one per online CPU
 } m3_encoder_options;
 
@@ -112,6 +114,19 @@ typedef struct m3_encoder_profile {
 
 void m3_encoder_get_profile(const m3_encoder *enc, m3_encoder_profile *out);
 void m3_encoder_reset_profile(m3_encoder *enc);
+
+// The compute device of a GPU backend (vulkan), for `m3 bench` and bug reports. Memory in bytes:
+// peak_bytes is the most device memory the encoder held (weights, activations), now_bytes what
+// it holds now, host_peak_bytes its host-visible staging at most; heap_usage and heap_budget are
+// the driver's figures for the whole device-local heap (VK_EXT_memory_budget; 0 when unknown).
+typedef struct m3_encoder_device {
+    const char *name;  // valid until m3_encoder_free
+    uint64_t peak_bytes, now_bytes, host_peak_bytes;
+    uint64_t heap_usage, heap_budget;
+} m3_encoder_device;
+
+// Fills out and returns true for a GPU backend; false (out zeroed) for the CPU backend.
+bool m3_encoder_get_device(const m3_encoder *enc, m3_encoder_device *out);
 
 // Frees what m3_encoder_encode put in e and zeroes it. NULL is a no-op.
 void m3_embedding_clear(m3_embedding *e);

@@ -19,6 +19,11 @@
 //
 // Threads: extractors and m3_extract_chunk are reentrant; m3_extract_register is not (call it at
 // start-up).
+//
+// m3 index runs the extractors in a sandboxed helper process (sandbox.h): an extractor gets the
+// file's bytes and must not need any file itself (the helper can open none, write nothing but its
+// pipe and stderr, and has no network); it may allocate up to the helper's memory limit. An extractor added
+// with m3_extract_register must be registered in the helper too (before m3_sandbox_serve).
 #ifndef M3_EXTRACT_EXTRACT_H
 #define M3_EXTRACT_EXTRACT_H
 
@@ -65,6 +70,10 @@ m3_status m3_extract_register(const m3_extractor *ex);
 uint64_t m3_extracted_file_offset(const m3_extracted *doc, size_t text_off, bool round_up, uint64_t file_size);
 
 void m3_extracted_clear(m3_extracted *doc);
+
+// True when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF); NUL bytes count as valid only when nul_ok.
+bool m3_extract_utf8_valid(const unsigned char *s, size_t n, bool nul_ok);
 
 // Decodes bytes (any supported encoding, see above) into out. Shared by the text extractors.
 m3_status m3_extract_decode_text(const unsigned char *data, size_t size, const char *path, m3_extracted *out,

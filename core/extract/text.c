@@ -26,12 +26,13 @@ static bool push_anchor(m3_extracted *out, size_t *cap, size_t text, size_t file
     return true;
 }
 
-static bool valid_utf8(const unsigned char *s, size_t n)
+bool m3_extract_utf8_valid(const unsigned char *s, size_t n, bool nul_ok)
 {
     size_t i = 0;
     while (i < n) {
         unsigned char c = s[i];
         if (c < 0x80) {
+            if (!c && !nul_ok) return false;
             i++;
             continue;
         }
@@ -173,7 +174,7 @@ m3_status m3_extract_decode_text(const unsigned char *d, size_t size, const char
         return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: binary file (NUL bytes)", path);
     }
     size_t skip = size >= 3 && d[0] == 0xef && d[1] == 0xbb && d[2] == 0xbf ? 3 : 0;
-    if (valid_utf8(d + skip, size - skip)) {
+    if (m3_extract_utf8_valid(d + skip, size - skip, true)) {
         out->text = malloc(size - skip + 1);
         if (!out->text || !push_anchor(out, &cap, 0, skip)) {
             m3_extracted_clear(out);

@@ -290,7 +290,26 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
         dim = (uint32_t)opt->model->dim;
         exact = (opt->flags & M3_INDEX_EXACT) != 0;
         uint32_t vocab = (uint32_t)opt->model->vocab, zero = 0;
-        if ((rc = meta_put(txn, idx->meta, "format", &version, 4)) ||
+        m3_colbert_storage cs = opt->colbert ? opt->colbert : exact ? M3_COLBERT_F32 : M3_COLBERT_BITS;
+        uint32_t pool = cs == M3_COLBERT_NONE || !opt->colbert_pool ? 1 : opt->colbert_pool;
+        if (!m3_colbert_storage_name(cs) || (pool != 1 && pool != 2)) {
+            mdb_txn_abort(txn);
+            return m3_error_set(err, M3_STATUS_INVALID, 0,
+                                "index %s: unknown multi-vector storage %d or pooling %u (int8, bits, none or f32; "
+                                "pooling 1 or 2)",
+                                idx->dir, (int)cs, pool);
+        }
+        if (exact && (cs == M3_COLBERT_INT8 || cs == M3_COLBERT_BITS || pool != 1)) {
+            mdb_txn_abort(txn);
+            return m3_error_set(err, M3_STATUS_INVALID, 0,
+                                "index %s: an exact index keeps fp32 multi-vectors of every token, not '%s'%s "
+                                "(leave --exact out for compressed ones)",
+                                idx->dir, m3_colbert_storage_name(cs), pool > 1 ? " pooled x2" : "");
+        }
+        const char *cname = m3_colbert_storage_name(cs);
+        if ((rc = meta_put(txn, idx->meta, "colbert", cname, strlen(cname))) ||
+            (rc = meta_put(txn, idx->meta, "colbert_pool", &pool, 4)) ||
+            (rc = meta_put(txn, idx->meta, "format", &version, 4)) ||
             (rc = meta_put(txn, idx->meta, "dim", &dim, 4)) ||
             (rc = meta_put(txn, idx->meta, "vocab", &vocab, 4)) ||
             (rc = meta_put(txn, idx->meta, "exact", &exact, 4)) ||
@@ -313,13 +332,31 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
         return m3_error_set(err, M3_STATUS_FORMAT, 0,
                             "index %s is damaged (bad header); remove it or run 'm3 index --rebuild'", idx->dir);
     }
-    if (version != M3_INDEX_FORMAT_VERSION) {
+    if (version < M3_INDEX_FORMAT_OLDEST || version > M3_INDEX_FORMAT_VERSION) {
         mdb_txn_abort(txn);
         return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0,
-                            "index %s has format version %u, this m3 reads version %d: run 'm3 index "
+                            "index %s has format version %u, this m3 reads versions %d to %d: run 'm3 index "
                             "--rebuild'",
-                            idx->dir, version, M3_INDEX_FORMAT_VERSION);
+                            idx->dir, version, M3_INDEX_FORMAT_OLDEST, M3_INDEX_FORMAT_VERSION);
     }
+    // Version 1 knew one ColBERT storage: int8 (fp32 when exact), one vector per token.
+    m3_colbert_storage cs = exact ? M3_COLBERT_F32 : M3_COLBERT_INT8;
+    uint32_t pool = 1;
+    char cname[16];
+    if (version >= 2 && (!meta_str(txn, idx->meta, "colbert", cname, sizeof cname) ||
+                         !m3_colbert_storage_parse(cname, &cs) || !meta_u32(txn, idx->meta, "colbert_pool", &pool) ||
+                         (pool != 1 && pool != 2) || (cs == M3_COLBERT_NONE && pool != 1))) {
+        mdb_txn_abort(txn);
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "index %s is damaged (bad multi-vector header); remove it or run 'm3 index --rebuild'",
+                            idx->dir);
+    }
+    idx->colbert_storage = cs;
+    idx->colbert_pool = pool;
+    idx->colbert_kind = cs == M3_COLBERT_INT8   ? COLBERT_INT8
+                        : cs == M3_COLBERT_F32  ? COLBERT_F32
+                        : cs == M3_COLBERT_BITS ? COLBERT_BITS
+                                                : COLBERT_NONE;
     if (dim == 0 || dim > 65536) {
         mdb_txn_abort(txn);
         return m3_error_set(err, M3_STATUS_FORMAT, 0, "index %s is damaged (dimension %u)", idx->dir, dim);
@@ -337,6 +374,10 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
     idx->dim = dim;
     idx->code_bytes = (dim + 7) / 8;
     idx->dense_bytes = dim + 4 + (idx->exact ? 4 * (size_t)dim : 0);
+    if (idx->colbert_kind == COLBERT_BITS && !(idx->colbert_signs = m3_index_colbert_signs(dim))) {
+        mdb_txn_abort(txn);
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
+    }
     rc = mdb_txn_commit(txn);
     if (rc) return m3_index_mdb_error(idx, rc, "opening the tables", err);
     return M3_STATUS_OK;
@@ -416,6 +457,7 @@ m3_status m3_index_open(const char *dir, const m3_index_options *opt, m3_index *
     return M3_STATUS_OK;
 fail:
     mdb_env_close(idx->env);
+    free(idx->colbert_signs);
     free(idx->dir);
     free(idx);
     return s;
@@ -448,12 +490,37 @@ m3_status m3_index_remove(const char *dir, m3_error *err)
 
 const m3_index_model *m3_index_get_model(const m3_index *idx) { return &idx->model; }
 bool m3_index_is_exact(const m3_index *idx) { return idx->exact; }
+
+m3_colbert_storage m3_index_get_colbert(const m3_index *idx, unsigned *pool)
+{
+    if (pool) *pool = idx->colbert_pool;
+    return idx->colbert_storage;
+}
+
+static const char *const colbert_names[] = {
+    [M3_COLBERT_INT8] = "int8", [M3_COLBERT_BITS] = "bits", [M3_COLBERT_NONE] = "none", [M3_COLBERT_F32] = "f32"};
+
+const char *m3_colbert_storage_name(m3_colbert_storage storage)
+{
+    return (unsigned)storage < sizeof colbert_names / sizeof colbert_names[0] ? colbert_names[storage] : NULL;
+}
+
+bool m3_colbert_storage_parse(const char *name, m3_colbert_storage *out)
+{
+    for (size_t i = 0; i < sizeof colbert_names / sizeof colbert_names[0]; i++)
+        if (colbert_names[i] && !strcmp(name, colbert_names[i])) {
+            *out = (m3_colbert_storage)i;
+            return true;
+        }
+    return false;
+}
 const char *m3_index_get_dir(const m3_index *idx) { return idx->dir; }
 
 void m3_index_close(m3_index *idx)
 {
     if (!idx) return;
     mdb_env_close(idx->env);
+    free(idx->colbert_signs);
     free(idx->dir);
     free(idx);
 }
@@ -700,28 +767,14 @@ m3_status m3_index_read_embedding(m3_index *idx, MDB_txn *txn, uint32_t id, unsi
         }
         out->n_sparse = n;
     }
-    if (what & M3_OUTPUT_COLBERT) {
+    if ((what & M3_OUTPUT_COLBERT) && idx->colbert_kind != COLBERT_NONE) {
         if ((rc = mdb_get(txn, idx->colbert, &k, &v))) goto mdb_fail;
-        if (v.mv_size < 8) goto bad;
-        uint32_t n, kind;
-        memcpy(&n, v.mv_data, 4);
-        memcpy(&kind, (const char *)v.mv_data + 4, 4);
-        size_t row = kind == COLBERT_F32 ? 4 * d : d + 4;
-        if ((kind != COLBERT_F32 && kind != COLBERT_INT8) || n > (1u << 20) || v.mv_size != 8 + n * row) goto bad;
-        if (n && !(out->colbert = malloc((size_t)n * d * sizeof(float)))) goto nomem;
-        const unsigned char *p = (const unsigned char *)v.mv_data + 8;
-        for (size_t r = 0; r < n; r++, p += row) {
-            float *dst = out->colbert + r * d;
-            if (kind == COLBERT_F32) {
-                memcpy(dst, p, 4 * d);
-            } else {
-                float scale;
-                memcpy(&scale, p, 4);
-                for (size_t i = 0; i < d; i++) dst[i] = (float)(int8_t)p[4 + i] * scale;
-            }
-        }
-        out->n_colbert = n;
-        out->tokens = n + 1;
+        colbert_view cv;
+        if (!m3_index_colbert_parse(idx, &v, &cv)) goto bad;
+        if (cv.n && !(out->colbert = malloc((size_t)cv.n * d * sizeof(float)))) goto nomem;
+        for (size_t r = 0; r < cv.n; r++) m3_index_colbert_decode(idx, &cv, r, out->colbert + r * d);
+        out->n_colbert = cv.n;
+        out->tokens = (size_t)cv.tokens + 1;
     }
     return M3_STATUS_OK;
 mdb_fail:
@@ -734,6 +787,20 @@ bad:
 nomem:
     m3_embedding_clear(out);
     return m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
+}
+
+m3_status m3_index_read_colbert(m3_index *idx, MDB_txn *txn, uint32_t id, colbert_view *out, m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (idx->colbert_kind == COLBERT_NONE) return M3_STATUS_OK;
+    unsigned char kb[4];
+    MDB_val k, v;
+    key_be32(&k, kb, id);
+    int rc = mdb_get(txn, idx->colbert, &k, &v);
+    if (rc == MDB_NOTFOUND) return damaged(idx, err, "missing multi-vectors of chunk", id);
+    if (rc) return m3_index_mdb_error(idx, rc, "colbert", err);
+    if (!m3_index_colbert_parse(idx, &v, out)) return damaged(idx, err, "multi-vectors of chunk", id);
+    return M3_STATUS_OK;
 }
 
 m3_status m3_index_load_embedding(m3_index *idx, uint32_t chunk_id, m3_embedding *out, m3_error *err)
@@ -945,20 +1012,10 @@ static m3_status prepare_chunk(m3_index_writer *w, const m3_index_chunk_input *i
     if (idx->exact) memcpy((char *)c->dense + d + 4, e->dense, 4 * d);
     for (size_t i = 0; i < d; i++)
         if (e->dense[i] > 0) c->code[i / 8] |= (unsigned char)(1u << (i % 8));
-    // ColBERT rows.
-    size_t row = idx->exact ? 4 * d : d + 4;
-    c->colbert_len = 8 + e->n_colbert * row;
-    if (!(c->colbert = malloc(c->colbert_len))) goto nomem;
-    uint32_t hdr[2] = {(uint32_t)e->n_colbert, idx->exact ? COLBERT_F32 : COLBERT_INT8};
-    memcpy(c->colbert, hdr, 8);
-    unsigned char *p = (unsigned char *)c->colbert + 8;
-    for (size_t r = 0; r < e->n_colbert; r++, p += row) {
-        if (idx->exact) {
-            memcpy(p, e->colbert + r * d, 4 * d);
-        } else {
-            quantize_int8(e->colbert + r * d, d, p + 4, &scale);
-            memcpy(p, &scale, 4);
-        }
+    // ColBERT rows (pooled and quantised as the index keeps them; none at all with M3_COLBERT_NONE).
+    if (idx->colbert_kind != COLBERT_NONE) {
+        m3_status s = m3_index_colbert_encode(idx, e->colbert, e->n_colbert, &c->colbert, &c->colbert_len, err);
+        if (s != M3_STATUS_OK) return s;
     }
     // Forward sparse vector (exact weights).
     c->n_sparse = 0;
@@ -1262,7 +1319,7 @@ static int apply_op(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
         if ((rc = put_id(w->txn, idx->chunks, id, &c->rec, sizeof c->rec)) ||
             (rc = put_id(w->txn, idx->text, id, c->text, c->text_len)) ||
             (rc = put_id(w->txn, idx->dense, id, c->dense, idx->dense_bytes)) ||
-            (rc = put_id(w->txn, idx->colbert, id, c->colbert, c->colbert_len)) ||
+            (c->colbert && (rc = put_id(w->txn, idx->colbert, id, c->colbert, c->colbert_len))) ||
             (rc = put_id(w->txn, idx->fwd, id, c->fwd ? c->fwd : "", 8 * c->n_sparse)))
             return rc;
         for (size_t t = 0; t < c->n_sparse; t++) {
@@ -1407,9 +1464,11 @@ m3_status m3_index_get_stats(m3_index *idx, m3_index_stats *out, m3_error *err)
     }
     if (mdb_cursor_open(txn, idx->colbert, &cur) == 0) {
         for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-            uint32_t nv = 0;
-            if (v.mv_size >= 4) memcpy(&nv, v.mv_data, 4);
-            out->colbert_vectors += nv;
+            colbert_view cv;
+            if (!m3_index_colbert_parse(idx, &v, &cv)) continue;  // m3 check reports it
+            out->colbert_vectors += cv.n;
+            out->colbert_tokens += cv.tokens;
+            out->colbert_value_bytes += v.mv_size;
         }
         mdb_cursor_close(cur);
     }

@@ -37,7 +37,9 @@
 typedef struct m3_index m3_index;
 typedef struct m3_index_writer m3_index_writer;
 
-enum { M3_INDEX_FORMAT_VERSION = 1 };
+// Version 2 records how ColBERT vectors are kept (meta "colbert", "colbert_pool"); a version-1 index
+// is read as int8 (fp32 when exact), unpooled. Older m3 builds refuse version 2 with a clear message.
+enum { M3_INDEX_FORMAT_VERSION = 2, M3_INDEX_FORMAT_OLDEST = 1 };
 
 // What identifies a model: an index refuses vectors from another model.
 typedef struct m3_index_model {
@@ -60,11 +62,29 @@ enum m3_index_flags {
     M3_INDEX_EXACT = 1u << 2,     // on creation: also keep exact fp32 dense and ColBERT vectors
 };
 
+// How an index keeps the ColBERT multi-vectors (chosen at creation, the same for every chunk).
+// Measured fidelity and sizes: docs/index.md.
+typedef enum m3_colbert_storage {
+    M3_COLBERT_DEFAULT = 0,  // at creation: M3_COLBERT_BITS (M3_COLBERT_F32 in an exact index)
+    M3_COLBERT_INT8 = 1,     // int8 + f32 scale per vector: dim + 4 bytes (1028 B at 1024-d)
+    M3_COLBERT_BITS = 2,     // sign bits of the (fixed, randomly) rotated vector: dim / 8 bytes (128 B
+                             // at 1024-d), scored asymmetrically against the float query
+    M3_COLBERT_NONE = 3,     // no multi-vectors: the ColBERT weight drops out of the hybrid score
+    M3_COLBERT_F32 = 4,      // fp32: 4 × dim bytes (exact indexes)
+} m3_colbert_storage;
+
 typedef struct m3_index_options {
     unsigned flags;
     // The model the caller will search or write with. Required to create. When non-NULL and the
     // index holds another model (checksum differs), the open fails with M3_STATUS_UNSUPPORTED.
     const m3_index_model *model;
+    // On creation only: how ColBERT vectors are kept, and the pooling factor (1: one vector per
+    // token; 2: the chunk's token vectors clustered into half as many, see docs/index.md; 0: 1).
+    // An existing index keeps what it was created with (m3_index_get_colbert says what): compare
+    // after opening to tell the user. An exact index takes DEFAULT, F32 or NONE, pool 1; anything
+    // else is M3_STATUS_INVALID at creation.
+    m3_colbert_storage colbert;
+    unsigned colbert_pool;
 } m3_index_options;
 
 // The default index folder: $XDG_DATA_HOME/m3search/index (or ~/.local/share/...). malloc'd.
@@ -81,6 +101,12 @@ m3_status m3_index_remove(const char *dir, m3_error *err);
 
 const m3_index_model *m3_index_get_model(const m3_index *idx);  // valid until close
 bool m3_index_is_exact(const m3_index *idx);
+// How the index keeps ColBERT vectors (never DEFAULT) and, in *pool when non-NULL, the pooling factor.
+m3_colbert_storage m3_index_get_colbert(const m3_index *idx, unsigned *pool);
+// "int8", "bits", "none", "f32" (NULL for DEFAULT or an unknown value); parse: the inverse (false
+// when name is none of them).
+const char *m3_colbert_storage_name(m3_colbert_storage storage);
+bool m3_colbert_storage_parse(const char *name, m3_colbert_storage *out);
 const char *m3_index_get_dir(const m3_index *idx);
 
 // NULL is a no-op.
@@ -134,7 +160,10 @@ m3_status m3_index_dup_chunk_text(m3_index *idx, uint32_t chunk_id, char **text,
                                   m3_error *err);
 
 // The stored vectors of a chunk as an m3_embedding (dense, sparse, colbert; dequantised unless the
-// index is exact). Release with m3_embedding_clear.
+// index is exact). Release with m3_embedding_clear. ColBERT rows are the stored ones: pooled
+// vectors in a pooled index (n_colbert about half the tokens), none with M3_COLBERT_NONE, and for
+// sign bits the estimate sign·sqrt(π/2·dim) rotated back (length about 1.25, not 1), whose dot
+// product with a unit query estimates the original's.
 m3_status m3_index_load_embedding(m3_index *idx, uint32_t chunk_id, m3_embedding *out, m3_error *err);
 
 // Calls fn for every live chunk id in order (one read transaction).
@@ -207,7 +236,10 @@ typedef struct m3_search_hit {
 } m3_search_hit;
 
 // Hybrid search for an encoded query (dense, sparse and colbert as asked by the weights).
-// *hits is malloc'd, best first; free with m3_search_hits_free.
+// *hits is malloc'd, best first; free with m3_search_hits_free. In an index without multi-vectors
+// (M3_COLBERT_NONE) the ColBERT weight is dropped: score = (wd·dense + ws·sparse) / (wd + ws), hit
+// colbert = 0, snippets aligned lexically (the query's sparse terms); a search weighting ColBERT
+// alone is then M3_STATUS_UNSUPPORTED.
 m3_status m3_index_search(m3_index *idx, const m3_embedding *query, const m3_search_options *opt,
                           m3_search_hit **hits, size_t *n_hits, m3_error *err);
 
@@ -231,7 +263,9 @@ void m3_search_hits_free(m3_search_hit *hits, size_t n);
 typedef struct m3_index_stats {
     uint64_t files, files_failed, chunks, tokens, postings, colbert_vectors;
     uint64_t map_size, used_bytes, file_bytes;
-    uint64_t bytes_text, bytes_dense, bytes_bits, bytes_sparse, bytes_colbert;  // values only
+    uint64_t bytes_text, bytes_dense, bytes_bits, bytes_sparse, bytes_colbert;  // pages of each table
+    uint64_t colbert_tokens;          // token positions the multi-vectors stand for (pooled: 2 per vector)
+    uint64_t colbert_value_bytes;     // the ColBERT values' own bytes, without LMDB's pages
 } m3_index_stats;
 
 m3_status m3_index_get_stats(m3_index *idx, m3_index_stats *out, m3_error *err);

@@ -4,17 +4,24 @@
 # m3 index / search / similar / status / check as a user drives them, on a generated multilingual
 # corpus with the tiny model: results, re-indexing after changes, SIGKILL at random moments,
 # disk full, damaged index files, another model, --rebuild.
-# Usage: test-index-cli.sh PATH/TO/m3 TESTS_DATA_DIR
+# Usage: test-index-cli.sh PATH/TO/m3 TESTS_DATA_DIR [BACKEND]
+# BACKEND (default cpu) encodes everything: the suite runs once on the CPU and once on Vulkan
+# (lavapipe here), skipping (77) with the reason when the backend has no device.
 set -uo pipefail
 m3=$1
 data=$2
+backend=${3:-cpu}
 model=$data/m3-tiny
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-pass() { echo "ok: $*"; }
-T=(--threads 1)
+pass() { echo "ok [${SECONDS}s]: $*"; }
+T=(--threads 1 --backend "$backend")
+if [[ $backend != cpu ]] && ! probe=$(echo '"probe"' | "$m3" embed --backend "$backend" --model "$model" 2>&1 >/dev/null); then
+  echo "SKIP: backend $backend is not usable here: $probe"
+  exit 77
+fi
 
 # The corpus: several languages and encodings, a folder tree, a symlink out of the root.
 docs=$tmp/docs
@@ -83,7 +90,7 @@ jq -e --arg p "$docs/doc0.txt" '.results | length > 0 and all(.[]; .path != $p)'
 echo "${sent[0]}" >"$tmp/copy-of-doc0.txt"
 err=$(M3_MODEL= "$m3" similar --index "$idx" "$tmp/copy-of-doc0.txt" 2>&1)
 [[ $? -eq 1 ]] && grep -q "is not indexed: give --model" <<<"$err" && pass "similar: unindexed file without a model says so" || fail "similar unindexed without model: $err"
-o=$("$m3" similar --index "$idx" --model "$model" --json --limit 3 "$tmp/copy-of-doc0.txt")
+o=$("$m3" similar --backend "$backend" --index "$idx" --model "$model" --json --limit 3 "$tmp/copy-of-doc0.txt")
 jq -e --arg s "${sent[0]}" '.results[0].snippet == $s and .results[0].dense > 0.999' <<<"$o" >/dev/null && pass "similar: an unindexed file is encoded first" || fail "similar unindexed: $o"
 
 # ---- re-index after modify / delete / add ---------------------------------------------------
@@ -224,6 +231,28 @@ damage "empty file" ': >"$d/data.mdb"'
 damage "garbage lock file" 'head -c 8192 /dev/urandom >"$d/lock.mdb"'
 damage "not a file" 'rm "$d/data.mdb"; mkdir "$d/data.mdb"'
 err=$("$m3" status --index "$tmp/nothing" 2>&1); grep -q "no index" <<<"$err" && pass "missing index: clear error" || fail "missing index message"
+
+# ---- multi-vector storage (chosen at creation) ----------------------------------------------
+"$m3" status --index "$idx" --json | jq -e '.colbert_storage == "f32" and .colbert_pool == 1' >/dev/null && pass "an exact index keeps fp32 multi-vectors" || fail "exact index storage"
+"$m3" index --help | grep -q -- "--colbert-pool" && pass "index --help lists --colbert, --colbert-pool" || fail "index --help"
+for kind in int8 bits none; do
+  cidx=$tmp/colbert-$kind
+  run_index "$cidx" --colbert $kind --colbert-pool 2 "$docs" || fail "index --colbert $kind"
+  want_pool=2; [[ $kind == none ]] && want_pool=1
+  st=$("$m3" status --index "$cidx" --json)
+  jq -e --arg k $kind --argjson p $want_pool '.colbert_storage == $k and .colbert_pool == $p' <<<"$st" >/dev/null && pass "--colbert $kind --colbert-pool 2: status says so" || fail "--colbert $kind: $st"
+  "$m3" check --index "$cidx" >/dev/null && pass "check (--colbert $kind)" || fail "check (--colbert $kind)"
+  o=$("$m3" search "${T[@]}" --index "$cidx" --model "$model" --json --limit 3 "Finanzamt Steuererklärung")
+  jq -e '.results | length == 3 and all(.[]; (.snippet | length) > 0)' <<<"$o" >/dev/null && pass "search (--colbert $kind)" || fail "search (--colbert $kind): $o"
+done
+o=$("$m3" search "${T[@]}" --index "$tmp/colbert-none" --model "$model" --json "Finanzamt")
+jq -e '.results | length > 0 and all(.[]; .colbert == 0 and (((0.4 * .dense + 0.2 * .sparse) / 0.6 - .score) | fabs) < 1e-5)' <<<"$o" >/dev/null && pass "no multi-vectors: hybrid renormalised over dense + sparse" || fail "hybrid without multi-vectors: $o"
+err=$("$m3" search "${T[@]}" --index "$tmp/colbert-none" --model "$model" --mode colbert "Finanzamt" 2>&1)
+[[ $? -eq 1 ]] && grep -q "no multi-vectors" <<<"$err" && pass "--mode colbert without multi-vectors: clear error" || fail "--mode colbert without multi-vectors: $err"
+msg=$(run_index "$tmp/colbert-int8" --colbert bits "$docs" 2>&1)
+grep -q "keeps its multi-vectors as 'int8' pooled x2" <<<"$msg" && "$m3" status --index "$tmp/colbert-int8" --json | jq -e '.colbert_storage == "int8"' >/dev/null && pass "an existing index keeps its storage, and says so" || fail "other --colbert on an existing index: $msg"
+"$m3" index "${T[@]}" --index "$tmp/colbert-x" --model "$model" --colbert fp8 "$docs" 2>/dev/null; [[ $? -eq 2 ]] && pass "bad --colbert is a usage error" || fail "bad --colbert"
+err=$(run_index "$tmp/colbert-exact" --exact --colbert bits "$docs" 2>&1); [[ $? -eq 1 ]] && grep -q "exact" <<<"$err" && pass "--exact --colbert bits refused: $err" || fail "--exact --colbert bits: $err"
 
 # ---- --rebuild ------------------------------------------------------------------------------
 cp -r "$idx" "$tmp/rb"

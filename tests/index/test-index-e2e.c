@@ -6,8 +6,11 @@
 //     ranking over every stored chunk, and every result's three scores equal the brute-force
 //     scores computed here, independently, from the stored vectors;
 //   - stored vectors equal the encoder's (exact mode: bit for bit);
-//   - compressed index: the fidelity of int8 ColBERT re-ranking vs exact fp32 MaxSim (Kendall tau of
-//     the top 100, mean score error), printed for docs/index.md and bounded;
+//   - compressed indexes, one per multi-vector storage (int8, bits, int8+pool2, bits+pool2, none):
+//     Kendall tau-b of the top 100 and top-10 overlap of ColBERT re-ranking vs exact fp32 MaxSim,
+//     the same for the hybrid score, mean MaxSim error, bytes per token; measured on the tiny
+//     model (128-d) and on generated 1024-d token vectors, printed for docs/index.md and bounded;
+//     snippets align in every storage (pooled: shared weight; none: lexical);
 //   - writer: replace, delete, map growth from a tiny map (MDB_MAP_FULL → grow → redo), and
 //     m3_index_check finds no problem after each step;
 //   - extractors: UTF-16 and legacy encodings decode, chunk byte ranges point at the right bytes.
@@ -17,6 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <lmdb.h>
 
 #include "encoder/encoder.h"
 #include "extract/extract.h"
@@ -157,15 +162,17 @@ static void index_docs(m3_index *idx, doc *d, size_t n, size_t chunk_tokens)
     m3_index_writer_free(w);
 }
 
-static void encode_query(const char *text, m3_embedding *q)
+static void encode_query_len(const char *text, size_t len, m3_embedding *q)
 {
     int32_t *ids;
     size_t n;
-    OK(m3_tokenizer_encode(tok, text, strlen(text), 8192, &ids, &n, NULL));
+    OK(m3_tokenizer_encode(tok, text, len, 8192, &ids, &n, NULL));
     m3_sequence s = {ids, n};
     OK(m3_encoder_encode(enc, &s, 1, M3_OUTPUT_ALL, q, NULL));
     free(ids);
 }
+
+static void encode_query(const char *text, m3_embedding *q) { encode_query_len(text, strlen(text), q); }
 
 // Independent scores in double.
 static double bf_dense(const m3_embedding *q, const m3_embedding *p)
@@ -240,7 +247,7 @@ static void test_exact_vs_bruteforce(const char *dir)
     char mdir[512];
     snprintf(mdir, sizeof mdir, "%s/m3-tiny", getenv("M3_TEST_DATA"));
     OK(m3_index_model_identify(mdir, &mid, NULL));
-    m3_index_options o = {M3_INDEX_CREATE | M3_INDEX_EXACT, &mid};
+    m3_index_options o = {.flags = M3_INDEX_CREATE | M3_INDEX_EXACT, .model = &mid};
     m3_index *idx;
     OK(m3_index_open(dir, &o, &idx, NULL));
     size_t nd = 40;
@@ -367,109 +374,692 @@ static void test_exact_vs_bruteforce(const char *dir)
           "another model not refused: %s", err.message);
 }
 
-static int cmp_double_desc(const void *a, const void *b)
+// ---- multi-vector storage: fidelity and size of each kind ----------------------------------------
+
+// A corpus held in memory with its exact (encoder / generated) vectors, written to one index per
+// storage kind. Chunk j of the corpus is chunk id j of a fresh index (written in order).
+typedef struct corpus {
+    size_t n_docs, n_chunks;
+    char (*paths)[64];
+    char **texts;
+    size_t *lens, *first, *count;   // per document: text, and its chunks [first, first + count)
+    m3_index_chunk_input *in;       // per chunk, emb → embs[j]
+    m3_embedding *embs;
+    uint64_t tokens;                // Σ n_colbert
+} corpus;
+
+static void corpus_alloc(corpus *c, size_t n_docs, size_t n_chunks)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x > y ? -1 : x < y;
+    c->n_docs = n_docs;
+    c->n_chunks = n_chunks;
+    c->paths = calloc(n_docs, sizeof *c->paths);
+    c->texts = calloc(n_docs, sizeof *c->texts);
+    c->lens = calloc(n_docs, sizeof *c->lens);
+    c->first = calloc(n_docs, sizeof *c->first);
+    c->count = calloc(n_docs, sizeof *c->count);
+    c->in = calloc(n_chunks, sizeof *c->in);
+    c->embs = calloc(n_chunks, sizeof *c->embs);
 }
 
-// Compressed (int8) ColBERT vs the exact vectors: Kendall tau over the top 100 and score error.
+static void corpus_free(corpus *c)
+{
+    for (size_t i = 0; i < c->n_docs; i++) free(c->texts[i]);
+    for (size_t j = 0; j < c->n_chunks; j++) m3_embedding_clear(&c->embs[j]);
+    free(c->paths);
+    free(c->texts);
+    free(c->lens);
+    free(c->first);
+    free(c->count);
+    free(c->in);
+    free(c->embs);
+}
+
+// The salad documents chunked and encoded once with the tiny model.
+static void corpus_encode(corpus *c, doc *d, size_t n)
+{
+    size_t total = 0;
+    m3_text_chunk **ch = calloc(n, sizeof *ch);
+    size_t *nc = calloc(n, sizeof *nc);
+    for (size_t i = 0; i < n; i++) {
+        m3_chunk_options co = {24, 8};
+        OK(m3_extract_chunk(tok, d[i].text, d[i].len, &co, &ch[i], &nc[i], NULL));
+        total += nc[i];
+    }
+    corpus_alloc(c, n, total);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(c->paths[i], sizeof c->paths[i], "%s", d[i].path);
+        c->texts[i] = d[i].text;
+        d[i].text = NULL;
+        c->lens[i] = d[i].len;
+        c->first[i] = j;
+        c->count[i] = nc[i];
+        for (size_t k = 0; k < nc[i]; k++, j++) {
+            const char *t = c->texts[i] + ch[i][k].start;
+            size_t len = ch[i][k].end - ch[i][k].start;
+            encode_query_len(t, len, &c->embs[j]);
+            c->in[j] = (m3_index_chunk_input){ch[i][k].start, ch[i][k].end, t, len, &c->embs[j]};
+            c->tokens += c->embs[j].n_colbert;
+        }
+        free(ch[i]);
+    }
+    free(ch);
+    free(nc);
+}
+
+static m3_index *corpus_write(const char *dir, const m3_index_model *mid, m3_colbert_storage cs, unsigned pool,
+                              const corpus *c, bool tiny_map)
+{
+    m3_index_options o = {.flags = M3_INDEX_CREATE, .model = mid, .colbert = cs, .colbert_pool = pool};
+    m3_index *idx;
+    // Tiny initial map: the writer must grow it on MDB_MAP_FULL and redo its batches.
+    if (tiny_map) setenv("M3_INDEX_MAP_SIZE", "65536", 1);
+    OK(m3_index_open(dir, &o, &idx, NULL));
+    unsetenv("M3_INDEX_MAP_SIZE");
+    unsigned got_pool;
+    CHECK(m3_index_get_colbert(idx, &got_pool) == cs && got_pool == (cs == M3_COLBERT_NONE ? 1 : pool),
+          "%s: storage %d pool %u recorded", dir, (int)m3_index_get_colbert(idx, NULL), got_pool);
+    m3_index_writer *w;
+    OK(m3_index_writer_new(idx, &w, NULL));
+    for (size_t i = 0; i < c->n_docs; i++) {
+        uint64_t tokens = 0;
+        for (size_t k = 0; k < c->count[i]; k++) tokens += c->embs[c->first[i] + k].tokens;
+        m3_index_file info = {.size = c->lens[i], .hash = m3_index_hash(c->texts[i], c->lens[i], 0),
+                              .state = M3_FILE_DONE, .tokens = tokens};
+        OK(m3_index_writer_put_file(w, c->paths[i], &info, c->in + c->first[i], c->count[i], NULL));
+        if (i % 7 == 6) OK(m3_index_writer_commit(w, NULL));
+    }
+    m3_error err = {0};
+    CHECK(m3_index_writer_commit(w, &err) == M3_STATUS_OK, "commit: %s", err.message);
+    m3_index_writer_free(w);
+    m3_index_file f;
+    OK(m3_index_get_file(idx, c->paths[c->n_docs - 1], &f, NULL));
+    CHECK(f.first_chunk == c->first[c->n_docs - 1], "chunk ids are not the corpus order");
+    uint64_t problems = 99;
+    OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
+    CHECK(problems == 0, "check (%s): %llu problems", dir, (unsigned long long)problems);
+    return idx;
+}
+
+typedef struct fidelity {
+    double tau, top10, err;        // ColBERT alone vs exact fp32 MaxSim
+    double htau, htop10;           // the hybrid score (0.4, 0.2, 0.4) vs the exact hybrid
+    double payload, paged;         // bytes per token: values only, and LMDB pages
+    double vectors;                // stored vectors per token
+} fidelity;
+
+// Kendall tau-b over the top k by exact score (ties in either order count in neither pair count,
+// the tau-b denominator), and the share of the exact top 10 found in the approximate top 10.
+static void rank_agreement(const double *ex, const double *ap, size_t n, size_t k, double *tau, double *top10)
+{
+    size_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    for (size_t i = 0; i < n; i++) a[i] = b[i] = i;
+    if (k > n) k = n;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i + 1; j < n; j++) {
+            if (ex[a[j]] > ex[a[i]]) {
+                size_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+            }
+            if (i < 10 && ap[b[j]] > ap[b[i]]) {
+                size_t t = b[i];
+                b[i] = b[j];
+                b[j] = t;
+            }
+        }
+    long conc = 0, disc = 0, tie_x = 0, tie_y = 0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i + 1; j < k; j++) {
+            double x = ex[a[i]] - ex[a[j]], y = ap[a[i]] - ap[a[j]];
+            if (x == 0 && y == 0) continue;
+            if (x == 0) tie_x++;
+            else if (y == 0) tie_y++;
+            else if (x * y > 0) conc++;
+            else disc++;
+        }
+    double den = sqrt((double)(conc + disc + tie_x) * (double)(conc + disc + tie_y));
+    *tau = den > 0 ? (double)(conc - disc) / den : 1;
+    size_t m = n < 10 ? n : 10, hit = 0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < m; j++) hit += a[i] == b[j];
+    *top10 = m ? (double)hit / (double)m : 1;
+    free(a);
+    free(b);
+}
+
+// Every chunk through m3_index_search (exhaustive, not grouped): the production scoring (lookup
+// tables for sign bits) against the exact vectors kept in memory.
+static void measure(m3_index *idx, const corpus *c, const m3_embedding *qs, size_t nq, fidelity *f)
+{
+    size_t n = c->n_chunks;
+    double *ex = calloc(n, sizeof *ex), *ap = calloc(n, sizeof *ap);
+    double *hex = calloc(n, sizeof *hex), *hap = calloc(n, sizeof *hap);
+    bool none = m3_index_get_colbert(idx, NULL) == M3_COLBERT_NONE;
+    memset(f, 0, sizeof *f);
+    size_t err_n = 0, consistent = 0;
+    for (size_t qi = 0; qi < nq; qi++) {
+        const m3_embedding *q = &qs[qi];
+        for (size_t j = 0; j < n; j++) {
+            ex[j] = bf_colbert(q, &c->embs[j]);
+            hex[j] = 0.4 * bf_dense(q, &c->embs[j]) + 0.2 * bf_sparse(q, &c->embs[j]) + 0.4 * ex[j];
+        }
+        m3_search_options so = m3_search_options_default();
+        so.exhaustive = true;
+        so.group_by_file = false;
+        so.limit = n;
+        m3_search_hit *hits;
+        size_t nh;
+        m3_error err = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            bool colbert_only = pass == 0;
+            if (colbert_only) {
+                so.weights[0] = so.weights[1] = 0;
+                so.weights[2] = 1;
+            } else {
+                so.weights[0] = 0.4f, so.weights[1] = 0.2f, so.weights[2] = 0.4f;
+            }
+            m3_status s = m3_index_search(idx, q, &so, &hits, &nh, &err);
+            if (colbert_only && none) {
+                CHECK(s == M3_STATUS_UNSUPPORTED && strstr(err.message, "no multi-vectors"),
+                      "ColBERT-only search of an index without multi-vectors: %d %s", (int)s, err.message);
+                continue;
+            }
+            OK(s);
+            CHECK(nh == n, "exhaustive search: %zu hits of %zu chunks", nh, n);
+            for (size_t h = 0; h < nh; h++) {
+                CHECK(hits[h].chunk_id < n, "chunk id %u", hits[h].chunk_id);
+                if (hits[h].chunk_id >= n) continue;
+                (colbert_only ? ap : hap)[hits[h].chunk_id] = colbert_only ? hits[h].colbert : hits[h].score;
+                double renormalised = (0.4 * hits[h].dense + 0.2 * hits[h].sparse) / 0.6;
+                if (none)
+                    CHECK(hits[h].colbert == 0 && fabs(hits[h].score - renormalised) < 1e-5,
+                          "without multi-vectors the hybrid renormalises over dense + sparse");
+            }
+            // The fast scorer equals MaxSim over the dequantised vectors m3_index_load_embedding gives.
+            for (size_t h = 0; colbert_only && h < nh && h < 4; h++) {
+                m3_embedding p;
+                OK(m3_index_load_embedding(idx, hits[h].chunk_id, &p, NULL));
+                double want = bf_colbert(q, &p);
+                CHECK(fabs(want - hits[h].colbert) < 1e-4, "stored MaxSim %g, dequantised %g", hits[h].colbert, want);
+                consistent++;
+                m3_embedding_clear(&p);
+            }
+            m3_search_hits_free(hits, nh);
+        }
+        double tau, top10;
+        if (!none) {
+            rank_agreement(ex, ap, n, 100, &tau, &top10);
+            f->tau += tau / (double)nq;
+            f->top10 += top10 / (double)nq;
+            for (size_t j = 0; j < n; j++, err_n++) f->err += fabs(ex[j] - ap[j]);
+        }
+        rank_agreement(hex, hap, n, 100, &tau, &top10);
+        f->htau += tau / (double)nq;
+        f->htop10 += top10 / (double)nq;
+    }
+    if (err_n) f->err /= (double)err_n;
+    CHECK(none || consistent == 4 * nq, "%zu consistency checks", consistent);
+    m3_index_stats st;
+    OK(m3_index_get_stats(idx, &st, NULL));
+    CHECK(none ? st.colbert_tokens == 0 : st.colbert_tokens == c->tokens, "stats: %llu ColBERT tokens, corpus %llu",
+          (unsigned long long)st.colbert_tokens, (unsigned long long)c->tokens);
+    f->payload = (double)st.colbert_value_bytes / (double)c->tokens;
+    f->paged = (double)st.bytes_colbert / (double)c->tokens;
+    f->vectors = (double)st.colbert_vectors / (double)c->tokens;
+    free(ex);
+    free(ap);
+    free(hex);
+    free(hap);
+}
+
+typedef struct storage_case {
+    const char *name;
+    m3_colbert_storage storage;
+    unsigned pool;
+    double min_tau_128, min_tau_1024;   // ColBERT-alone tau bounds: far below the measured figures,
+                                        // far above what a broken scorer gives (about 0)
+} storage_case;
+
+static const storage_case storage_cases[] = {
+    {"int8", M3_COLBERT_INT8, 1, 0.9, 0.95},
+    {"bits", M3_COLBERT_BITS, 1, 0.3, 0.55},
+    {"int8+pool2", M3_COLBERT_INT8, 2, 0.25, 0.35},
+    {"bits+pool2", M3_COLBERT_BITS, 2, 0.2, 0.3},
+    {"none", M3_COLBERT_NONE, 1, 0, 0},
+};
+enum { N_STORAGE = sizeof storage_cases / sizeof storage_cases[0] };
+
+static void measure_all(const char *dir, const char *what, const m3_index_model *mid, const corpus *c,
+                        const m3_embedding *qs, size_t nq, bool tiny)
+{
+    printf("multi-vector storage, %s (%zu-d, %zu chunks, %llu tokens, %zu queries):\n", what, (size_t)mid->dim,
+           c->n_chunks, (unsigned long long)c->tokens, nq);
+    printf("  %-11s %8s %8s %9s %10s %10s %9s %11s %9s\n", "storage", "tau", "top10", "|error|", "hybrid tau",
+           "hyb top10", "vec/tok", "B/tok data", "B/tok lmdb");
+    for (size_t k = 0; k < N_STORAGE; k++) {
+        const storage_case *sc = &storage_cases[k];
+        char d[700];
+        snprintf(d, sizeof d, "%s/%s-%s", dir, tiny ? "tiny" : "synth", sc->name);
+        m3_index *idx = corpus_write(d, mid, sc->storage, sc->pool, c, tiny && k == 0);
+        fidelity f;
+        measure(idx, c, qs, nq, &f);
+        printf("  %-11s %8.4f %8.3f %9.5f %10.4f %10.3f %9.3f %11.1f %9.1f\n", sc->name, f.tau, f.top10, f.err, f.htau,
+               f.htop10, f.vectors, f.payload, f.paged);
+        double min_tau = mid->dim >= 1024 ? sc->min_tau_1024 : sc->min_tau_128;
+        if (sc->storage != M3_COLBERT_NONE) {
+            CHECK(f.tau > min_tau, "%s %s: Kendall tau %.4f (bound %.2f)", what, sc->name, f.tau, min_tau);
+            CHECK(f.htau > f.tau - 0.02, "%s %s: hybrid tau %.4f below ColBERT's %.4f", what, sc->name, f.htau, f.tau);
+        }
+        CHECK(f.htau > 0.3, "%s %s: hybrid tau %.4f", what, sc->name, f.htau);
+        if (sc->storage == M3_COLBERT_INT8 && sc->pool == 1) CHECK(f.err < 0.01, "int8 mean error %.6f", f.err);
+        m3_index_close(idx);
+    }
+}
+
+// Snippets align with the query in every storage kind: a long chunk with one rare word in its
+// middle, and a short snippet budget.
+static void test_snippets(const char *dir, const m3_index_model *mid)
+{
+    char text[2048];
+    size_t len = 0;
+    for (int i = 0; i < 12; i++) len += (size_t)snprintf(text + len, sizeof text - len, "%s ", sentences[3 + i % 2]);
+    len += (size_t)snprintf(text + len, sizeof text - len, "%s ", sentences[1]);  // the Finanzamt sentence
+    for (int i = 0; i < 12; i++) len += (size_t)snprintf(text + len, sizeof text - len, "%s ", sentences[7 + i % 2]);
+    doc d = {"/snippet/doc.txt", text, len};
+    for (size_t k = 0; k < N_STORAGE; k++) {
+        const storage_case *sc = &storage_cases[k];
+        char p[700];
+        snprintf(p, sizeof p, "%s/snippet-%s", dir, sc->name);
+        m3_index_options o = {.flags = M3_INDEX_CREATE, .model = mid, .colbert = sc->storage, .colbert_pool = sc->pool};
+        m3_index *idx;
+        OK(m3_index_open(p, &o, &idx, NULL));
+        index_docs(idx, &d, 1, 8192);
+        m3_embedding q;
+        encode_query("Steuererklärung Finanzamt", &q);
+        m3_search_options so = m3_search_options_default();
+        so.tokenizer = tok;
+        so.snippet_bytes = 64;
+        m3_search_hit *hits;
+        size_t nh;
+        OK(m3_index_search(idx, &q, &so, &hits, &nh, NULL));
+        CHECK(nh == 1 && hits[0].snippet && strstr(hits[0].snippet, "Finanzamt"), "%s: snippet '%s'", sc->name,
+              nh ? hits[0].snippet : "");
+        m3_search_hits_free(hits, nh);
+        m3_embedding_clear(&q);
+        m3_index_close(idx);
+    }
+}
+
+// ---- damaged multi-vector values -----------------------------------------------------------------
+
+// Chunk 0's ColBERT value, read or replaced in the map directly (the layout of docs/index.md).
+static size_t colbert_value(const char *dir, unsigned char *get, size_t cap, const unsigned char *set, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_env_create(&env);
+    if (!rc) {
+        mdb_env_set_maxdbs(env, 16);
+        mdb_env_set_mapsize(env, (size_t)1 << 30);
+        rc = mdb_env_open(env, dir, MDB_NOTLS, 0600);
+    }
+    if (!rc) rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (!rc && (rc = mdb_dbi_open(txn, "colbert", 0, &dbi))) mdb_txn_abort(txn);
+    size_t got = 0;
+    if (!rc) {
+        unsigned char kb[4] = {0, 0, 0, 0};
+        MDB_val k = {4, kb}, v = {len, (void *)set};
+        if (get && !(rc = mdb_get(txn, dbi, &k, &v)) && v.mv_size <= cap) memcpy(get, v.mv_data, got = v.mv_size);
+        if (!rc && set) rc = mdb_put(txn, dbi, &k, &v, 0);
+        rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    CHECK(rc == 0, "%s: LMDB: %s", dir, mdb_strerror(rc));
+    return got;
+}
+
+static void expect_damaged(const char *dir, const char *what, const m3_embedding *q)
+{
+    m3_index_options o = {.flags = M3_INDEX_READONLY};
+    m3_index *idx;
+    m3_error err = {0};
+    OK(m3_index_open(dir, &o, &idx, NULL));
+    m3_embedding e;
+    CHECK(m3_index_load_embedding(idx, 0, &e, &err) == M3_STATUS_FORMAT, "%s: a damaged value read as: %s", what,
+          err.message);
+    uint64_t problems = 0;
+    OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
+    CHECK(problems > 0, "%s: m3_index_check found nothing", what);
+    m3_search_options so = m3_search_options_default();
+    so.exhaustive = true;
+    so.weights[0] = so.weights[1] = 0;
+    so.tokenizer = tok;
+    m3_search_hit *hits;
+    size_t nh;
+    CHECK(m3_index_search(idx, q, &so, &hits, &nh, &err) == M3_STATUS_FORMAT, "%s: search gave %s", what, err.message);
+    m3_index_close(idx);
+}
+
+static void test_damaged_colbert(const char *dir)
+{
+    static const char *const which[] = {"tiny-bits", "tiny-bits+pool2", "tiny-int8", "tiny-int8+pool2"};
+    static unsigned char orig[1 << 18], bad[1 << 18];
+    m3_embedding q;
+    encode_query("gato sofá", &q);
+    size_t cases = 0;
+    for (size_t w = 0; w < sizeof which / sizeof which[0]; w++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s/%s", dir, which[w]);
+        size_t len = colbert_value(p, orig, sizeof orig, NULL, 0);
+        CHECK(len >= 12, "%s: no ColBERT value for chunk 0", p);
+        if (len < 12) continue;
+        uint32_t n, kind, t;
+        memcpy(&n, orig, 4);
+        memcpy(&kind, orig + 4, 4);
+        memcpy(&t, orig + 8, 4);
+        bool pooled = kind & 0x100;
+        for (int c = 0; c < 8; c++) {
+            memcpy(bad, orig, len);
+            size_t bl = len;
+            const char *what = NULL;
+            uint32_t x;
+            uint16_t r;
+            switch (c) {
+            case 0: what = "truncated by a byte", bl = len - 1; break;
+            case 1: what = "header only", bl = 8; break;
+            case 2: what = "empty", bl = 0; break;
+            case 3:  // bits ↔ int8, pooling kept
+                what = "another storage kind", x = (kind & 0xff) == 2 ? (kind & 0x100) : (kind & 0x100) | 2;
+                memcpy(bad + 4, &x, 4);
+                break;
+            case 4: what = "pooling flag flipped", x = kind ^ 0x100, memcpy(bad + 4, &x, 4); break;
+            case 5: what = "huge vector count", x = 0xffffffffu, memcpy(bad, &x, 4); break;
+            case 6:
+                what = pooled ? "token map out of range" : "one vector more", r = (uint16_t)n, x = n + 1;
+                if (pooled) memcpy(bad + 12, &r, 2);
+                else memcpy(bad, &x, 4);
+                break;
+            case 7:
+                if (!pooled) continue;
+                what = "fewer tokens than vectors", x = n - 1;
+                memcpy(bad + 8, &x, 4);
+                break;
+            }
+            colbert_value(p, NULL, 0, bad, bl);
+            char label[160];
+            snprintf(label, sizeof label, "%s: %s", which[w], what);
+            expect_damaged(p, label, &q);
+            cases++;
+            colbert_value(p, NULL, 0, orig, len);
+        }
+        uint64_t problems = 99;
+        m3_index_options o = {.flags = M3_INDEX_READONLY};
+        m3_index *idx;
+        OK(m3_index_open(p, &o, &idx, NULL));
+        OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
+        CHECK(problems == 0, "%s: restored value: %llu problems", which[w], (unsigned long long)problems);
+        m3_index_close(idx);
+    }
+    printf("damaged multi-vector values: %zu cases, each M3_STATUS_FORMAT\n", cases);
+    m3_embedding_clear(&q);
+}
+
+// Sets (data != NULL) or deletes a key of the meta table directly.
+static void meta_edit(const char *dir, const char *key, const void *data, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc = mdb_env_create(&env);
+    if (!rc) {
+        mdb_env_set_maxdbs(env, 16);
+        mdb_env_set_mapsize(env, (size_t)1 << 30);
+        rc = mdb_env_open(env, dir, MDB_NOTLS, 0600);
+    }
+    if (!rc) rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (!rc && (rc = mdb_dbi_open(txn, "meta", 0, &dbi))) mdb_txn_abort(txn);
+    if (!rc) {
+        MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)data};
+        rc = data ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+        rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+    }
+    mdb_env_close(env);
+    CHECK(rc == 0, "%s: meta %s: %s", dir, key, mdb_strerror(rc));
+}
+
+// An index of format 1 (before the multi-vector storage was recorded) reads and writes as int8,
+// unpooled; an unknown format or storage is refused.
+static void test_format_1(const char *dir, const m3_index_model *mid)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/tiny-int8", dir);
+    uint32_t one = 1, three = 3;
+    meta_edit(p, "format", &one, 4);
+    meta_edit(p, "colbert", NULL, 0);
+    meta_edit(p, "colbert_pool", NULL, 0);
+    m3_index_options o = {.flags = 0, .model = mid, .colbert = M3_COLBERT_BITS};
+    m3_index *idx;
+    OK(m3_index_open(p, &o, &idx, NULL));
+    unsigned pool = 0;
+    CHECK(m3_index_get_colbert(idx, &pool) == M3_COLBERT_INT8 && pool == 1, "format 1 is not read as int8");
+    doc d = {"/format1/new.txt", (char *)sentences[1], strlen(sentences[1])};
+    index_docs(idx, &d, 1, 24);
+    uint64_t problems = 99;
+    OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
+    CHECK(problems == 0, "format 1 index after a write: %llu problems", (unsigned long long)problems);
+    m3_index_file f;
+    m3_embedding e;
+    OK(m3_index_get_file(idx, d.path, &f, NULL));
+    OK(m3_index_load_embedding(idx, f.first_chunk, &e, NULL));
+    CHECK(e.n_colbert > 0 && e.tokens == e.n_colbert + 1, "format 1: vectors of a new chunk");
+    m3_embedding_clear(&e);
+    m3_index_close(idx);
+    m3_error err = {0};
+    meta_edit(p, "format", &three, 4);
+    CHECK(m3_index_open(p, &o, &idx, &err) == M3_STATUS_UNSUPPORTED && strstr(err.message, "format version 3"),
+          "format 3: %s", err.message);
+    meta_edit(p, "format", (uint32_t[]){2}, 4);
+    meta_edit(p, "colbert", "fp8", 3);
+    meta_edit(p, "colbert_pool", &one, 4);
+    CHECK(m3_index_open(p, &o, &idx, &err) == M3_STATUS_FORMAT && strstr(err.message, "multi-vector header"),
+          "unknown storage: %s", err.message);
+}
+
 static void test_fidelity(const char *dir)
 {
     char mdir[512];
     snprintf(mdir, sizeof mdir, "%s/m3-tiny", getenv("M3_TEST_DATA"));
     m3_index_model mid;
     OK(m3_index_model_identify(mdir, &mid, NULL));
-    m3_index_options o = {M3_INDEX_CREATE, &mid};
-    m3_index *idx;
-    // Tiny initial map: the writer must grow it on MDB_MAP_FULL and redo its batches.
-    setenv("M3_INDEX_MAP_SIZE", "65536", 1);
-    OK(m3_index_open(dir, &o, &idx, NULL));
-    unsetenv("M3_INDEX_MAP_SIZE");
     rng = 99;
     size_t nd = 120;
     doc *docs = make_salad(nd);
-    // Exact embeddings kept aside for the comparison.
-    index_docs(idx, docs, nd, 24);
-    uint64_t problems;
-    OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
-    CHECK(problems == 0, "check (compressed index): %llu problems", (unsigned long long)problems);
-    m3_index_stats st;
-    OK(m3_index_get_stats(idx, &st, NULL));
-    CHECK(st.map_size > 65536, "map did not grow");
-    printf("compressed index: %llu chunks, %llu tokens, %llu colbert vectors, colbert %llu B, dense %llu B, "
-           "sign codes %llu B, sparse %llu B, text %llu B, file %llu B\n",
-           (unsigned long long)st.chunks, (unsigned long long)st.tokens, (unsigned long long)st.colbert_vectors,
-           (unsigned long long)st.bytes_colbert, (unsigned long long)st.bytes_dense, (unsigned long long)st.bytes_bits,
-           (unsigned long long)st.bytes_sparse, (unsigned long long)st.bytes_text, (unsigned long long)st.used_bytes);
-    // For each query: exact MaxSim (re-encoding each chunk's text) vs stored int8 MaxSim.
+    corpus c = {0};
+    corpus_encode(&c, docs, nd);
+    free(docs);
     static const char *const queries[] = {"tax letter income", "Steuererklärung", "猫 ソファ", "gato", "compiler",
                                           "Кошка спит", "Zug Berlin", "harina huevos"};
-    double tau_sum = 0, err_sum = 0, dense_err = 0;
-    size_t err_n = 0, nq = sizeof queries / sizeof queries[0];
-    for (size_t qi = 0; qi < nq; qi++) {
-        m3_embedding q;
-        encode_query(queries[qi], &q);
-        size_t cap = 4096, n = 0;
-        double *ex = malloc(cap * sizeof *ex), *ap = malloc(cap * sizeof *ap);
-        for (uint32_t id = 0; n < cap; id++) {
-            m3_index_chunk c;
-            if (m3_index_get_chunk(idx, id, &c, NULL) != M3_STATUS_OK) {
-                if (id > 100000) break;
-                continue;
-            }
-            m3_embedding p, fresh;
-            OK(m3_index_load_embedding(idx, id, &p, NULL));
-            char *text;
-            size_t len;
-            OK(m3_index_dup_chunk_text(idx, id, &text, &len, NULL));
-            encode_query(text, &fresh);
-            ex[n] = bf_colbert(&q, &fresh);
-            ap[n] = bf_colbert(&q, &p);
-            dense_err += fabs(bf_dense(&q, &fresh) - bf_dense(&q, &p));
-            err_sum += fabs(ex[n] - ap[n]);
-            err_n++;
-            n++;
-            free(text);
+    enum { NQ = sizeof queries / sizeof queries[0] };
+    m3_embedding qs[NQ];
+    for (size_t i = 0; i < NQ; i++) encode_query(queries[i], &qs[i]);
+    // int8 dense (every compressed index) against the encoder's.
+    {
+        m3_index *idx = corpus_write(dir, &mid, M3_COLBERT_INT8, 1, &c, false);
+        double dense_err = 0;
+        for (size_t j = 0; j < c.n_chunks; j++) {
+            m3_embedding p;
+            OK(m3_index_load_embedding(idx, (uint32_t)j, &p, NULL));
+            dense_err += fabs(bf_dense(&qs[0], &c.embs[j]) - bf_dense(&qs[0], &p));
             m3_embedding_clear(&p);
-            m3_embedding_clear(&fresh);
-            if (id > 100000) break;
         }
-        // Top 100 by exact score; Kendall tau between exact and approximate orders on them.
-        size_t *order = malloc(n * sizeof *order);
-        for (size_t i = 0; i < n; i++) order[i] = i;
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = i + 1; j < n; j++)
-                if (ex[order[j]] > ex[order[i]]) {
-                    size_t t = order[i];
-                    order[i] = order[j];
-                    order[j] = t;
-                }
-        size_t k = n < 100 ? n : 100;
-        long conc = 0, disc = 0;
-        for (size_t i = 0; i < k; i++)
-            for (size_t j = i + 1; j < k; j++) {
-                double a = ex[order[i]] - ex[order[j]], b = ap[order[i]] - ap[order[j]];
-                if (a * b > 0) conc++;
-                else if (a * b < 0) disc++;
-            }
-        tau_sum += conc + disc ? (double)(conc - disc) / (double)(conc + disc) : 1;  // ties left out
-        (void)cmp_double_desc;
-        free(order);
-        free(ex);
-        free(ap);
-        m3_embedding_clear(&q);
+        printf("int8 dense: mean |error| %.6f\n", dense_err / (double)c.n_chunks);
+        m3_index_close(idx);
     }
-    double tau = tau_sum / (double)nq, mean_err = err_sum / (double)err_n;
-    printf("int8 colbert fidelity: Kendall tau (top 100) %.4f, mean |MaxSim error| %.6f; int8 dense mean |error| %.6f; "
-           "colbert bytes/token %.1f (%zu-d)\n",
-           tau, mean_err, dense_err / (double)err_n, st.colbert_vectors ? (double)st.bytes_colbert / (double)st.colbert_vectors : 0,
-           (size_t)mid.dim);
-    CHECK(tau > 0.9, "Kendall tau %.4f", tau);
-    CHECK(mean_err < 0.01, "mean error %.6f", mean_err);
-    for (size_t i = 0; i < nd; i++) free(docs[i].text);
-    free(docs);
+    measure_all(dir, "tiny model, word-salad documents", &mid, &c, qs, NQ, true);
+    for (size_t i = 0; i < NQ; i++) m3_embedding_clear(&qs[i]);
+    corpus_free(&c);
+    test_snippets(dir, &mid);
+    test_damaged_colbert(dir);
+    test_format_1(dir, &mid);
+    // Asking for another storage of an existing index: it keeps its own.
+    m3_index_options o = {.flags = M3_INDEX_CREATE, .model = &mid, .colbert = M3_COLBERT_INT8, .colbert_pool = 2};
+    m3_index *idx;
+    char p[700];
+    snprintf(p, sizeof p, "%s/tiny-bits", dir);
+    OK(m3_index_open(p, &o, &idx, NULL));
+    unsigned pool;
+    CHECK(m3_index_get_colbert(idx, &pool) == M3_COLBERT_BITS && pool == 1, "an existing index changed its storage");
     m3_index_close(idx);
+    // An exact index keeps fp32 vectors of every token: compressed or pooled storage is refused.
+    snprintf(p, sizeof p, "%s/exact-pooled", dir);
+    o = (m3_index_options){.flags = M3_INDEX_CREATE | M3_INDEX_EXACT, .model = &mid, .colbert_pool = 2};
+    m3_error err = {0};
+    CHECK(m3_index_open(p, &o, &idx, &err) == M3_STATUS_INVALID, "exact + pooled accepted");
+    o.colbert_pool = 0;
+    o.colbert = M3_COLBERT_BITS;
+    CHECK(m3_index_open(p, &o, &idx, &err) == M3_STATUS_INVALID, "exact + bits accepted");
+}
+
+// ---- the same at 1024-d, on generated token vectors --------------------------------------------
+
+static double gauss(void)
+{
+    double u = (rnd(1u << 30) + 0.5) / (double)(1u << 30), v = (rnd(1u << 30) + 0.5) / (double)(1u << 30);
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+static void normalize_f(float *x, size_t d)
+{
+    double s = 0;
+    for (size_t i = 0; i < d; i++) s += (double)x[i] * x[i];
+    for (size_t i = 0; i < d; i++) x[i] = (float)(x[i] / sqrt(s));
+}
+
+static void unit_gauss(float *x, size_t d)
+{
+    for (size_t i = 0; i < d; i++) x[i] = (float)gauss();
+    normalize_f(x, d);
+}
+
+// BGE-M3 itself is not available to the tests, so 1024-d token vectors are generated with the
+// structure that matters to MaxSim: x = normalise(diag(s)·(√.2·μ + √.5·word + √.1·topic + √.1·context
+// + √.1·noise)) — a direction μ shared by all tokens (anisotropy: mean cosine of unrelated tokens
+// ≈ 0.3), a word vector from a Zipf vocabulary of 8000 (30% of a document's words from its own 40
+// topic words), the document's topic, a slowly drifting context along the chunk, noise, and per-
+// dimension scales s = exp(0.3·N(0,1)). Queries: 12 tokens, 60% from one document's topic words.
+// Dense = normalised mean of the token vectors; sparse = the words, weight 0.1..0.3.
+typedef struct synth {
+    size_t d, vocab;
+    float *words, *mu, *scale;
+    double *cdf;
+} synth;
+
+static size_t zipf(const synth *g)
+{
+    double u = (rnd(1u << 30) + 0.5) / (double)(1u << 30);
+    size_t lo = 0, hi = g->vocab - 1;
+    while (lo < hi) {
+        size_t m = (lo + hi) / 2;
+        if (g->cdf[m] < u) lo = m + 1;
+        else hi = m;
+    }
+    return lo;
+}
+
+static void synth_text(const synth *g, const float *topic, const size_t *topic_words, double p_topic, size_t n,
+                       m3_embedding *e)
+{
+    size_t d = g->d;
+    memset(e, 0, sizeof *e);
+    e->dim = d;
+    e->tokens = n + 1;
+    e->n_colbert = n;
+    e->colbert = malloc(n * d * sizeof(float));
+    e->dense = calloc(d, sizeof(float));
+    e->sparse = calloc(n, sizeof *e->sparse);
+    float *ctx = malloc(d * sizeof *ctx), *tmp = malloc(d * sizeof *tmp);
+    unit_gauss(ctx, d);
+    for (size_t t = 0; t < n; t++) {
+        unit_gauss(tmp, d);
+        for (size_t i = 0; i < d; i++) ctx[i] = 0.8f * ctx[i] + 0.6f * tmp[i];
+        normalize_f(ctx, d);
+        size_t w = rnd(1000) < p_topic * 1000 ? topic_words[rnd(40)] : zipf(g);
+        float *x = e->colbert + t * d;
+        for (size_t i = 0; i < d; i++)
+            x[i] = (float)((sqrt(.2) * g->mu[i] + sqrt(.5) * g->words[w * d + i] + sqrt(.1) * topic[i] +
+                            sqrt(.1) * ctx[i] + sqrt(.1) * gauss() / sqrt((double)d)) *
+                           g->scale[i]);
+        normalize_f(x, d);
+        for (size_t i = 0; i < d; i++) e->dense[i] += x[i];
+        // Sparse: the word as a term (sorted, unique, weights 0.1..0.3).
+        size_t k = 0;
+        while (k < e->n_sparse && e->sparse[k].id < (int32_t)w) k++;
+        if (k < e->n_sparse && e->sparse[k].id == (int32_t)w) continue;
+        memmove(e->sparse + k + 1, e->sparse + k, (e->n_sparse - k) * sizeof *e->sparse);
+        e->sparse[k] = (m3_sparse_weight){(int32_t)w, 0.1f + 0.2f * (float)rnd(1000) / 1000.0f};
+        e->n_sparse++;
+    }
+    normalize_f(e->dense, d);
+    free(ctx);
+    free(tmp);
+}
+
+static void test_fidelity_1024(const char *dir)
+{
+    enum { D = 1024, DOCS = 40, CHUNKS = 5, TOKENS = 64, NQ = 8, QTOKENS = 12 };
+    rng = 4242;
+    synth g = {D, 8000, NULL, NULL, NULL, NULL};
+    g.words = malloc((size_t)g.vocab * D * sizeof(float));
+    g.mu = malloc(D * sizeof(float));
+    g.scale = malloc(D * sizeof(float));
+    g.cdf = malloc(g.vocab * sizeof(double));
+    for (size_t i = 0; i < g.vocab; i++) unit_gauss(g.words + i * D, D);
+    unit_gauss(g.mu, D);
+    for (size_t i = 0; i < D; i++) g.scale[i] = (float)exp(0.3 * gauss());
+    double s = 0;
+    for (size_t i = 0; i < g.vocab; i++) g.cdf[i] = s += 1.0 / ((double)i + 2.7);
+    for (size_t i = 0; i < g.vocab; i++) g.cdf[i] /= s;
+    corpus c = {0};
+    corpus_alloc(&c, DOCS, DOCS * CHUNKS);
+    float *topics = malloc((size_t)DOCS * D * sizeof(float));
+    size_t *topic_words = malloc(DOCS * 40 * sizeof(size_t));
+    for (size_t i = 0; i < DOCS; i++) {
+        unit_gauss(topics + i * D, D);
+        for (size_t k = 0; k < 40; k++) topic_words[i * 40 + k] = 200 + rnd((unsigned)g.vocab - 200);
+        snprintf(c.paths[i], sizeof c.paths[i], "/synthetic/doc-%02zu.txt", i);
+        c.texts[i] = malloc(64);
+        c.lens[i] = (size_t)snprintf(c.texts[i], 64, "synthetic document %zu", i);
+        c.first[i] = i * CHUNKS;
+        c.count[i] = CHUNKS;
+        for (size_t k = 0; k < CHUNKS; k++) {
+            size_t j = i * CHUNKS + k;
+            synth_text(&g, topics + i * D, topic_words + i * 40, 0.3, TOKENS, &c.embs[j]);
+            c.in[j] = (m3_index_chunk_input){0, c.lens[i], c.texts[i], c.lens[i], &c.embs[j]};
+            c.tokens += TOKENS;
+        }
+    }
+    m3_embedding qs[NQ];
+    float *qt = malloc(D * sizeof *qt);
+    for (size_t i = 0; i < NQ; i++) {
+        size_t target = rnd(DOCS);
+        unit_gauss(qt, D);
+        for (size_t k = 0; k < D; k++) qt[k] = 0.7f * topics[target * D + k] + 0.7f * qt[k];
+        normalize_f(qt, D);
+        synth_text(&g, qt, topic_words + target * 40, 0.6, QTOKENS, &qs[i]);
+    }
+    m3_index_model mid = {.id = "synthetic hidden=1024", .checksum = "5e5e5e5e5e5e5e5e", .dim = D, .vocab = 8002};
+    measure_all(dir, "generated token vectors", &mid, &c, qs, NQ, false);
+    for (size_t i = 0; i < NQ; i++) m3_embedding_clear(&qs[i]);
+    corpus_free(&c);
+    free(qt);
+    free(topics);
+    free(topic_words);
+    free(g.words);
+    free(g.mu);
+    free(g.scale);
+    free(g.cdf);
 }
 
 static void test_extract(void)
@@ -547,6 +1137,7 @@ int main(void)
     test_extract();
     test_exact_vs_bruteforce(d1);
     test_fidelity(d2);
+    test_fidelity_1024(d2);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Storage buffers: device-local for weights and activations, host-visible (mapped) for staging.
+// Every allocation is counted on the device (allocated / peak, host_allocated / host_peak), so
+// that `m3 bench` can report the peak device memory whatever the driver offers.
 #include <string.h>
 
 #include "encoder/vulkan/vk.h"
@@ -15,7 +17,7 @@ m3_status m3_vk_buffer_new(m3_vk_device *d, VkDeviceSize size, bool host, m3_vk_
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = size,
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                 VK_BUFFER_USAGE_TRANSFER_DST_BIT | VK_BUFFER_USAGE_INDIRECT_BUFFER_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
     };
     VkResult r = vkCreateBuffer(d->dev, &bci, NULL, &out->buf);
@@ -61,9 +63,17 @@ m3_status m3_vk_buffer_new(m3_vk_device *d, VkDeviceSize size, bool host, m3_vk_
         return m3_vk_error(err, r, host ? "vkMapMemory" : "vkBindBufferMemory");
     }
     out->size = size;
-    d->allocated += req.size;
-    if (d->allocated > d->peak)
-        d->peak = d->allocated;
+    out->bytes = req.size;
+    out->host = host;
+    if (host) {
+        d->host_allocated += req.size;
+        if (d->host_allocated > d->host_peak)
+            d->host_peak = d->host_allocated;
+    } else {
+        d->allocated += req.size;
+        if (d->allocated > d->peak)
+            d->peak = d->allocated;
+    }
     return M3_STATUS_OK;
 }
 
@@ -71,9 +81,10 @@ void m3_vk_buffer_free(m3_vk_device *d, m3_vk_buffer *b)
 {
     if (!b || !b->buf)
         return;
-    VkMemoryRequirements req;
-    vkGetBufferMemoryRequirements(d->dev, b->buf, &req);
-    d->allocated -= req.size;
+    if (b->host)
+        d->host_allocated -= b->bytes;
+    else
+        d->allocated -= b->bytes;
     vkDestroyBuffer(d->dev, b->buf, NULL);
     vkFreeMemory(d->dev, b->mem, NULL);
     memset(b, 0, sizeof *b);

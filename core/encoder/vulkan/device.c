@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // The Vulkan instance and device: which physical device, one compute queue, the memory types for
-// storage buffers and staging, VK_EXT_memory_budget, and the mapping of VkResult to m3_status.
+// storage buffers and staging, the optional extensions (VK_EXT_memory_budget, VK_KHR_push_descriptor,
+// VK_NV_cooperative_matrix with the features its GEMM needs), and the mapping of VkResult to
+// m3_status.
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,9 +102,23 @@ static int find_memory_type(const VkPhysicalDeviceMemoryProperties *mem, VkMemor
 }
 
 // The device M3_VULKAN_DEVICE names (an index, or a substring of the name), else the best rank.
-static m3_status choose_device(VkPhysicalDevice *pds, uint32_t n, uint32_t *out, m3_error *err)
+// gpu_only: never a CPU device.
+static m3_status choose_device(VkPhysicalDevice *pds, uint32_t n, bool gpu_only, uint32_t *out,
+                               m3_error *err)
 {
     const char *want = getenv("M3_VULKAN_DEVICE");
+    if (gpu_only) {
+        bool any = false;
+        for (uint32_t i = 0; i < n; i++) {
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(pds[i], &p);
+            any = any || p.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU;
+        }
+        if (!any)
+            return m3_error_set(err, M3_STATUS_DEVICE, 0,
+                                "vulkan: no GPU (only CPU Vulkan devices, which the CPU backend "
+                                "outruns)");
+    }
     if (want && *want) {
         char *end;
         unsigned long idx = strtoul(want, &end, 10);
@@ -110,12 +126,19 @@ static m3_status choose_device(VkPhysicalDevice *pds, uint32_t n, uint32_t *out,
             if (idx >= n)
                 return m3_error_set(err, M3_STATUS_DEVICE, 0,
                                     "vulkan: M3_VULKAN_DEVICE=%s but there are %u devices", want, n);
+            VkPhysicalDeviceProperties p;
+            vkGetPhysicalDeviceProperties(pds[idx], &p);
+            if (gpu_only && p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
+                return m3_error_set(err, M3_STATUS_DEVICE, 0,
+                                    "vulkan: M3_VULKAN_DEVICE=%s is a CPU device", want);
             *out = (uint32_t)idx;
             return M3_STATUS_OK;
         }
         for (uint32_t i = 0; i < n; i++) {
             VkPhysicalDeviceProperties p;
             vkGetPhysicalDeviceProperties(pds[i], &p);
+            if (gpu_only && p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
+                continue;
             if (strstr(p.deviceName, want)) {
                 *out = i;
                 return M3_STATUS_OK;
@@ -128,7 +151,8 @@ static m3_status choose_device(VkPhysicalDevice *pds, uint32_t n, uint32_t *out,
     for (uint32_t i = 0; i < n; i++) {
         VkPhysicalDeviceProperties p;
         vkGetPhysicalDeviceProperties(pds[i], &p);
-        if (compute_family(pds[i]) < 0 || p.apiVersion < VK_API_VERSION_1_1)
+        if (compute_family(pds[i]) < 0 || p.apiVersion < VK_API_VERSION_1_1 ||
+            (gpu_only && p.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU))
             continue;
         int r = type_rank(p.deviceType);
         if (r < best_rank) {
@@ -187,7 +211,80 @@ static void cache_load(m3_vk_device *d)
     free(data);
 }
 
-m3_status m3_vk_device_open(m3_vk_device **out, m3_error *err)
+// What the NV cooperative-matrix GEMM needs from this device (m3_vk_coopmat_choose decides).
+// Structures of extensions the device lacks are never chained.
+static void coopmat_caps(m3_vk_device *d, const VkExtensionProperties *exts, uint32_t next,
+                         VkCooperativeMatrixPropertiesNV **props_out, m3_vk_coopmat_caps *caps)
+{
+    *props_out = NULL;
+    *caps = (m3_vk_coopmat_caps){0};
+#ifdef M3_VK_GLSLC_COOPMAT_NV
+    caps->compiled = true;
+#endif
+    caps->extension = has_extension(exts, next, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    caps->max_shared = d->props.limits.maxComputeSharedMemorySize;
+    caps->max_invocations = d->props.limits.maxComputeWorkGroupInvocations;
+
+    VkPhysicalDeviceSubgroupProperties sg = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV cmp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV};
+    if (caps->extension)
+        sg.pNext = &cmp;
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
+                                      .pNext = &sg};
+    vkGetPhysicalDeviceProperties2(d->phys, &p2);
+    caps->subgroup_size = sg.subgroupSize;
+    caps->subgroup_basic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                           (sg.supportedOperations & VK_SUBGROUP_FEATURE_BASIC_BIT);
+    caps->compute_stage = (cmp.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT) != 0;
+    if (!caps->extension)
+        return;
+
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV};
+    VkPhysicalDeviceShaderFloat16Int8FeaturesKHR f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES_KHR};
+    VkPhysicalDeviceVulkanMemoryModelFeaturesKHR vmm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES_KHR};
+    void *chain = &cmf;
+    if (has_extension(exts, next, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME)) {
+        f16.pNext = chain;
+        chain = &f16;
+    }
+    if (has_extension(exts, next, VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME)) {
+        vmm.pNext = chain;
+        chain = &vmm;
+    }
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
+                                    .pNext = chain};
+    vkGetPhysicalDeviceFeatures2(d->phys, &f2);
+    caps->feature = cmf.cooperativeMatrix;
+    caps->float16 = f16.shaderFloat16;
+    caps->memory_model = vmm.vulkanMemoryModel;
+
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV get =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
+            d->instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+    uint32_t n = 0;
+    if (!get || get(d->phys, &n, NULL) != VK_SUCCESS || n == 0)
+        return;
+    VkCooperativeMatrixPropertiesNV *props = calloc(n, sizeof *props);
+    if (!props)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        props[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    VkResult r = get(d->phys, &n, props);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(props);
+        return;
+    }
+    caps->props = props;
+    caps->n_props = n;
+    *props_out = props;
+}
+
+m3_status m3_vk_device_open(m3_vk_device **out, unsigned flags, m3_error *err)
 {
     *out = NULL;
     m3_vk_device *d = calloc(1, sizeof *d);
@@ -226,7 +323,7 @@ m3_status m3_vk_device_open(m3_vk_device **out, m3_error *err)
         goto fail;
     }
     uint32_t pick = 0;
-    if ((st = choose_device(pds, n, &pick, err)) != M3_STATUS_OK)
+    if ((st = choose_device(pds, n, (flags & M3_VK_GPU_ONLY) != 0, &pick, err)) != M3_STATUS_OK)
         goto fail;
     d->phys = pds[pick];
     vkGetPhysicalDeviceProperties(d->phys, &d->props);
@@ -265,14 +362,49 @@ m3_status m3_vk_device_open(m3_vk_device **out, m3_error *err)
         goto fail;
     }
     vkEnumerateDeviceExtensionProperties(d->phys, NULL, &next, exts);
-    const char *enable[4];
+    const char *enable[8];
     uint32_t n_enable = 0;
     if (has_extension(exts, next, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME)) {
         enable[n_enable++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
         d->has_budget = true;
     }
-    d->has_coopmat_nv = has_extension(exts, next, "VK_NV_cooperative_matrix");
+    const char *desc = getenv("M3_VULKAN_DESCRIPTORS");
+    if (has_extension(exts, next, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME) &&
+        !(desc && strcmp(desc, "sets") == 0)) {
+        enable[n_enable++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
+        d->use_push = true;
+    }
+
+    // The cooperative-matrix GEMM: its extension and features are enabled only when it is used.
+    VkCooperativeMatrixPropertiesNV *coop_props;
+    m3_vk_coopmat_caps caps;
+    coopmat_caps(d, exts, next, &coop_props, &caps);
+    d->subgroup_size = caps.subgroup_size;
+    const char *why;
+    const char *coop_env = getenv("M3_VULKAN_COOPMAT");
+    if (coop_env && strcmp(coop_env, "0") == 0)
+        why = "turned off (M3_VULKAN_COOPMAT=0)";
+    else
+        m3_vk_coopmat_choose(&caps, &d->coopmat, &why);
+    snprintf(d->coopmat_why, sizeof d->coopmat_why, "%s", why);
+    free(coop_props);
     free(exts);
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cmf = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
+        .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceShaderFloat16Int8FeaturesKHR f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES_KHR,
+        .pNext = &cmf,
+        .shaderFloat16 = VK_TRUE};
+    VkPhysicalDeviceVulkanMemoryModelFeaturesKHR vmm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES_KHR,
+        .pNext = &f16,
+        .vulkanMemoryModel = VK_TRUE};
+    if (d->coopmat.m) {
+        enable[n_enable++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        enable[n_enable++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+        enable[n_enable++] = VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME;
+    }
 
     float prio = 1.0f;
     VkDeviceQueueCreateInfo qci = {
@@ -287,6 +419,7 @@ m3_status m3_vk_device_open(m3_vk_device **out, m3_error *err)
         .pQueueCreateInfos = &qci,
         .enabledExtensionCount = n_enable,
         .ppEnabledExtensionNames = enable,
+        .pNext = d->coopmat.m ? &vmm : NULL,
     };
     r = vkCreateDevice(d->phys, &dci, NULL, &d->dev);
     if (r != VK_SUCCESS) {
@@ -294,10 +427,19 @@ m3_status m3_vk_device_open(m3_vk_device **out, m3_error *err)
         goto fail;
     }
     vkGetDeviceQueue(d->dev, d->queue_family, 0, &d->queue);
+    if (d->use_push) {
+        d->push_descriptor_set =
+            (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr(d->dev, "vkCmdPushDescriptorSetKHR");
+        d->use_push = d->push_descriptor_set != NULL;
+    }
     cache_load(d);
-    m3_log(M3_LOG_INFO, "vulkan: using %s (%u of %u devices), storage range %llu MiB%s",
+    m3_log(M3_LOG_INFO,
+           "vulkan: using %s (%u of %u devices), storage range %llu MiB%s, %s, cooperative "
+           "matrix %s%s",
            d->props.deviceName, pick, n, (unsigned long long)(d->max_range >> 20),
-           d->has_budget ? ", memory budget" : "");
+           d->has_budget ? ", memory budget" : "",
+           d->use_push ? "push descriptors" : "descriptor sets", d->coopmat.m ? "NV" : "no: ",
+           d->coopmat.m ? "" : d->coopmat_why);
     *out = d;
     return M3_STATUS_OK;
 

@@ -24,6 +24,14 @@ static const uint32_t embed_spv[] =
 static const uint32_t rowdot_spv[] =
 #include "rowdot.spv.h"
     ;
+static const uint32_t gather_spv[] =
+#include "gather.spv.h"
+    ;
+#ifdef M3_VK_GLSLC_COOPMAT_NV
+static const uint32_t gemm_coop_spv[] =
+#include "gemm-coopmat-nv.spv.h"
+    ;
+#endif
 
 // GEMM tile (specialization constants of gemm.comp): TM×TN threads, RM×RN outputs each, BK.
 enum { GEMM_TM = 16, GEMM_TN = 16, GEMM_RM = 4, GEMM_RN = 4, GEMM_BK = 16 };
@@ -44,6 +52,9 @@ typedef struct rowdot_push {
     uint32_t rows, h;
     float b;
 } rowdot_push;
+typedef struct gather_push {
+    uint32_t h, idx_off;
+} gather_push;
 
 m3_status m3_vk_kernels_new(m3_vk_device *d, uint32_t head_dim, m3_vk_kernels *out, m3_error *err)
 {
@@ -63,10 +74,31 @@ m3_status m3_vk_kernels_new(m3_vk_device *d, uint32_t head_dim, m3_vk_kernels *o
         (st = m3_vk_pipeline_new(d, embed_spv, sizeof embed_spv, 6, sizeof(ln_push), NULL, 0,
                                  &out->embed, err)) ||
         (st = m3_vk_pipeline_new(d, rowdot_spv, sizeof rowdot_spv, 3, sizeof(rowdot_push), NULL, 0,
-                                 &out->rowdot, err))) {
+                                 &out->rowdot, err)) ||
+        (st = m3_vk_pipeline_new(d, gather_spv, sizeof gather_spv, 3, sizeof(gather_push), NULL, 0,
+                                 &out->gather, err))) {
         m3_vk_kernels_free(d, out);
         return st;
     }
+#ifdef M3_VK_GLSLC_COOPMAT_NV
+    if (d->coopmat.m) {
+        const m3_vk_coopmat c = d->coopmat;
+        uint32_t cspec[9] = {c.m, c.n, c.k, M3_VK_COOP_WM, M3_VK_COOP_WN, M3_VK_COOP_SM,
+                             M3_VK_COOP_SN, M3_VK_COOP_KS,
+                             M3_VK_COOP_WM * M3_VK_COOP_WN * d->subgroup_size};
+        if ((st = m3_vk_pipeline_new(d, gemm_coop_spv, sizeof gemm_coop_spv, 5, sizeof(gemm_push),
+                                     cspec, 9, &out->gemm_coop, err))) {
+            m3_vk_kernels_free(d, out);
+            return st;
+        }
+        out->coop = true;
+        snprintf(out->name, sizeof out->name,
+                 "gemm coopmat-nv %ux%ux%u (tile %ux%u) fp16, attention flash d%u", c.m, c.n, c.k,
+                 M3_VK_COOP_WM * M3_VK_COOP_SM * c.m, M3_VK_COOP_WN * M3_VK_COOP_SN * c.n,
+                 head_dim);
+        return M3_STATUS_OK;
+    }
+#endif
     snprintf(out->name, sizeof out->name, "gemm tiled %ux%u fp16 weights, attention flash d%u",
              GEMM_BM, GEMM_BN, head_dim);
     return M3_STATUS_OK;
@@ -81,6 +113,9 @@ void m3_vk_kernels_free(m3_vk_device *d, m3_vk_kernels *k)
     m3_vk_pipeline_free(d, &k->layernorm);
     m3_vk_pipeline_free(d, &k->embed);
     m3_vk_pipeline_free(d, &k->rowdot);
+    m3_vk_pipeline_free(d, &k->gather);
+    m3_vk_pipeline_free(d, &k->gemm_coop);
+    k->coop = false;
 }
 
 static m3_vk_range whole(const m3_vk_buffer *b)
@@ -103,19 +138,38 @@ void m3_vk_gemm(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k, cons
                    g->a_off, g->c_off, g->r_off, (uint32_t)g->epilogue};
     m3_vk_range r[5] = {whole(g->a), whole(g->w), whole(g->bias), whole(g->r ? g->r : g->c),
                         whole(g->c)};
+    if (k->coop) {
+        const m3_vk_coopmat c = d->coopmat;
+        uint32_t bm = M3_VK_COOP_WM * M3_VK_COOP_SM * c.m, bn = M3_VK_COOP_WN * M3_VK_COOP_SN * c.n;
+        m3_vk_sequence_dispatch(d, s, &k->gemm_coop, r, &p, sizeof p, (g->n + bn - 1) / bn,
+                                (g->m + bm - 1) / bm, 1);
+        return;
+    }
     m3_vk_sequence_dispatch(d, s, &k->gemm, r, &p, sizeof p, (g->n + GEMM_BN - 1) / GEMM_BN,
                             (g->m + GEMM_BM - 1) / GEMM_BM, 1);
 }
 
 void m3_vk_attention(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
                      const m3_vk_buffer *qkv, const m3_vk_buffer *out, const m3_vk_buffer *blocks,
-                     uint32_t n_blocks, uint32_t heads, uint32_t hidden, float scale)
+                     uint32_t n_blocks, uint32_t heads, uint32_t hidden, float scale,
+                     const m3_vk_buffer *args, VkDeviceSize args_off)
 {
-    if (n_blocks == 0)
-        return;
     attn_push p = {hidden, scale};
     m3_vk_range r[3] = {whole(qkv), whole(out), whole(blocks)};
-    m3_vk_sequence_dispatch(d, s, &k->attention, r, &p, sizeof p, n_blocks, heads, 1);
+    if (args)
+        m3_vk_sequence_dispatch_indirect(d, s, &k->attention, r, &p, sizeof p, args, args_off);
+    else if (n_blocks > 0)
+        m3_vk_sequence_dispatch(d, s, &k->attention, r, &p, sizeof p, n_blocks, heads, 1);
+}
+
+void m3_vk_gather_rows(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
+                       const m3_vk_buffer *x, uint32_t h, const m3_vk_buffer *idx,
+                       uint32_t idx_off, const m3_vk_buffer *out, const m3_vk_buffer *args,
+                       VkDeviceSize args_off)
+{
+    gather_push p = {h, idx_off};
+    m3_vk_range r[3] = {whole(x), whole(idx), whole(out)};
+    m3_vk_sequence_dispatch_indirect(d, s, &k->gather, r, &p, sizeof p, args, args_off);
 }
 
 void m3_vk_layernorm(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
@@ -266,7 +320,7 @@ m3_status m3_vk_test_attention(m3_vk_device *d, const m3_vk_kernels *k, const si
         (st = m3_vk_sequence_new(d, &s, err)) || (st = m3_vk_sequence_begin(d, &s, 1, err)))
         goto done;
     m3_vk_attention(d, &s, k, &bq, &bo, &bb, (uint32_t)nb, (uint32_t)heads, (uint32_t)hidden,
-                    1.0f / sqrtf((float)k->head_dim));
+                    1.0f / sqrtf((float)k->head_dim), NULL, 0);
     if ((st = m3_vk_sequence_submit(d, &s, err)) == M3_STATUS_OK)
         st = m3_vk_buffer_download(d, &bo, 0, out, t * hidden * sizeof(float), err);
 done:

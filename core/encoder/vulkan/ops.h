@@ -12,12 +12,17 @@
 enum { M3_VK_ATTN_BLOCK = 16 };  // queries per attention workgroup (attention.comp BR)
 
 typedef struct m3_vk_kernels {
-    m3_vk_pipeline gemm, attention, layernorm, embed, rowdot;
+    m3_vk_pipeline gemm, attention, layernorm, embed, rowdot, gather;
+    // The GEMM in use: gemm-coopmat-nv.comp when the device has a matching cooperative-matrix
+    // shape (d->coopmat), else the tiled gemm.comp. The cooperative one rounds A to fp16.
+    m3_vk_pipeline gemm_coop;
+    bool coop;
     uint32_t head_dim;
-    char name[96];
+    char name[128];
 } m3_vk_kernels;
 
-// head_dim must be a multiple of 8 and at most 64 (M3_STATUS_UNSUPPORTED otherwise).
+// head_dim must be a multiple of 8 and at most 64 (M3_STATUS_UNSUPPORTED otherwise). The GEMM is
+// the cooperative-matrix one where d->coopmat says so (and the build has it).
 m3_status m3_vk_kernels_new(m3_vk_device *d, uint32_t head_dim, m3_vk_kernels *out, m3_error *err);
 void m3_vk_kernels_free(m3_vk_device *d, m3_vk_kernels *k);
 
@@ -36,10 +41,19 @@ typedef struct m3_vk_gemm_args {
 } m3_vk_gemm_args;
 
 void m3_vk_gemm(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k, const m3_vk_gemm_args *g);
-// out[t, hidden] = attention over qkv [T, 3·hidden] (blocks: see m3_vk_attention_blocks).
+// out[t, hidden] = attention over qkv [T, 3·hidden] (blocks: see m3_vk_attention_blocks, at the
+// start of the blocks buffer). The grid is (n_blocks, heads, 1), or, when args is not NULL, the
+// three uint32 at args_off in args (written before the recording runs).
 void m3_vk_attention(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
                      const m3_vk_buffer *qkv, const m3_vk_buffer *out, const m3_vk_buffer *blocks,
-                     uint32_t n_blocks, uint32_t heads, uint32_t hidden, float scale);
+                     uint32_t n_blocks, uint32_t heads, uint32_t hidden, float scale,
+                     const m3_vk_buffer *args, VkDeviceSize args_off);
+// out[i, 0..h) = x[idx[idx_off + i], 0..h) for i < the row count: the three uint32 at args_off in
+// args are the grid (rows, 1, 1).
+void m3_vk_gather_rows(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
+                       const m3_vk_buffer *x, uint32_t h, const m3_vk_buffer *idx,
+                       uint32_t idx_off, const m3_vk_buffer *out, const m3_vk_buffer *args,
+                       VkDeviceSize args_off);
 void m3_vk_layernorm(m3_vk_device *d, m3_vk_sequence *s, const m3_vk_kernels *k,
                      const m3_vk_buffer *x, uint32_t rows, uint32_t h, const m3_vk_buffer *gamma,
                      const m3_vk_buffer *beta, float eps);
@@ -64,7 +78,8 @@ m3_status m3_vk_f32_upload(m3_vk_device *d, const float *src, size_t n, m3_vk_bu
                            m3_error *err);
 
 // ---- For the op-level tests: whole operations on host arrays (blocking) ----------------------
-// C[M, N] = epilogue(A[M, K] · W[N, K]ᵀ + bias) (W rounded to fp16 as the backend does).
+// C[M, N] = epilogue(A[M, K] · W[N, K]ᵀ + bias) (W rounded to fp16 as the backend does; A too
+// when k->coop).
 m3_status m3_vk_test_gemm(m3_vk_device *d, const m3_vk_kernels *k, size_t m, size_t n, size_t kk,
                           const float *a, const float *w, const float *bias, const float *r,
                           m3_vk_epilogue ep, float *c, m3_error *err);

@@ -15,7 +15,7 @@ m3_status m3_vk_pipeline_new(m3_vk_device *d, const uint32_t *code, size_t code_
                              uint32_t n_spec, m3_vk_pipeline *out, m3_error *err)
 {
     memset(out, 0, sizeof *out);
-    M3_ASSERT(bindings <= 8 && n_spec <= 8);
+    M3_ASSERT(bindings <= 8 && n_spec <= 12);
     out->bindings = bindings;
     VkDescriptorSetLayoutBinding b[8];
     for (uint32_t i = 0; i < bindings; i++)
@@ -27,6 +27,7 @@ m3_status m3_vk_pipeline_new(m3_vk_device *d, const uint32_t *code, size_t code_
         };
     VkDescriptorSetLayoutCreateInfo dl = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+        .flags = d->use_push ? VK_DESCRIPTOR_SET_LAYOUT_CREATE_PUSH_DESCRIPTOR_BIT_KHR : 0,
         .bindingCount = bindings,
         .pBindings = b,
     };
@@ -56,7 +57,7 @@ m3_status m3_vk_pipeline_new(m3_vk_device *d, const uint32_t *code, size_t code_
         st = m3_vk_error(err, r, "vkCreateShaderModule");
         goto fail;
     }
-    VkSpecializationMapEntry map[8];
+    VkSpecializationMapEntry map[12];
     for (uint32_t i = 0; i < n_spec; i++)
         map[i] = (VkSpecializationMapEntry){.constantID = i, .offset = 4 * i, .size = 4};
     VkSpecializationInfo si = {

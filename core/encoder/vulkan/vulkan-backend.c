@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
-// The Vulkan backend: the XLM-RoBERTa forward pass over a packed batch, recorded as one command
-// buffer per forward pass. Matrix weights live on the device as fp16 (packed halves), activations
-// and all accumulation in fp32. The word-embedding table stays in host memory and its rows are
-// gathered on the host (the table is 512 MB for BGE-M3, more than lavapipe's 128 MiB storage
-// range); positions, token type and the embedding LayerNorm run on the device.
+// The Vulkan backend: the XLM-RoBERTa forward pass over a packed batch. Matrix weights live on the
+// device as fp16 (packed halves), activations and all accumulation in fp32. The word-embedding
+// table stays in host memory and its rows are gathered on the host (the table is 512 MB for
+// BGE-M3, more than lavapipe's 128 MiB storage range); positions, token type and the embedding
+// LayerNorm run on the device.
 //
 // Per layer, with x [T, H], qkv [T, 3H], att [T, H] and ffn [chunk, F]:
 //   qkv = x·[Wq; Wk; Wv]ᵀ + b                     gemm
@@ -13,8 +13,16 @@
 //   for each chunk of rows: ffn = gelu(x·W1ᵀ + b1); x = x + ffn·W2ᵀ + b2   (chunks keep ffn
 //   within the storage-buffer range)
 //   x   = LN(x)
-// Heads: the ColBERT projection (gemm into qkv), the sparse dot (rowdot), the <s> rows; copied
-// back through one host-visible buffer.
+// Heads: the <s> rows (gather, straight into the download buffer), the sparse dot (rowdot), the
+// ColBERT projection (gemm into qkv, copied down).
+//
+// Recorded once per shape, replayed after: a pass of T tokens runs as P = padded(T) rows (padding
+// rows are zero words at position 2: computed, never read back), and everything that depends on
+// how the T tokens split into sequences is data, not commands: the attention blocks, the <s>
+// rows and the two grids that depend on them (indirect dispatches) sit in a small buffer that the
+// host fills before each submit. So a recording depends only on P and the outputs asked for, and
+// an LRU of PLAN_SLOTS recordings keyed by (P, outputs) serves every packing of those. Recordings
+// reference the shared activation buffers; when those grow, every recording is dropped.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +33,20 @@
 #include "encoder/vulkan/ops.h"
 #include "encoder/vulkan/vulkan-backend.h"
 
-enum { MIN_BATCH_TOKENS = 8192 };
+enum { MIN_BATCH_TOKENS = 8192, PLAN_SLOTS = 8 };
 
 typedef struct vk_layer {
     m3_vk_buffer qkv_w, qkv_b, out_w, out_b, ln1_w, ln1_b;
     m3_vk_buffer ffn_in_w, ffn_in_b, ffn_out_w, ffn_out_b, ln2_w, ln2_b;
 } vk_layer;
+
+// One recorded forward pass, for p (padded) tokens and a set of outputs.
+typedef struct vk_plan {
+    m3_vk_sequence seq;
+    size_t tokens;     // p; 0: the slot holds no valid recording
+    unsigned outputs;
+    uint64_t used;     // LRU clock
+} vk_plan;
 
 typedef struct vk_backend {
     m3_backend base;  // first: a m3_backend * is a vk_backend *
@@ -38,16 +54,18 @@ typedef struct vk_backend {
     const m3_model_weights *w;
     m3_vk_device *dev;
     m3_vk_kernels k;
-    m3_vk_sequence seq;
+    vk_plan plans[PLAN_SLOTS];
+    uint64_t clock;
+    m3_vulkan_stats stats;
     vk_layer *layers;
     uint32_t ldw_h, ldw_f, ldpos;
     m3_vk_buffer pos_table, type_row, emb_ln_w, emb_ln_b;
     m3_vk_buffer colbert_w, colbert_b, sparse_w;
     float sparse_b;
-    // Activations, grown on demand to cap_tokens.
-    m3_vk_buffer x, qkv, att, ffn, pos, blocks, up, down;
+    // Activations, grown on demand to cap_tokens (padded tokens); meta holds the packing.
+    m3_vk_buffer x, qkv, att, ffn, pos, meta, up, down;
     size_t cap_tokens, ffn_rows, bytes;
-    char kernel_name[384];
+    char kernel_name[512];
 } vk_backend;
 
 static double now(void)
@@ -142,9 +160,56 @@ static m3_status load_layer(vk_backend *vb, const m3_layer_weights *lw, vk_layer
 
 // ---- Activations ------------------------------------------------------------------------------
 
+size_t m3_vulkan_padded_tokens(size_t tokens, size_t max_tokens)
+{
+    // Steps of 16 up to 256 tokens, then of 1/16 to 1/8 of the size (powers of two): at most
+    // 12.5 % of padding rows, and a few dozen shapes in all up to 8192 tokens.
+    size_t step = 16;
+    while (step * 16 < tokens)
+        step *= 2;
+    size_t p = (tokens + step - 1) / step * step;
+    return p < max_tokens ? p : max_tokens;
+}
+
+// Where things are for a pass of p (padded) tokens of hidden size h.
+typedef struct vk_layout {
+    // Upload (host-visible): [word rows p·h f32][positions p i32][meta].
+    size_t up_pos, up_meta, up_bytes;
+    // meta (device; a copy of the upload's tail): [attention blocks p × uvec4][<s> rows p u32,
+    // padded to 16 bytes][attention grid 3 u32 + pad][gather grid 3 u32 + pad].
+    size_t blocks, cls, attn_args, cls_args, meta_bytes;
+    // Download (host-visible): [<s> rows p·h f32][sparse p f32][colbert p·h f32].
+    size_t sparse_at, col_at, down_bytes;
+} vk_layout;
+
+static vk_layout layout_for(size_t p, size_t h)
+{
+    vk_layout l;
+    l.blocks = 0;  // a block holds at least one token: at most p blocks
+    l.cls = p * 16;
+    l.attn_args = l.cls + (p * 4 + 15) / 16 * 16;
+    l.cls_args = l.attn_args + 16;
+    l.meta_bytes = l.cls_args + 16;
+    l.up_pos = p * h * 4;
+    l.up_meta = l.up_pos + (p * 4 + 15) / 16 * 16;
+    l.up_bytes = l.up_meta + l.meta_bytes;
+    l.sparse_at = p * h * 4;
+    l.col_at = l.sparse_at + p * 4;
+    l.down_bytes = l.col_at + p * h * 4;
+    return l;
+}
+
+// Forgets every recording (their sequences are kept for the next ones).
+static void drop_plans(vk_backend *vb)
+{
+    for (size_t i = 0; i < PLAN_SLOTS; i++)
+        vb->plans[i].tokens = 0;
+}
+
 static void free_activations(vk_backend *vb)
 {
-    m3_vk_buffer *all[] = {&vb->x, &vb->qkv, &vb->att, &vb->ffn, &vb->pos, &vb->blocks, &vb->up,
+    drop_plans(vb);  // they reference these buffers
+    m3_vk_buffer *all[] = {&vb->x, &vb->qkv, &vb->att, &vb->ffn, &vb->pos, &vb->meta, &vb->up,
                            &vb->down};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++)
         m3_vk_buffer_free(vb->dev, all[i]);
@@ -152,83 +217,77 @@ static void free_activations(vk_backend *vb)
     vb->bytes = 0;
 }
 
-// Up: [word rows T·H][positions T][blocks]. Down: [x rows T·H (cls)][sparse T][colbert T·H].
-static size_t up_bytes(size_t t, size_t h)
+static m3_status allocate(vk_backend *vb, size_t tokens, m3_error *err)
 {
-    return t * h * 4 + t * 4 + (t / M3_VK_ATTN_BLOCK + t + 1) * 16;
-}
-
-static m3_status reserve(vk_backend *vb, size_t tokens, m3_error *err)
-{
-    if (tokens <= vb->cap_tokens)
-        return M3_STATUS_OK;
     free_activations(vb);
     size_t h = (size_t)vb->cfg.hidden, f = (size_t)vb->cfg.intermediate;
     size_t range = (size_t)vb->dev->max_range;
     size_t ffn_rows = range / (f * 4);
     if (ffn_rows > tokens)
         ffn_rows = tokens;
-    size_t blocks = tokens / M3_VK_ATTN_BLOCK + tokens + 1;  // more than enough for any packing
+    vk_layout l = layout_for(tokens, h);
     m3_status st;
     if ((st = m3_vk_buffer_new(vb->dev, tokens * h * 4, false, &vb->x, err)) ||
         (st = m3_vk_buffer_new(vb->dev, tokens * 3 * h * 4, false, &vb->qkv, err)) ||
         (st = m3_vk_buffer_new(vb->dev, tokens * h * 4, false, &vb->att, err)) ||
         (st = m3_vk_buffer_new(vb->dev, ffn_rows * f * 4, false, &vb->ffn, err)) ||
         (st = m3_vk_buffer_new(vb->dev, tokens * 4, false, &vb->pos, err)) ||
-        (st = m3_vk_buffer_new(vb->dev, blocks * 16, false, &vb->blocks, err)) ||
-        (st = m3_vk_buffer_new(vb->dev, up_bytes(tokens, h), true, &vb->up, err)) ||
-        (st = m3_vk_buffer_new(vb->dev, (2 * tokens * h + tokens) * 4, true, &vb->down, err))) {
+        (st = m3_vk_buffer_new(vb->dev, l.meta_bytes, false, &vb->meta, err)) ||
+        (st = m3_vk_buffer_new(vb->dev, l.up_bytes, true, &vb->up, err)) ||
+        (st = m3_vk_buffer_new(vb->dev, l.down_bytes, true, &vb->down, err))) {
         free_activations(vb);
         return st;
     }
     vb->cap_tokens = tokens;
     vb->ffn_rows = ffn_rows;
-    vb->bytes = (tokens * (5 * h + 2) + ffn_rows * f) * 4 + blocks * 16 + up_bytes(tokens, h) +
-                (2 * tokens * h + tokens) * 4;
+    vb->bytes = (tokens * (5 * h + 1) + ffn_rows * f) * 4 + l.meta_bytes + l.up_bytes +
+                l.down_bytes;
     return M3_STATUS_OK;
+}
+
+// Activations for p (padded) tokens. They grow to at least twice the previous size (fewer
+// regrowths, each of which drops the recordings), or exactly p when that much does not fit.
+static m3_status reserve(vk_backend *vb, size_t p, m3_error *err)
+{
+    if (p <= vb->cap_tokens)
+        return M3_STATUS_OK;
+    size_t want = 2 * vb->cap_tokens;
+    if (want > vb->base.max_tokens)
+        want = vb->base.max_tokens;
+    if (want > p) {
+        m3_error local = {0};
+        if (allocate(vb, want, &local) == M3_STATUS_OK)
+            return M3_STATUS_OK;
+        if (!m3_vk_is_device_oom(&local)) {
+            if (err)
+                *err = local;
+            return local.status;
+        }
+    }
+    return allocate(vb, p, err);
 }
 
 // ---- The forward pass -------------------------------------------------------------------------
 
-static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t total,
-                         m3_error *err)
+// Records the pass of p (padded) tokens with these outputs into s. Everything that depends on
+// the packing is read from vb->meta at run time.
+static m3_status record(vk_backend *vb, m3_vk_sequence *s, size_t p, unsigned outputs,
+                        m3_error *err)
 {
     const size_t h = (size_t)vb->cfg.hidden, f = (size_t)vb->cfg.intermediate;
-    const size_t n = batch->n;
     m3_vk_device *d = vb->dev;
-    m3_vk_sequence *s = &vb->seq;
     const float eps = vb->cfg.layer_norm_eps;
-    double t0 = now();
-
-    // Host side: gather the word rows, positions and attention blocks into the upload buffer.
-    size_t *offsets = malloc((n + 1) * sizeof *offsets);
-    if (!offsets)
-        return m3_error_set(err, M3_STATUS_NOMEM, 0, "vulkan backend: out of memory");
-    unsigned char *up = vb->up.map;
-    float *word = (float *)(void *)up;
-    int32_t *pos = (int32_t *)(void *)(up + total * h * 4);
-    uint32_t *blocks = (uint32_t *)(void *)(up + total * h * 4 + total * 4);
-    offsets[0] = 0;
-    for (size_t q = 0; q < n; q++) {
-        size_t off = offsets[q];
-        for (size_t i = 0; i < batch->seqs[q].n; i++) {
-            tensor_row(vb->w->word, batch->seqs[q].ids[i], word + (off + i) * h, h);
-            pos[off + i] = (int32_t)(i + (size_t)vb->cfg.pad_token_id + 1);
-        }
-        offsets[q + 1] = off + batch->seqs[q].n;
-    }
-    size_t nb = m3_vk_attention_blocks(offsets, n, blocks);
-    size_t chunks = (total + vb->ffn_rows - 1) / vb->ffn_rows;
+    const vk_layout lay = layout_for(p, h);
+    size_t chunks = (p + vb->ffn_rows - 1) / vb->ffn_rows;
     uint32_t dispatches = (uint32_t)(4 + (size_t)vb->cfg.layers * (5 + 2 * chunks));
-
     m3_status st = m3_vk_sequence_begin(d, s, dispatches, err);
     if (st != M3_STATUS_OK)
-        goto done;
-    m3_vk_sequence_copy(s, &vb->up, 0, &vb->x, 0, total * h * 4);
-    m3_vk_sequence_copy(s, &vb->up, total * h * 4, &vb->pos, 0, total * 4);
-    m3_vk_sequence_copy(s, &vb->up, total * h * 4 + total * 4, &vb->blocks, 0, nb * 16);
+        return st;
+    m3_vk_sequence_copy(s, &vb->up, 0, &vb->x, 0, p * h * 4);
+    m3_vk_sequence_copy(s, &vb->up, lay.up_pos, &vb->pos, 0, p * 4);
+    m3_vk_sequence_copy(s, &vb->up, lay.up_meta, &vb->meta, 0, lay.meta_bytes);
     m3_vk_sequence_barrier(s);
-    uint32_t T = (uint32_t)total, H = (uint32_t)h, F = (uint32_t)f;
+    uint32_t T = (uint32_t)p, H = (uint32_t)h, F = (uint32_t)f;
     m3_vk_embed(d, s, &vb->k, &vb->x, T, H, &vb->emb_ln_w, &vb->emb_ln_b, eps, &vb->pos_table,
                 vb->ldpos, &vb->type_row, &vb->pos);
     const float scale = 1.0f / sqrtf((float)vb->k.head_dim);
@@ -240,8 +299,8 @@ static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t t
             .epilogue = M3_VK_BIAS,
         };
         m3_vk_gemm(d, s, &vb->k, &g);
-        m3_vk_attention(d, s, &vb->k, &vb->qkv, &vb->att, &vb->blocks, (uint32_t)nb,
-                        (uint32_t)vb->cfg.heads, H, scale);
+        m3_vk_attention(d, s, &vb->k, &vb->qkv, &vb->att, &vb->meta, 0, (uint32_t)vb->cfg.heads,
+                        H, scale, &vb->meta, lay.attn_args);
         g = (m3_vk_gemm_args){
             .a = &vb->att, .w = &L->out_w, .bias = &L->out_b, .r = &vb->x, .c = &vb->x,
             .m = T, .n = H, .k = H, .lda = H, .ldw = vb->ldw_h, .ldc = H, .ldr = H,
@@ -249,8 +308,8 @@ static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t t
         };
         m3_vk_gemm(d, s, &vb->k, &g);
         m3_vk_layernorm(d, s, &vb->k, &vb->x, T, H, &L->ln1_w, &L->ln1_b, eps);
-        for (size_t r0 = 0; r0 < total; r0 += vb->ffn_rows) {
-            uint32_t rows = (uint32_t)(total - r0 < vb->ffn_rows ? total - r0 : vb->ffn_rows);
+        for (size_t r0 = 0; r0 < p; r0 += vb->ffn_rows) {
+            uint32_t rows = (uint32_t)(p - r0 < vb->ffn_rows ? p - r0 : vb->ffn_rows);
             uint32_t off = (uint32_t)(r0 * h);
             g = (m3_vk_gemm_args){
                 .a = &vb->x, .w = &L->ffn_in_w, .bias = &L->ffn_in_b, .c = &vb->ffn,
@@ -267,28 +326,109 @@ static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t t
         }
         m3_vk_layernorm(d, s, &vb->k, &vb->x, T, H, &L->ln2_w, &L->ln2_b, eps);
     }
-
-    // Heads. Down buffer: [cls rows n·H][sparse T][colbert T·H].
-    const VkDeviceSize sparse_at = total * h * 4, col_at = sparse_at + total * 4;
-    if (batch->outputs & M3_OUTPUT_DENSE)
-        for (size_t q = 0; q < n; q++)
-            m3_vk_sequence_copy(s, &vb->x, offsets[q] * h * 4, &vb->down, q * h * 4, h * 4);
-    if (batch->outputs & M3_OUTPUT_SPARSE) {
+    if (outputs & M3_OUTPUT_DENSE)
+        m3_vk_gather_rows(d, s, &vb->k, &vb->x, H, &vb->meta, (uint32_t)(lay.cls / 4), &vb->down,
+                          &vb->meta, lay.cls_args);
+    if (outputs & M3_OUTPUT_SPARSE) {
         m3_vk_rowdot(d, s, &vb->k, &vb->x, T, H, &vb->sparse_w, vb->sparse_b, &vb->att);
-        m3_vk_sequence_copy(s, &vb->att, 0, &vb->down, sparse_at, total * 4);
+        m3_vk_sequence_copy(s, &vb->att, 0, &vb->down, lay.sparse_at, p * 4);
     }
-    if (batch->outputs & M3_OUTPUT_COLBERT) {
+    if (outputs & M3_OUTPUT_COLBERT) {
         m3_vk_gemm_args g = {
             .a = &vb->x, .w = &vb->colbert_w, .bias = &vb->colbert_b, .c = &vb->qkv,
             .m = T, .n = H, .k = H, .lda = H, .ldw = vb->ldw_h, .ldc = H, .epilogue = M3_VK_BIAS,
         };
         m3_vk_gemm(d, s, &vb->k, &g);
-        m3_vk_sequence_copy(s, &vb->qkv, 0, &vb->down, col_at, total * h * 4);
+        m3_vk_sequence_copy(s, &vb->qkv, 0, &vb->down, lay.col_at, p * h * 4);
     }
+    return m3_vk_sequence_end(d, s, err);
+}
+
+// The recording for (p, outputs): the cached one, or a new one in an empty or the least
+// recently used slot.
+static m3_status get_plan(vk_backend *vb, size_t p, unsigned outputs, vk_plan **out,
+                          m3_error *err)
+{
+    vk_plan *slot = NULL;
+    for (size_t i = 0; i < PLAN_SLOTS; i++) {
+        vk_plan *c = &vb->plans[i];
+        if (c->tokens == p && c->outputs == outputs) {
+            c->used = ++vb->clock;
+            vb->stats.replays++;
+            *out = c;
+            return M3_STATUS_OK;
+        }
+        if (!slot || (slot->tokens != 0 && (c->tokens == 0 || c->used < slot->used)))
+            slot = c;
+    }
+    if (slot->tokens != 0)
+        vb->stats.evictions++;
+    slot->tokens = 0;
+    m3_status st;
+    if (!slot->seq.pool && (st = m3_vk_sequence_new(vb->dev, &slot->seq, err)) != M3_STATUS_OK)
+        return st;
+    double t0 = now();
+    if ((st = record(vb, &slot->seq, p, outputs, err)) != M3_STATUS_OK)
+        return st;
+    vb->stats.record_seconds += now() - t0;
+    vb->stats.recordings++;
+    slot->tokens = p;
+    slot->outputs = outputs;
+    slot->used = ++vb->clock;
+    *out = slot;
+    return M3_STATUS_OK;
+}
+
+static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t total, size_t p,
+                         m3_error *err)
+{
+    const size_t h = (size_t)vb->cfg.hidden;
+    const size_t n = batch->n;
+    const vk_layout lay = layout_for(p, h);
+    double t0 = now();
+
+    // The inputs: word rows, positions, and the packing (attention blocks, <s> rows, grids).
+    size_t *offsets = malloc((n + 1) * sizeof *offsets);
+    if (!offsets)
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "vulkan backend: out of memory");
+    unsigned char *up = vb->up.map;
+    float *word = (float *)(void *)up;
+    int32_t *pos = (int32_t *)(void *)(up + lay.up_pos);
+    unsigned char *meta = up + lay.up_meta;
+    uint32_t *cls = (uint32_t *)(void *)(meta + lay.cls);
+    const int32_t first_pos = vb->cfg.pad_token_id + 1;
+    offsets[0] = 0;
+    for (size_t q = 0; q < n; q++) {
+        size_t off = offsets[q];
+        for (size_t i = 0; i < batch->seqs[q].n; i++) {
+            tensor_row(vb->w->word, batch->seqs[q].ids[i], word + (off + i) * h, h);
+            pos[off + i] = (int32_t)i + first_pos;
+        }
+        cls[q] = (uint32_t)off;
+        offsets[q + 1] = off + batch->seqs[q].n;
+    }
+    memset(word + total * h, 0, (p - total) * h * 4);
+    for (size_t t = total; t < p; t++)
+        pos[t] = first_pos;
+    size_t nb = m3_vk_attention_blocks(offsets, n, (uint32_t *)(void *)(meta + lay.blocks));
+    uint32_t *attn_args = (uint32_t *)(void *)(meta + lay.attn_args);
+    uint32_t *cls_args = (uint32_t *)(void *)(meta + lay.cls_args);
+    attn_args[0] = (uint32_t)nb;
+    attn_args[1] = (uint32_t)vb->cfg.heads;
+    attn_args[2] = 1;
+    cls_args[0] = (uint32_t)n;
+    cls_args[1] = 1;
+    cls_args[2] = 1;
     double t1 = now();
-    if ((st = m3_vk_sequence_submit(d, s, err)) != M3_STATUS_OK)
+
+    vk_plan *plan;
+    m3_status st = get_plan(vb, p, batch->outputs, &plan, err);
+    if (st != M3_STATUS_OK)
         goto done;
     double t2 = now();
+    if ((st = m3_vk_sequence_run(vb->dev, &plan->seq, err)) != M3_STATUS_OK)
+        goto done;
+    double t3 = now();
 
     const unsigned char *down = vb->down.map;
     for (size_t q = 0; q < n; q++) {
@@ -296,17 +436,23 @@ static m3_status forward(vk_backend *vb, const m3_backend_batch *batch, size_t t
         if (batch->outputs & M3_OUTPUT_DENSE)
             memcpy(batch->cls[q], down + q * h * 4, h * 4);
         if ((batch->outputs & M3_OUTPUT_COLBERT) && len > 1)
-            memcpy(batch->colbert[q], down + col_at + (offsets[q] + 1) * h * 4, (len - 1) * h * 4);
+            memcpy(batch->colbert[q], down + lay.col_at + (offsets[q] + 1) * h * 4,
+                   (len - 1) * h * 4);
     }
     if (batch->outputs & M3_OUTPUT_SPARSE)
-        memcpy(batch->sparse, down + sparse_at, total * 4);
+        memcpy(batch->sparse, down + lay.sparse_at, total * 4);
     // Without per-kernel timestamps the device time is reported as one figure under gemm, which
-    // dominates it (documented in docs/vulkan.md); host-side gathering and copies are "other".
+    // dominates it (documented in docs/vulkan.md); host-side gathering, recording and copies are
+    // "other".
+    double t4 = now();
     m3_encoder_profile *prof = &vb->base.profile;
-    prof->gemm += t2 - t1;
-    prof->other += (t1 - t0) + (now() - t2);
+    prof->gemm += t3 - t2;
+    prof->other += (t2 - t0) + (t4 - t3);
     prof->tokens += total;
     prof->forwards++;
+    vb->stats.run_seconds += t3 - t2;
+    vb->stats.host_seconds += (t1 - t0) + (t4 - t3);
+    vb->stats.padded_tokens += p - total;
 done:
     free(offsets);
     return st;
@@ -321,8 +467,9 @@ static m3_status vk_encode(m3_backend *be, const m3_backend_batch *batch, m3_err
     for (size_t q = 0; q < batch->n; q++)
         total += batch->seqs[q].n;
     M3_ASSERT(total <= vb->base.max_tokens);
+    size_t p = m3_vulkan_padded_tokens(total, vb->base.max_tokens);
     m3_error local = {0};
-    m3_status st = reserve(vb, total, &local);
+    m3_status st = reserve(vb, p, &local);
     if (st != M3_STATUS_OK && m3_vk_is_device_oom(&local) && batch->n > 1) {
         // Out of device memory: retry as two smaller passes (whole sequences each).
         size_t half = batch->n / 2, tok = 0;
@@ -346,7 +493,21 @@ static m3_status vk_encode(m3_backend *be, const m3_backend_batch *batch, m3_err
             *err = local;
         return st;
     }
-    return forward(vb, batch, total, err);
+    return forward(vb, batch, total, p, err);
+}
+
+void m3_vulkan_backend_get_stats(const m3_backend *be, m3_vulkan_stats *out)
+{
+    const vk_backend *vb = (const vk_backend *)be;
+    *out = vb->stats;
+    out->plans = 0;
+    for (size_t i = 0; i < PLAN_SLOTS; i++)
+        out->plans += vb->plans[i].tokens != 0;
+}
+
+void m3_vulkan_backend_drop_plans(m3_backend *be)
+{
+    drop_plans((vk_backend *)be);
 }
 
 // ---- Lifetime ---------------------------------------------------------------------------------
@@ -367,6 +528,19 @@ static size_t vk_activation_bytes(const m3_backend *be)
     return ((const vk_backend *)be)->bytes;
 }
 
+static bool vk_device(const m3_backend *be, m3_encoder_device *out)
+{
+    const vk_backend *vb = (const vk_backend *)be;
+    *out = (m3_encoder_device){
+        .name = vb->dev->props.deviceName,
+        .peak_bytes = vb->dev->peak,
+        .now_bytes = vb->dev->allocated,
+        .host_peak_bytes = vb->dev->host_peak,
+    };
+    m3_vk_device_budget(vb->dev, &out->heap_budget, &out->heap_usage);
+    return true;
+}
+
 static void vk_free(m3_backend *be)
 {
     vk_backend *vb = (vk_backend *)be;
@@ -375,10 +549,17 @@ static void vk_free(m3_backend *be)
     if (vb->dev) {
         uint64_t budget, usage;
         m3_vk_device_budget(vb->dev, &budget, &usage);
-        m3_log(M3_LOG_DEBUG, "vulkan: peak device memory %.1f MiB (heap usage now %.1f MiB of %.1f)",
-               (double)vb->dev->peak / 1048576.0, (double)usage / 1048576.0,
-               (double)budget / 1048576.0);
+        m3_log(M3_LOG_DEBUG,
+               "vulkan: peak device memory %.1f MiB + %.1f MiB host-visible (heap usage now %.1f "
+               "MiB of %.1f); %zu recordings (%.3f ms each), %zu replays, %zu evictions",
+               (double)vb->dev->peak / 1048576.0, (double)vb->dev->host_peak / 1048576.0,
+               (double)usage / 1048576.0, (double)budget / 1048576.0, vb->stats.recordings,
+               vb->stats.recordings ? 1e3 * vb->stats.record_seconds / (double)vb->stats.recordings
+                                    : 0.0,
+               vb->stats.replays, vb->stats.evictions);
         free_activations(vb);
+        for (size_t i = 0; i < PLAN_SLOTS; i++)
+            m3_vk_sequence_free(vb->dev, &vb->plans[i].seq);
         if (vb->layers) {
             for (int l = 0; l < vb->cfg.layers; l++) {
                 vk_layer *L = &vb->layers[l];
@@ -393,7 +574,6 @@ static void vk_free(m3_backend *be)
                                &vb->colbert_w, &vb->colbert_b, &vb->sparse_w};
         for (size_t i = 0; i < sizeof all / sizeof *all; i++)
             m3_vk_buffer_free(vb->dev, all[i]);
-        m3_vk_sequence_free(vb->dev, &vb->seq);
         m3_vk_kernels_free(vb->dev, &vb->k);
         m3_vk_device_close(vb->dev);
     }
@@ -404,8 +584,9 @@ static void vk_free(m3_backend *be)
 m3_status m3_vulkan_backend_new(const m3_model *model, const m3_encoder_options *options,
                                 m3_backend **out, m3_error *err)
 {
-    (void)options;
     *out = NULL;
+    // "auto" asks for a GPU: a CPU Vulkan device (lavapipe) is slower than the CPU backend.
+    const bool gpu_only = options && options->backend && strcmp(options->backend, "auto") == 0;
     const m3_model_config *cfg = m3_model_get_config(model);
     const m3_model_weights *w = m3_model_get_weights(model);
     if (cfg->heads <= 0 || cfg->hidden % cfg->heads != 0)
@@ -418,9 +599,8 @@ m3_status m3_vulkan_backend_new(const m3_model *model, const m3_encoder_options 
     vb->w = w;
     size_t h = (size_t)cfg->hidden;
     m3_status st;
-    if ((st = m3_vk_device_open(&vb->dev, err)) ||
-        (st = m3_vk_kernels_new(vb->dev, (uint32_t)(cfg->hidden / cfg->heads), &vb->k, err)) ||
-        (st = m3_vk_sequence_new(vb->dev, &vb->seq, err)))
+    if ((st = m3_vk_device_open(&vb->dev, gpu_only ? M3_VK_GPU_ONLY : 0, err)) ||
+        (st = m3_vk_kernels_new(vb->dev, (uint32_t)(cfg->hidden / cfg->heads), &vb->k, err)))
         goto fail;
     size_t longest = cfg->max_positions > 2 ? (size_t)cfg->max_positions - 2 : 1;
     size_t max_tokens = longest > MIN_BATCH_TOKENS ? longest : MIN_BATCH_TOKENS;
@@ -458,8 +638,8 @@ m3_status m3_vulkan_backend_new(const m3_model *model, const m3_encoder_options 
         if ((st = load_layer(vb, &w->layers[l], &vb->layers[l], err)))
             goto fail;
     m3_vk_pipeline_cache_save(vb->dev);
-    snprintf(vb->kernel_name, sizeof vb->kernel_name, "%s on %s", vb->k.name,
-             vb->dev->props.deviceName);
+    snprintf(vb->kernel_name, sizeof vb->kernel_name, "%s, %s, on %s", vb->k.name,
+             vb->dev->use_push ? "push descriptors" : "descriptor sets", vb->dev->props.deviceName);
     vb->base = (m3_backend){
         .name = "vulkan",
         .ctx = vb,
@@ -468,6 +648,7 @@ m3_status m3_vulkan_backend_new(const m3_model *model, const m3_encoder_options 
         .threads = vk_threads,
         .kernel_name = vk_kernel_name,
         .activation_bytes = vk_activation_bytes,
+        .device = vk_device,
         .free = vk_free,
     };
     *out = &vb->base;
