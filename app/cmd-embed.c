@@ -19,7 +19,7 @@ static const char usage_text[] =
     "Reads one JSON string per line on standard input and writes one JSON object per line:\n"
     "  {\"tokens\": N, \"dense\": [...], \"sparse\": {\"<id>\": weight, ...}, \"colbert\": [[...], ...]}\n\n"
     "  --model DIR        the model folder (Hugging Face layout of BAAI/bge-m3)\n"
-    "  --backend NAME     cpu (default)\n"
+    "  --backend NAME     cpu (default), vulkan, or auto (vulkan on a GPU, else cpu)\n"
     "  --max-length N     truncate each text to N tokens, <s> and </s> included (default 8192)\n"
     "  --threads N        worker threads (default: one per CPU)\n"
     "  --outputs LIST     comma-separated subset of dense,sparse,colbert (default: all three)\n"

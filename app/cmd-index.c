@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact] [--colbert KIND]
+// m3 index [--index DIR] --model DIR [--backend auto] [--rebuild] [--exact] [--colbert KIND]
 //          [--colbert-pool N] PATH...
 // Walks the files and folders given (never following symlinks, skipping hidden entries), skips
 // unchanged files (size and mtime, then content hash), re-indexes changed ones and drops deleted
@@ -30,13 +30,13 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 index [--index DIR] --model DIR [--backend cpu] [--rebuild] [--exact]\n"
+    "usage: m3 index [--index DIR] --model DIR [--backend auto] [--rebuild] [--exact]\n"
     "                [--colbert int8|bits|none] [--colbert-pool 1|2] PATH...\n\n"
     "Indexes the text files under each PATH (files or folders) for 'm3 search'.\n"
     "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped.\n\n"
     "  --index DIR          the index folder (default $XDG_DATA_HOME/m3search/index)\n"
     "  --model DIR          the model folder (BAAI/bge-m3 layout); default $M3_MODEL\n"
-    "  --backend NAME       encoder backend: cpu (default)\n"
+    "  --backend NAME       encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
     "  --threads N          encoder threads (default: one per CPU)\n"
     "  --rebuild            delete the index first and index everything again\n"
     "  --exact              (new index) also keep exact fp32 vectors\n"
@@ -398,6 +398,7 @@ int m3_cmd_index(int argc, char **argv)
     };
     const char *index_dir = NULL, *model_dir = getenv("M3_MODEL");
     m3_encoder_options eopt = m3_encoder_options_default();
+    eopt.backend = "auto";  // a GPU when there is one (encoder.h)
     size_t threads = 0, chunk_tokens = 512, overlap = 64, batch_tokens = 8192, max_size = 64u << 20;
     size_t commit_ms = 2000;
     bool rebuild = false, exact = false, quiet = false;

@@ -17,7 +17,7 @@ static const char usage_text[] =
     "Finds the indexed files that best match QUERY, by meaning, in any language.\n\n"
     "  --index DIR        the index folder (default $XDG_DATA_HOME/m3search/index)\n"
     "  --model DIR        the model folder the index was built with; default $M3_MODEL\n"
-    "  --backend NAME     encoder backend: cpu (default)\n"
+    "  --backend NAME     encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
     "  --threads N        encoder threads (default: one per CPU)\n"
     "  --limit N          results (default 10)\n"
     "  --json             JSON output\n"
@@ -103,6 +103,7 @@ int m3_cmd_search(int argc, char **argv)
     };
     const char *index_dir = NULL, *model_dir = getenv("M3_MODEL"), *mode = "hybrid";
     m3_encoder_options eopt = m3_encoder_options_default();
+    eopt.backend = "auto";  // a GPU when there is one (encoder.h)
     m3_search_options so = m3_search_options_default();
     bool json = false, weights_set = false;
     size_t limit = 10, candidates = 200, threads = 0;

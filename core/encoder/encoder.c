@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "encoder/backend.h"
 // ---- Vulkan backend hook (GPU engineer) ----
 #ifdef M3_HAVE_VULKAN
-#include "base/log.h"
 #include "encoder/vulkan/vulkan-backend.h"
 #endif
 // ---- end Vulkan hook ----
@@ -25,6 +25,8 @@ struct m3_encoder {
     m3_backend *be;
     m3_model_config cfg;
     double post_seconds;  // post-processing time, reported as "other"
+    const m3_model *model;       // borrowed (outlives the encoder): for the CPU fallback
+    m3_encoder_options options;
 };
 
 m3_encoder_options m3_encoder_options_default(void)
@@ -61,6 +63,8 @@ m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *option
     if (!enc)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "encoder: out of memory");
     enc->cfg = *m3_model_get_config(model);
+    enc->model = model;
+    enc->options = opt;
     m3_status st = M3_STATUS_OK;
     bool cpu = !vulkan;
 #ifdef M3_HAVE_VULKAN  // ---- Vulkan backend hook (GPU engineer) ----
@@ -237,15 +241,10 @@ static m3_status check_inputs(const m3_encoder *enc, const m3_sequence *seqs, si
     return M3_STATUS_OK;
 }
 
-m3_status m3_encoder_encode(m3_encoder *enc, const m3_sequence *seqs, size_t n, unsigned outputs,
-                            m3_embedding *out, m3_error *err)
+static m3_status encode_once(m3_encoder *enc, const m3_sequence *seqs, size_t n, unsigned outputs,
+                             m3_embedding *out, m3_error *err)
 {
-    m3_status st = check_inputs(enc, seqs, n, outputs, out, err);
-    if (st != M3_STATUS_OK)
-        return st;
-    if (n == 0)
-        return M3_STATUS_OK;
-
+    m3_status st;
     const size_t h = (size_t)enc->cfg.hidden;
     const size_t budget = enc->be->max_tokens;
     for (size_t s = 0; s < n; s++)
@@ -318,5 +317,31 @@ done:
     free(cls);
     free(col);
     free(sparse);
+    return st;
+}
+
+m3_status m3_encoder_encode(m3_encoder *enc, const m3_sequence *seqs, size_t n, unsigned outputs,
+                            m3_embedding *out, m3_error *err)
+{
+    m3_status st = check_inputs(enc, seqs, n, outputs, out, err);
+    if (st != M3_STATUS_OK || n == 0)
+        return st;
+    m3_error local = {0};
+    st = encode_once(enc, seqs, n, outputs, out, &local);
+    // A GPU that was lost (reset, driver crash) or has no memory left even for one sequence at a
+    // time: the work is not lost, the CPU backend takes over for the rest of the encoder's life.
+    const bool device_failed = st == M3_STATUS_DEVICE || (st == M3_STATUS_NOMEM && local.code != 0);
+    if (device_failed && strcmp(enc->be->name, "cpu") != 0) {
+        m3_backend *cpu;
+        m3_error cerr = {0};
+        if (m3_cpu_backend_new(enc->model, &enc->options, &cpu, &cerr) == M3_STATUS_OK) {
+            m3_log(M3_LOG_WARN, "encoder: %s; continuing on the CPU backend", local.message);
+            enc->be->free(enc->be);
+            enc->be = cpu;
+            return encode_once(enc, seqs, n, outputs, out, err);
+        }
+    }
+    if (st != M3_STATUS_OK && err)
+        *err = local;
     return st;
 }

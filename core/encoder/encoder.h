@@ -74,14 +74,16 @@ typedef struct m3_embedding {
 } m3_embedding;
 
 // Creates an encoder for model with the chosen backend. The backend may prepare the weights
-// (repack, convert) once here. Errors: M3_STATUS_INVALID (unknown backend), M3_STATUS_NOMEM,
-// M3_STATUS_DEVICE.
+// (repack, convert) once here. The model must outlive the encoder. Errors: M3_STATUS_INVALID
+// (unknown backend), M3_STATUS_NOMEM, M3_STATUS_DEVICE.
 m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *options, m3_encoder **out,
                          m3_error *err);
 
 // Encodes n sequences; outputs is a mask of m3_output. out[0..n) are overwritten (not cleared
 // first). On error, nothing is left allocated in out. Errors: M3_STATUS_INVALID (empty sequence,
-// too long, id out of range), M3_STATUS_NOMEM.
+// too long, id out of range), M3_STATUS_NOMEM. When a GPU backend fails (device lost, device
+// memory exhausted even for one sequence per pass), a warning is logged, the encoder switches to
+// the CPU backend for the rest of its life and redoes the call: the caller sees no error.
 m3_status m3_encoder_encode(m3_encoder *enc, const m3_sequence *seqs, size_t n, unsigned outputs,
                             m3_embedding *out, m3_error *err);
 

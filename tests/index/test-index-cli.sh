@@ -131,6 +131,20 @@ fi
 err=$("$m3" search "${T[@]}" --index "$tmp/idx-gguf" --model "$model" "x" 2>&1)
 [[ $? -eq 1 ]] && grep -q "was built with model 'm3-tiny.gguf" <<<"$err" && pass "folder refused on a GGUF-built index" || fail "folder on a GGUF-built index: $err"
 rm -rf "$tmp/idx-gguf"
+# ---- a GPU lost mid-run: the encoder continues on the CPU, nothing is lost ----------------------
+if [[ $backend == vulkan ]]; then
+  lost=$tmp/idx-lost
+  want=$("$m3" status --index "$idx" --json | jq .files)
+  if out=$(M3_VULKAN_FAIL_AFTER=2 "$m3" index "${T[@]}" --index "$lost" --model "$model" --chunk-tokens 32 --overlap 8 --batch-tokens 64 "$docs" 2>&1) &&
+     grep -q "VK_ERROR_DEVICE_LOST.*continuing on the CPU backend" <<<"$out" &&
+     [[ $("$m3" status --index "$lost" --json | jq .files) -eq $want ]] && "$m3" check --index "$lost" >/dev/null; then
+    pass "device lost after 2 passes: indexing finished on the CPU backend, all $want files"
+  else
+    fail "device lost: $out"
+  fi
+  rm -rf "$lost"
+fi
+
 # ---- one writer at a time; searches run while indexing -----------------------------------------
 conc=$tmp/idx-conc
 big=$tmp/big

@@ -57,6 +57,9 @@ typedef struct vk_backend {
     vk_plan plans[PLAN_SLOTS];
     uint64_t clock;
     m3_vulkan_stats stats;
+    // Fault injection for tests: M3_VULKAN_FAIL_AFTER=N makes the pass after N good ones fail as
+    // a lost device would (VK_ERROR_DEVICE_LOST); -1 (unset): never.
+    long fail_after;
     vk_layer *layers;
     uint32_t ldw_h, ldw_f, ldpos;
     m3_vk_buffer pos_table, type_row, emb_ln_w, emb_ln_b;
@@ -468,6 +471,8 @@ static m3_status vk_encode(m3_backend *be, const m3_backend_batch *batch, m3_err
         total += batch->seqs[q].n;
     M3_ASSERT(total <= vb->base.max_tokens);
     size_t p = m3_vulkan_padded_tokens(total, vb->base.max_tokens);
+    if (vb->fail_after >= 0 && vb->fail_after-- == 0)  // M3_VULKAN_FAIL_AFTER (tests)
+        return m3_vk_error(err, VK_ERROR_DEVICE_LOST, "vkQueueSubmit (injected by M3_VULKAN_FAIL_AFTER)");
     m3_error local = {0};
     m3_status st = reserve(vb, p, &local);
     if (st != M3_STATUS_OK && m3_vk_is_device_oom(&local) && batch->n > 1) {
@@ -597,6 +602,8 @@ m3_status m3_vulkan_backend_new(const m3_model *model, const m3_encoder_options 
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "vulkan backend: out of memory");
     vb->cfg = *cfg;
     vb->w = w;
+    const char *fail = getenv("M3_VULKAN_FAIL_AFTER");
+    vb->fail_after = fail && *fail ? strtol(fail, NULL, 10) : -1;
     size_t h = (size_t)cfg->hidden;
     m3_status st;
     if ((st = m3_vk_device_open(&vb->dev, gpu_only ? M3_VK_GPU_ONLY : 0, err)) ||
