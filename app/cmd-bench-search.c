@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // m3 bench search [--chunks N,...] [--queries Q] [--dim D] [--colbert-tokens T] [--seed S]
-//                 [--index DIR] [--keep] [--no-brute] [--json]
+//                 [--weights D,S,C] [--index DIR] [--keep] [--no-brute] [--json]
 // Latency of the hybrid index search (m3_index_search, default options) on synthetic indexes of
 // 100 k and 1 M chunks, built through the public writer (so the real on-disk format, with the
 // index's default ColBERT storage), against a brute-force fp32 scan of the same data held in
@@ -36,8 +36,9 @@
 // vocabulary-sized table of the query's weights), both for all N chunks; the best R = 100 by
 // (wd + wc)·dense + ws·sparse (the index's own re-ranking rule and count); fp32 ColBERT MaxSim
 // for those R; the hybrid (wd·d + ws·s + wc·c)/(wd + ws + wc) with the default weights; the best
-// chunk per file; the top 10. recall@10 is the share of the baseline's 10 chunk ids that the
-// index search returns.
+// chunk per file; the top 10 (with the sparse weight alone, a chunk without any query term is no
+// result, as in the index). recall@10 is the share of the baseline's 10 chunk ids that the index
+// search returns.
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -59,7 +60,7 @@
 
 static const char usage_text[] =
     "usage: m3 bench search [--chunks N,...] [--queries Q] [--dim D] [--colbert-tokens T] [--seed S]\n"
-    "                       [--index DIR] [--keep] [--no-brute] [--json]\n\n"
+    "                       [--weights D,S,C] [--index DIR] [--keep] [--no-brute] [--json]\n\n"
     "Builds a synthetic index of N chunks (8 per file; clustered unit dense vectors, Zipf sparse\n"
     "terms, T ColBERT rows per chunk) through the index writer, then measures m3_index_search with\n"
     "the default options (hybrid) on Q synthetic query embeddings, and in the same run a brute-force\n"
@@ -72,6 +73,7 @@ static const char usage_text[] =
     "  --dim D              vector dimension (default 1024, BGE-M3's)\n"
     "  --colbert-tokens T   ColBERT rows per chunk (default 16)\n"
     "  --seed S             data seed (default 1)\n"
+    "  --weights D,S,C      hybrid weights of both sides (default the search's: 0.4,0.2,0.4)\n"
     "  --index DIR          build the indexes in DIR/n<N>-d<D>-t<T> (default: a temporary folder);\n"
     "                       an index kept there by --keep with the same parameters is reused\n"
     "  --keep               keep the indexes\n"
@@ -692,7 +694,8 @@ static void brute_task(void *arg, size_t task, int thread)
         for (uint64_t k = b->off[i]; k < b->off[i + 1]; k++) s += c->qw[b->term[k]] * b->weight[k];
         c->dense[i] = d;
         c->sparse[i] = s;
-        heap_push(h, &nh, RERANK, (uint32_t)i, c->wdc * d + c->ws * s);
+        // Sparse alone: a chunk without any query term is no result (as in the index).
+        if (c->wdc > 0 || s > 0) heap_push(h, &nh, RERANK, (uint32_t)i, c->wdc * d + c->ws * s);
     }
     c->n_top[task] = nh;
 }
@@ -751,6 +754,7 @@ typedef struct result {
     bool reused, rss_reset;
     double build_s, build_rss_mib, build_anon_mib, search_rss_mib, search_anon_mib, brute_mib;
     const char *colbert;  // the index's ColBERT storage
+    float weights[3];
     double cpu, brute_cpu;  // mean CPU ms per query, all threads
     double p50, p99, mean, again_p50, again_p99, again_mean, brute_p50, brute_p99, brute_mean, recall;
     uint64_t disk_bytes;
@@ -790,13 +794,14 @@ static bool index_matches(const char *dir, const synth *s)
     return ok;
 }
 
-static int run_size(const synth *s, const char *dir, size_t n_queries, bool progress, bool brute_force, result *res,
-                    m3_error *err)
+static int run_size(const synth *s, const char *dir, size_t n_queries, const float weights[3], bool progress,
+                    bool brute_force, result *res, m3_error *err)
 {
     memset(res, 0, sizeof *res);
     res->n = s->n;
     res->files = s->files;
     res->queries = n_queries;
+    memcpy(res->weights, weights, sizeof res->weights);
     res->rss_reset = peak_rss_reset();
     // 1. The index, through the writer.
     if (index_matches(dir, s)) {
@@ -837,6 +842,7 @@ static int run_size(const synth *s, const char *dir, size_t n_queries, bool prog
     res->colbert = m3_colbert_storage_name(m3_index_get_colbert(idx, NULL));
     res->rss_reset = peak_rss_reset() && res->rss_reset;
     m3_search_options so = m3_search_options_default();
+    memcpy(so.weights, weights, sizeof so.weights);
     // Each timed query runs twice in a row: the first run maps the pages it reads for the first
     // time in this process (as a fresh `m3 search` does), the repeat finds them mapped (as a
     // long-running process searching again does).
@@ -950,11 +956,11 @@ static void json_num(const char *key, const char *fmt, double v, bool valid)
 static void print_json(const result *r, const synth *s, int threads)
 {
     const m3_index_stats *st = &r->stats;
-    bool built = !r->reused, brute = r->brute_p50 > 0;
+    bool built = !r->reused, measured = r->brute_p50 > 0;
     printf("{\"chunks\": %zu, \"files\": %zu, \"dim\": %zu, \"colbert_tokens\": %zu, \"colbert_storage\": \"%s\", "
-           "\"queries\": %zu, \"threads\": %d, \"reused_index\": %s",
-           r->n, r->files, s->dim, s->rows, r->colbert ? r->colbert : "?", r->queries, threads,
-           r->reused ? "true" : "false");
+           "\"weights\": [%g, %g, %g], \"queries\": %zu, \"threads\": %d, \"reused_index\": %s",
+           r->n, r->files, s->dim, s->rows, r->colbert ? r->colbert : "?", r->weights[0], r->weights[1],
+           r->weights[2], r->queries, threads, r->reused ? "true" : "false");
     json_num("build_s", "%.2f", r->build_s, built);
     json_num("build_peak_rss_mib", "%.0f", r->build_rss_mib, built);
     json_num("build_peak_anon_mib", "%.0f", r->build_anon_mib, built);
@@ -971,14 +977,14 @@ static void print_json(const result *r, const synth *s, int threads)
     json_num("search_peak_rss_mib", "%.0f", r->search_rss_mib, true);
     json_num("search_peak_anon_mib", "%.0f", r->search_anon_mib, true);
     printf(", \"rss_peak_reset\": %s", r->rss_reset ? "true" : "false");
-    json_num("brute_p50_ms", "%.3f", r->brute_p50, brute);
-    json_num("brute_p99_ms", "%.3f", r->brute_p99, brute);
-    json_num("brute_mean_ms", "%.3f", r->brute_mean, brute);
-    json_num("brute_cpu_ms", "%.3f", r->brute_cpu, brute);
-    json_num("brute_data_mib", "%.0f", r->brute_mib, brute);
-    json_num("speedup_p50", "%.2f", r->brute_p50 / r->p50, brute);
-    json_num("speedup_p99", "%.2f", r->brute_p99 / r->p99, brute);
-    json_num("recall_at_10", "%.4f", r->recall, brute);
+    json_num("brute_p50_ms", "%.3f", r->brute_p50, measured);
+    json_num("brute_p99_ms", "%.3f", r->brute_p99, measured);
+    json_num("brute_mean_ms", "%.3f", r->brute_mean, measured);
+    json_num("brute_cpu_ms", "%.3f", r->brute_cpu, measured);
+    json_num("brute_data_mib", "%.0f", r->brute_mib, measured);
+    json_num("speedup_p50", "%.2f", r->brute_p50 / r->p50, measured);
+    json_num("speedup_p99", "%.2f", r->brute_p99 / r->p99, measured);
+    json_num("recall_at_10", "%.4f", r->recall, measured);
     puts("}");
 }
 
@@ -1020,6 +1026,7 @@ int m3_cmd_bench_search(int argc, char **argv)
         {"index", required_argument, NULL, 'i'},
         {"keep", no_argument, NULL, 'k'},
         {"no-brute", no_argument, NULL, 'B'},
+        {"weights", required_argument, NULL, 'w'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -1027,6 +1034,8 @@ int m3_cmd_bench_search(int argc, char **argv)
     size_t sizes[MAX_SIZES], n_sizes = 0, n_queries = 200, dim = 1024, rows = 16, seed = 1;
     const char *index_dir = NULL;
     bool keep = false, json = false, brute_force = true;
+    float weights[3];
+    memcpy(weights, m3_search_options_default().weights, sizeof weights);
     parse_sizes("100000,1000000", sizes, &n_sizes);
     int c;
     optind = 1;
@@ -1053,6 +1062,9 @@ int m3_cmd_bench_search(int argc, char **argv)
         case 'i': index_dir = optarg; break;
         case 'k': keep = true; break;
         case 'B': brute_force = false; break;
+        case 'w':
+            if (!m3_cli_parse_weights("bench search", optarg, weights)) return M3_EXIT_USAGE;
+            break;
         case 'j': json = true; break;
         case 'h': fputs(usage_text, stdout); return M3_EXIT_OK;
         default: fputs(usage_text, stderr); return M3_EXIT_USAGE;
@@ -1090,7 +1102,7 @@ int m3_cmd_bench_search(int argc, char **argv)
         snprintf(dir, sizeof dir, "%s/n%zu-d%zu-t%zu", index_dir, sizes[i], dim, rows);
         result r;
         m3_error err = {0};
-        if (run_size(&s, dir, n_queries, progress, brute_force, &r, &err) != 0) status = m3_cli_fail_error("bench search", &err);
+        if (run_size(&s, dir, n_queries, weights, progress, brute_force, &r, &err) != 0) status = m3_cli_fail_error("bench search", &err);
         else if (json) print_json(&r, &s, threads), fflush(stdout);
         else print_table(&r, &s, threads);
         if (!keep) remove_index(dir);

@@ -128,9 +128,10 @@ static void idset_unique(idset *s)
 // the scan, bound by memory bandwidth, overlaps the postings' pointer chasing. Each participant
 // keeps its best by (Hamming distance, chunk id), a total order, so the merged set does not
 // depend on the threads or their timing: hits under the current bar are appended, and cut back
-// to the best k through a histogram of the distances whenever they pass 2k. Stage 2 keeps the best 4 × want of those by the float
-// query against their signs (asymmetric estimate); stage 3 rescores these with the int8 vectors
-// and keeps the best `want`. (At 1 M chunks, keeping 2 × want at stage 2 lost recall; 4 × did not.)
+// to the best k through a histogram of the distances whenever they pass 2k. Stage 2 keeps the
+// best 4 × want of those by the float query against their signs (asymmetric estimate); stage 3
+// rescores these with the int8 vectors and keeps the best `want`. (At 1 M chunks, keeping 2 × want
+// at stage 2 lost recall; 4 × did not: docs/index.md.)
 enum { SCAN_STEP = 8, SCAN_MIN_BLOCKS = 32, SCAN_MAX_THREADS = 8, COARSE = 8, ASYM = 4 };
 
 typedef struct code_block {
@@ -284,10 +285,10 @@ static m3_status dense_scan_start(m3_index *idx, MDB_txn *txn, const float *q, s
     return M3_STATUS_OK;
 }
 
-// Keeps the best keep of hits[0, *n) by the float query against their sign codes: Σ q[i]·(±1), from
-// one table per code byte of the sums of q over the bits it sets. A much finer estimate than the
-// Hamming distance, at no cost in memory traffic (the codes were just scanned), so that the int8
-// stage reads half as many vectors.
+// Keeps the best keep of hits[0, *n) by the float query against their sign codes, Σ q[i]·(±1),
+// ranked by its variable part Σ q over the set bits, read from one table per code byte of the
+// sums for its 256 values. A much finer estimate than the Hamming distance, on codes just scanned
+// (no page of the map is new), so that the int8 stage reads half as many vectors.
 static m3_status asymmetric_select(const dense_scan *ds, hamming_hit *hits, size_t *n, size_t keep)
 {
     if (*n <= keep) return M3_STATUS_OK;
@@ -329,9 +330,9 @@ static m3_status asymmetric_select(const dense_scan *ds, hamming_hit *hits, size
 }
 
 // Joins the scan (the calling thread takes what is left), merges the participants' best, keeps
-// the best 4 × want of them by the asymmetric estimate and rescores those with the int8 vectors;
-// adds the best `want` to out. With ok false (an earlier
-// error) it only waits for the helpers and frees.
+// the best 4 × want of them by the asymmetric estimate and rescores those with the int8 vectors,
+// zero-copy; adds the best `want` to out. With ok false (an earlier error) it only stops and
+// waits for the helpers, and frees.
 static m3_status dense_scan_finish(m3_index *idx, MDB_txn *txn, dense_scan *ds, bool ok, idset *out, m3_error *err)
 {
     m3_status s = M3_STATUS_OK;
@@ -398,8 +399,9 @@ done:
 // to an accumulator (a hash table). Once the bounds of the terms left sum below θ, the want-th best
 // accumulated score, no new chunk can: the accumulators that can still reach θ become a candidate
 // list sorted by id, and each remaining term is only looked up for them — its block by galloping
-// over the blocks' id ranges, the id inside the block (ids are sorted) by binary search — so a
-// frequent term's long list costs about candidates × log(blocks), not a pass over its postings.
+// over the blocks' first ids, the id inside the block (ids are sorted) by galloping from the
+// previous one — so a frequent term's long list costs a lookup per candidate, not an update per
+// posting.
 // After each term θ is raised and the candidates that can no longer reach it are dropped. The
 // result is the exact best `want` by the stored (quantised) posting weights.
 
@@ -527,16 +529,17 @@ static size_t block_seek(const term_block *tb, size_t from, size_t n, uint32_t i
     return a;
 }
 
-// Sorts v[0, n) by id (LSD radix, 16 bits a pass); tmp holds n entries.
+// Sorts v[0, n) by id (LSD radix, 11 bits a pass, only as many passes as the largest id needs);
+// tmp holds n entries.
 static void sort_by_id(scored *v, scored *tmp, size_t n)
 {
     uint32_t max = 0;
     for (size_t i = 0; i < n; i++) max |= v[i].id;
-    for (unsigned shift = 0; shift < 32 && (max >> shift); shift += 16) {
-        size_t count[65537] = {0};
-        for (size_t i = 0; i < n; i++) count[(v[i].id >> shift & 0xffff) + 1]++;
-        for (size_t d = 1; d <= 65536; d++) count[d] += count[d - 1];
-        for (size_t i = 0; i < n; i++) tmp[count[v[i].id >> shift & 0xffff]++] = v[i];
+    for (unsigned shift = 0; shift < 32 && (max >> shift); shift += 11) {
+        size_t count[2049] = {0};
+        for (size_t i = 0; i < n; i++) count[(v[i].id >> shift & 0x7ff) + 1]++;
+        for (size_t d = 1; d <= 2048; d++) count[d] += count[d - 1];
+        for (size_t i = 0; i < n; i++) tmp[count[v[i].id >> shift & 0x7ff]++] = v[i];
         memcpy(v, tmp, n * sizeof *v);
     }
 }
@@ -617,9 +620,9 @@ static m3_status sparse_candidates(m3_index *idx, MDB_txn *txn, const m3_embeddi
     if (!accum_init(&acc, nt ? terms[0].n_blocks * POSTING_BLOCK : 0)) goto nomem;
     // Every posting of the leading terms, while a new chunk could still enter the best `want`.
     size_t t = 0;
-    float top = 0;  // the best accumulated score: θ ≤ top, so no stop while rest ≥ top
+    float best = 0;  // the best accumulated score: θ ≤ best, so no stop while rest ≥ best
     for (; t < nt; t++) {
-        if (acc.n >= want && rest < top) {
+        if (acc.n >= want && rest < best) {
             float *nt_tmp = realloc(tmp, acc.n * sizeof *tmp);
             if (!nt_tmp) goto nomem;
             tmp = nt_tmp;
@@ -634,7 +637,7 @@ static m3_status sparse_candidates(m3_index *idx, MDB_txn *txn, const m3_embeddi
                 float *a = accum_get(&acc, posting_id(&tb[b].b, i));
                 if (!a) goto nomem;
                 *a += f * tb[b].b.q[i];
-                top = fmaxf(top, *a);
+                best = fmaxf(best, *a);
             }
         }
         rest -= terms[t].ub;

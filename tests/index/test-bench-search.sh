@@ -13,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
 pass() { echo "ok: $*"; }
 command -v jq >/dev/null || { echo "jq not found"; exit 77; }
 
-fields='["chunks","files","dim","colbert_tokens","colbert_storage","queries","threads","reused_index",
+fields='["chunks","files","dim","colbert_tokens","colbert_storage","weights","queries","threads","reused_index",
   "build_s","build_peak_rss_mib","build_peak_anon_mib","index_disk_mib","index_bytes_per_chunk",
   "colbert_bytes_per_token","search_p50_ms","search_p99_ms","search_mean_ms","search_cpu_ms","repeat_p50_ms",
   "repeat_p99_ms","search_peak_rss_mib","search_peak_anon_mib","rss_peak_reset","brute_p50_ms",
@@ -40,6 +40,16 @@ jq -e '.chunks == 1001 and .files == 126' <<<"$(tail -n 1 <<<"$out")" >/dev/null
   fail "second size: $out"
 [ -z "$(ls -A "$tmp/t")" ] && pass "temporary indexes removed" || fail "left behind: $(ls -R "$tmp/t")"
 
+# Each candidate path alone against the brute force: the dense stages (sign codes, asymmetric,
+# int8) and MaxScore over the postings. Sparse candidates are exact up to the posting weights'
+# quantisation; the dense ones lose only near-ties to int8 (measured 1.0 and 0.995).
+dense=$("$m3" bench search --chunks 3000 --queries 20 --dim 128 --weights 1,0,0 --json)
+jq -e '.recall_at_10 >= 0.95' <<<"$dense" >/dev/null && pass "dense alone: recall@10 $(jq .recall_at_10 <<<"$dense")" ||
+  fail "dense alone: $dense"
+sparse=$("$m3" bench search --chunks 3000 --queries 20 --dim 128 --weights 0,1,0 --json)
+jq -e '.recall_at_10 >= 0.98' <<<"$sparse" >/dev/null && pass "sparse alone: recall@10 $(jq .recall_at_10 <<<"$sparse")" ||
+  fail "sparse alone: $sparse"
+
 # --index DIR --keep: kept, then reused with the same results.
 a=$("$m3" bench search --chunks 2000 --queries 10 --dim 64 --colbert-tokens 4 --index "$tmp/keep" --keep --json)
 b=$("$m3" bench search --chunks 2000 --queries 10 --dim 64 --colbert-tokens 4 --index "$tmp/keep" --keep --json)
@@ -53,6 +63,8 @@ jq -e '.reused_index == true' <<<"$b" >/dev/null && pass "a kept index is reused
 [ $? -eq 2 ] && pass "--chunks 0 refused" || fail "--chunks 0 accepted"
 "$m3" bench search --dim 4 >/dev/null 2>&1
 [ $? -eq 2 ] && pass "--dim 4 refused" || fail "--dim 4 accepted"
+"$m3" bench search --weights 0,0,0 >/dev/null 2>&1
+[ $? -eq 2 ] && pass "--weights 0,0,0 refused" || fail "--weights 0,0,0 accepted"
 "$m3" bench search --help | grep -q "brute-force" && pass "--help" || fail "--help"
 
 [ $fails -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
