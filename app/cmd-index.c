@@ -35,7 +35,8 @@ static const char usage_text[] =
     "Indexes the text files under each PATH (files or folders) for 'm3 search'.\n"
     "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped.\n\n"
     "  --index DIR          the index folder (default $XDG_DATA_HOME/m3search/index)\n"
-    "  --model DIR          the model folder (BAAI/bge-m3 layout); default $M3_MODEL\n"
+    "  --model PATH         the model folder (BAAI/bge-m3 layout) or its converted .gguf file;\n"
+    "                       default $M3_MODEL\n"
     "  --backend NAME       encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
     "  --threads N          encoder threads (default: one per CPU)\n"
     "  --rebuild            delete the index first and index everything again\n"
@@ -554,6 +555,7 @@ int m3_cmd_index(int argc, char **argv)
     m3_sandbox_options sopt = m3_sandbox_options_default();
     sopt.argv = helper_argv;
     if (sopt.memory_limit < 24 * (uint64_t)max_size) sopt.memory_limit = 24 * (uint64_t)max_size;
+    if (sopt.max_text < 4 * (uint64_t)max_size) sopt.max_text = 4 * (uint64_t)max_size;  // UTF-8 of legacy text
     if (m3_sandbox_new(&sopt, &j.sandbox, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
         goto out_todo;

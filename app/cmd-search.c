@@ -16,7 +16,7 @@ static const char usage_text[] =
     "usage: m3 search [--index DIR] [--model DIR] [--limit N] [--json] [--mode MODE] [--weights D,S,C] QUERY\n\n"
     "Finds the indexed files that best match QUERY, by meaning, in any language.\n\n"
     "  --index DIR        the index folder (default $XDG_DATA_HOME/m3search/index)\n"
-    "  --model DIR        the model folder the index was built with; default $M3_MODEL\n"
+    "  --model PATH       the model (folder or .gguf file) the index was built with; default $M3_MODEL\n"
     "  --backend NAME     encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
     "  --threads N        encoder threads (default: one per CPU)\n"
     "  --limit N          results (default 10)\n"

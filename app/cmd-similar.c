@@ -20,18 +20,19 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 similar [--index DIR] [--model DIR] [--limit N] [--json] [--weights D,S,C] FILE\n\n"
+    "usage: m3 similar [--index DIR] [--model PATH] [--backend NAME] [--limit N] [--json] [--weights D,S,C] FILE\n\n"
     "Lists the indexed files most similar to FILE. An indexed FILE is compared through its stored\n"
     "vectors; any other file is read and encoded first, which needs the model.\n\n"
     "  --index DIR        the index folder (default $XDG_DATA_HOME/m3search/index)\n"
-    "  --model DIR        the model the index was built with (default $M3_MODEL); needed only for\n"
+    "  --model PATH       the model the index was built with (default $M3_MODEL); needed only for\n"
     "                     a FILE that is not indexed\n"
     "  --backend NAME     encoder backend for a FILE that is not indexed (default auto)\n"
     "  --limit N          results (default 10)\n"
     "  --json             JSON output (as m3 search)\n"
     "  --weights D,S,C    hybrid weights (default 0.4,0.2,0.4)\n";
 
-// Reads at most max bytes of path (never changing its access time).
+// Reads the file at path whole (never changing its access time); at most 64 MiB, the default
+// --max-file-size of m3 index.
 static m3_status read_file(const char *path, unsigned char **data, size_t *size, m3_error *err)
 {
     enum { MAX_BYTES = 64 << 20 };
@@ -43,7 +44,12 @@ static m3_status read_file(const char *path, unsigned char **data, size_t *size,
         if (fd >= 0) close(fd);
         return s;
     }
-    size_t want = !S_ISREG(st.st_mode) ? 0 : (size_t)st.st_size < MAX_BYTES ? (size_t)st.st_size : MAX_BYTES;
+    if (S_ISREG(st.st_mode) && st.st_size > MAX_BYTES) {
+        close(fd);
+        return m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: larger than %d MiB, the most m3 index reads of a file", path,
+                            MAX_BYTES >> 20);
+    }
+    size_t want = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
     unsigned char *buf = malloc(want + 1);
     size_t got = 0;
     while (buf && got < want) {

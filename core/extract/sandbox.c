@@ -312,7 +312,8 @@ static m3_status start(m3_sandbox *sb, m3_error *err)
         return m3_error_set(err, M3_STATUS_IO, e2.code, "cannot start the extraction helper: %s", e2.message);
     }
     if (rep.magic != M3_SBX_REPLY_MAGIC || (rep.status != 0 && !known_status(rep.status)) ||
-        rep.message_len > M3_SBX_MESSAGE_MAX || rep.text_len || rep.n_anchors) {
+        rep.message_len > M3_SBX_MESSAGE_MAX || rep.text_len || rep.n_anchors ||
+        (rep.status == 0 && rep.message_len)) {
         kill_helper(sb);
         return m3_error_set(err, M3_STATUS_FORMAT, 0, "cannot start the extraction helper (%s): malformed reply",
                             sb->opt.argv[0]);

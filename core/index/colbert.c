@@ -348,6 +348,7 @@ bool m3_index_colbert_parse(const m3_index *idx, const MDB_val *v, colbert_view 
     // One storage per index: a value of another kind (or pooling) is damage, never mixed in.
     if (kind != idx->colbert_kind || pooled != (idx->colbert_pool > 1) || n > COLBERT_MAX_ROWS) return false;
     size_t row = m3_index_colbert_row_bytes(kind, idx->dim), head = 8;
+    if (idx->colbert_kind == COLBERT_NONE || row == 0) return false;  // no value may exist then
     uint32_t t = n;
     if (pooled) {
         if (v->mv_size < 12) return false;

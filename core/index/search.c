@@ -264,6 +264,12 @@ static m3_status dense_scan_start(m3_index *idx, MDB_txn *txn, const float *q, s
             ds->blocks = nb;
         }
         const unsigned char *live = v.mv_data;
+        if (get_be32(key.mv_data) > UINT32_MAX / BITS_BLOCK) {
+            // Block bases must not wrap: the blocks' order is what the candidate lookup relies on.
+            s = m3_error_set(err, M3_STATUS_FORMAT, 0, "index %s is damaged (sign-code block key); run 'm3 index --rebuild'",
+                             idx->dir);
+            break;
+        }
         ds->blocks[ds->n_blocks++] = (code_block){get_be32(key.mv_data) * BITS_BLOCK, live, live + BITS_LIVE_BYTES};
     }
     if (rc && rc != MDB_NOTFOUND && s == M3_STATUS_OK) s = m3_index_mdb_error(idx, rc, "bits", err);
@@ -1138,7 +1144,12 @@ static m3_status similar_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *qu
             }
             m3_search_hit *na = realloc(all, (n_all + 1) * sizeof *all);
             if (!na) {
-                m3_search_hits_free(h + j, nh - j);
+                // h[0..j) moved into all or were freed: free the rest and the array itself.
+                for (size_t r = j; r < nh; r++) {
+                    free(h[r].path);
+                    free(h[r].snippet);
+                }
+                free(h);
                 s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
                 goto done;
             }
