@@ -153,7 +153,7 @@ for i in $(seq 0 299); do
   for j in $(seq 0 24); do printf '%s ' "${sent[$(((i + j) % 8))]}"; done >"$big/f$i.txt"
 done
 run_index "$conc" "$docs" || fail "index for the concurrency test"
-"$m3" index --threads 1 --quiet --index "$conc" --model "$model" --chunk-tokens 32 --overlap 8 --batch-tokens 64 "$big" &
+"$m3" index --threads 1 --backend "$backend" --quiet --index "$conc" --model "$model" --chunk-tokens 32 --overlap 8 --batch-tokens 64 "$big" &
 writer=$!
 for _ in $(seq 200); do ! flock -n "$conc/writer.lock" true 2>/dev/null && break; sleep 0.05; done
 searches=0 search_fail=0 second=""
