@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 int m3_cli_fail(const char *command, const char *fmt, ...)
@@ -101,4 +102,11 @@ void m3_cli_put_float(FILE *out, float v)
     }
     // 9 significant digits always read back as the same float.
     fprintf(out, "%.9g", (double)v);
+}
+
+double m3_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

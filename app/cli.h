@@ -32,6 +32,9 @@ int m3_cli_fail_error(const char *command, const m3_error *err);
 int m3_cli_read_json_string(FILE *in, size_t *line_no, char **text, size_t *len, m3_error *err);
 
 // Parses a positive integer option value; false (with a message) when it is not one.
+// Seconds on the monotonic clock (for rates and timings).
+double m3_cli_now(void);
+
 bool m3_cli_parse_size(const char *command, const char *option, const char *value, size_t min,
                        size_t max, size_t *out);
 

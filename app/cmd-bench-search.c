@@ -99,13 +99,6 @@ enum {
 };
 #define COMMIT_BYTES ((size_t)256 << 20)
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 // CPU time of the whole process (every thread), seconds: the work, whatever else runs.
 static double cpu_seconds(void)
 {
@@ -808,9 +801,9 @@ static int run_size(const synth *s, const char *dir, size_t n_queries, const flo
         res->reused = true;
     } else {
         remove_index(dir);
-        double t0 = now_seconds();
+        double t0 = m3_cli_now();
         if (build_index(s, dir, progress, &res->build_anon_mib, err) != M3_STATUS_OK) return -1;
-        res->build_s = now_seconds() - t0;
+        res->build_s = m3_cli_now() - t0;
     }
     res->build_rss_mib = peak_rss_mib();
 #ifdef __GLIBC__
@@ -850,9 +843,9 @@ static int run_size(const synth *s, const char *dir, size_t n_queries, const flo
         for (int again = 0; again < (i >= WARMUP ? 2 : 1); again++) {
             m3_search_hit *hits;
             size_t nh;
-            double c0 = cpu_seconds(), t0 = now_seconds();
+            double c0 = cpu_seconds(), t0 = m3_cli_now();
             if (m3_index_search(idx, &q[i].emb, &so, &hits, &nh, err) != M3_STATUS_OK) goto done;
-            double t1 = now_seconds(), c1 = cpu_seconds();
+            double t1 = m3_cli_now(), c1 = cpu_seconds();
             if (i >= WARMUP) {
                 size_t j = i - WARMUP;
                 (again ? lat_again : lat)[j] = (t1 - t0) * 1e3;
@@ -894,9 +887,9 @@ static int run_size(const synth *s, const char *dir, size_t n_queries, const flo
     double hits_total = 0, expected_total = 0;
     for (size_t i = 0; i < n_queries + WARMUP; i++) {
         uint32_t best[TOP];
-        double c0 = cpu_seconds(), t0 = now_seconds();
+        double c0 = cpu_seconds(), t0 = m3_cli_now();
         size_t nb = brute_search(&b, pool, &q[i].emb, so.weights, qw, dense, sparse, top, n_top, best);
-        double t1 = now_seconds(), c1 = cpu_seconds();
+        double t1 = m3_cli_now(), c1 = cpu_seconds();
         if (i < WARMUP) continue;
         size_t j = i - WARMUP;
         lat[j] = (t1 - t0) * 1e3;

@@ -28,13 +28,6 @@ static const char usage_text[] =
 
 enum { MAX_SHAPES = 32 };
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double peak_rss_mib(void)
 {
     struct rusage ru;
@@ -133,20 +126,20 @@ int m3_cmd_bench(int argc, char **argv)
 
     m3_error err = {0};
     m3_model *model;
-    double t0 = now_seconds();
+    double t0 = m3_cli_now();
     if (model_dir) {
         if (m3_model_open(model_dir, &model, &err) != M3_STATUS_OK) return m3_cli_fail_error("bench", &err);
     } else {
         m3_model_config cfg = m3_model_config_bge_m3();
         if (m3_model_new_random(&cfg, 42, &model, &err) != M3_STATUS_OK) return m3_cli_fail_error("bench", &err);
     }
-    double t1 = now_seconds();
+    double t1 = m3_cli_now();
     m3_encoder *enc;
     if (m3_encoder_new(model, &opt, &enc, &err) != M3_STATUS_OK) {
         m3_model_close(model);
         return m3_cli_fail_error("bench", &err);
     }
-    double t2 = now_seconds();
+    double t2 = m3_cli_now();
     const m3_model_config *cfg = m3_model_get_config(model);
     size_t max_tokens = (size_t)(cfg->max_positions - cfg->pad_token_id - 1);
     m3_encoder_device dev;
@@ -192,12 +185,12 @@ int m3_cmd_bench(int argc, char **argv)
         double elapsed = 0;
         // One untimed run first: page faults of fresh buffers are not the steady state.
         for (int warm = 1; status == M3_EXIT_OK; warm = 0) {
-            double start = now_seconds();
+            double start = m3_cli_now();
             if (m3_encoder_encode(enc, seqs, b, M3_OUTPUT_ALL, out, &err) != M3_STATUS_OK) {
                 status = m3_cli_fail_error("bench", &err);
                 break;
             }
-            double dt = now_seconds() - start;
+            double dt = m3_cli_now() - start;
             for (size_t i = 0; i < b; i++) m3_embedding_clear(&out[i]);
             if (warm) continue;
             runs++;

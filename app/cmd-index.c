@@ -320,13 +320,6 @@ static int gone_cb(const char *path, const m3_index_file *f, void *user)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // ---- the command -------------------------------------------------------------------------------
 
 typedef struct counters {
@@ -339,7 +332,7 @@ typedef struct counters {
 static void progress(const counters *c, bool final)
 {
     if (!c->tty) return;
-    double dt = now_s() - c->t0;
+    double dt = m3_cli_now() - c->t0;
     double rate = dt > 0 ? (double)c->tokens / dt : 0;
     double eta = c->files_done ? dt / (double)c->files_done * (double)(c->files_total - c->files_done) : 0;
     fprintf(stderr, "\r\033[K%zu/%zu files, %zu chunks, %.0f tokens/s, ETA %d:%02d", c->files_done, c->files_total,
@@ -542,7 +535,7 @@ int m3_cmd_index(int argc, char **argv)
     }
     cnt.files_total = to_index.n;
     cnt.tty = !quiet && isatty(2);
-    cnt.t0 = now_s();
+    cnt.t0 = m3_cli_now();
     j.paths = to_index.v;
     j.n_paths = to_index.n;
     j.idx = idx;
@@ -558,16 +551,16 @@ int m3_cmd_index(int argc, char **argv)
     if (sopt.max_text < 4 * (uint64_t)max_size) sopt.max_text = 4 * (uint64_t)max_size;  // UTF-8 of legacy text
     if (m3_sandbox_new(&sopt, &j.sandbox, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
-        goto out_todo;
+        goto out_lists;
     }
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
     if (pthread_create(&reader, NULL, reader_main, &j) != 0) {
         m3_cli_fail("index", "cannot start the reader thread");
-        goto out_todo;
+        goto out_lists;
     }
     reader_started = true;
-    double last_commit = now_s();
+    double last_commit = m3_cli_now();
     work_file *batch[256];
     for (;;) {
         // A batch: prepared files up to the token budget (wait for the first one only).
@@ -597,9 +590,9 @@ int m3_cmd_index(int argc, char **argv)
         m3_status s = encode_and_put(enc, wr, batch, nb, &cnt, &err);
         for (size_t i = 0; i < nb; i++) work_free(batch[i]);
         if (s != M3_STATUS_OK) goto fail;
-        if (m3_index_writer_pending_bytes(wr) > (32u << 20) || now_s() - last_commit >= (double)commit_ms / 1000) {
+        if (m3_index_writer_pending_bytes(wr) > (32u << 20) || m3_cli_now() - last_commit >= (double)commit_ms / 1000) {
             if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) goto fail;
-            last_commit = now_s();
+            last_commit = m3_cli_now();
         }
         progress(&cnt, false);
         continue;
@@ -611,7 +604,7 @@ int m3_cmd_index(int argc, char **argv)
     if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) goto fail;
     progress(&cnt, true);
     if (!quiet) {
-        double dt = now_s() - cnt.t0;
+        double dt = m3_cli_now() - cnt.t0;
         fprintf(stderr,
                 "m3 index: %zu indexed (%zu chunks, %llu tokens), %zu unchanged, %zu removed, %zu failed, %.1f s"
                 " (%.0f tokens/s)\n",
@@ -619,11 +612,11 @@ int m3_cmd_index(int argc, char **argv)
                 dt > 0 ? (double)cnt.tokens / dt : 0.0);
     }
     rc = M3_EXIT_OK;
-    goto out_todo;
+    goto out_lists;
 fail:
     if (cnt.tty) fputc('\n', stderr);
     m3_cli_fail_error("index", &err);
-out_todo:
+out_lists:
     if (reader_started) {
         j.stop = true;
         pthread_mutex_lock(&j.mu);

@@ -59,13 +59,6 @@ typedef struct view {
     double last_draw;
 } view;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static const char *human(double bytes, char buf[32])
 {
     static const char *const units[] = {"B", "kB", "MB", "GB", "TB"};
@@ -112,7 +105,7 @@ static int progress_cb(const m3_fetch_progress *p, void *user)
         break;
     }
     if (!v->tty) return 0;
-    double t = now_s();
+    double t = m3_cli_now();
     if (p->event != M3_FETCH_EVENT_START && t - v->last_draw < 0.25) return 0;
     v->last_draw = t;
     if (p->event == M3_FETCH_EVENT_CHECK) {
@@ -235,14 +228,14 @@ static int convert(int argc, char **argv)
         return M3_EXIT_USAGE;
     }
     const char *src = argv[optind], *dst = argv[optind + 1];
-    double t0 = now_s();
+    double t0 = m3_cli_now();
     m3_error err = {0};
     if (m3_model_convert(src, dst, dtype, &err) != M3_STATUS_OK) return m3_cli_fail_error("model convert", &err);
     struct stat st;
     char size[32];
     if (stat(dst, &st) != 0) st.st_size = 0;
     fprintf(stderr, "m3 model convert: wrote %s (%s, %s weights) in %.1f s\n", dst, human((double)st.st_size, size),
-            m3_dtype_name(dtype), now_s() - t0);
+            m3_dtype_name(dtype), m3_cli_now() - t0);
     puts(dst);
     if (fflush(stdout) != 0 || ferror(stdout)) return m3_cli_fail("model convert", "cannot write standard output");
     return M3_EXIT_OK;
@@ -260,17 +253,17 @@ static int verify(int argc, char **argv)
     }
     m3_error err = {0};
     m3_model_verify_report r;
-    double t0 = now_s();
+    double t0 = m3_cli_now();
     if (m3_model_verify(argv[1], &r, &err) != M3_STATUS_OK) return m3_cli_fail_error("model verify", &err);
     if (r.is_file)
         printf("%s: OK: model file, checksum %s matches, %zu tensors checked (%.1f s)\n", argv[1], r.checksum,
-               r.tensors, now_s() - t0);
+               r.tensors, m3_cli_now() - t0);
     else if (r.checksummed && r.hub_cache)
         printf("%s: OK: Hugging Face cache snapshot, %d files match their blob names (SHA-256 / git SHA-1), "
-               "%zu tensors checked (%.1f s)\n", argv[1], r.checksummed, r.tensors, now_s() - t0);
+               "%zu tensors checked (%.1f s)\n", argv[1], r.checksummed, r.tensors, m3_cli_now() - t0);
     else if (r.checksummed)
         printf("%s: OK: model folder, %d files match SHA256SUMS, %zu tensors checked (%.1f s)\n", argv[1],
-               r.checksummed, r.tensors, now_s() - t0);
+               r.checksummed, r.tensors, m3_cli_now() - t0);
     else
         printf("%s: OK: model folder without SHA256SUMS: structure checked (every file opens, %zu tensors have "
                "their shapes)\n", argv[1], r.tensors);
