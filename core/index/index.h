@@ -246,6 +246,8 @@ typedef struct m3_search_hit {
     uint64_t start, end;       // the chunk's byte range in the file
     float score, dense, sparse, colbert;
     char *snippet;             // UTF-8, one line
+    uint32_t (*highlights)[2]; // byte ranges [start, end) of the snippet's words that matched the
+    size_t n_highlights;       // query best (its terms, or where its multi-vectors align)
 } m3_search_hit;
 
 // Hybrid search for an encoded query (dense, sparse and colbert as asked by the weights).

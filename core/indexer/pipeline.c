@@ -5,6 +5,8 @@
 // the token budget, encodes them and hands them to the writer, committing at least every
 // commit_ms. Pause and cancel are checked between files (reader) and batches (encoder).
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +75,19 @@ static int open_noatime(const char *path)
     return fd;
 }
 
-static work_file *finish(work_file *w, action a, const char *extractor, const char *fmt, const char *detail)
+// Sets what happens to the file; the reason (printf-style) is cut to what the index keeps.
+static work_file *finish(work_file *w, action a, const char *extractor, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static work_file *finish(work_file *w, action a, const char *extractor, const char *fmt, ...)
 {
     w->action = a;
     if (extractor) snprintf(w->info.extractor, sizeof w->info.extractor, "%s", extractor);
-    if (fmt) snprintf(w->info.reason, sizeof w->info.reason, fmt, detail ? detail : "");
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->info.reason, sizeof w->info.reason, fmt, ap);
+        va_end(ap);
+    }
     return w;
 }
 
@@ -119,7 +129,7 @@ static work_file *prepare(job *j, const char *path)
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (fd >= 0) close(fd);
-        return finish(w, ACTION_IGNORE, NULL, NULL, NULL);
+        return finish(w, ACTION_IGNORE, NULL, NULL);
     }
     w->info.size = (uint64_t)st.st_size;
     w->info.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -132,7 +142,7 @@ static work_file *prepare(job *j, const char *path)
     unsigned char *data = malloc(w->info.size + 1);
     if (!data) {
         close(fd);
-        return finish(w, ACTION_FAILED, "read", "out of memory reading the file%s", "");
+        return finish(w, ACTION_FAILED, "read", "out of memory reading the file");
     }
     // The type first, from the name and the first bytes: an unsupported file (a photo, a video)
     // is not read whole. It is recorded, so that it is not looked at again until it changes.
@@ -142,7 +152,7 @@ static work_file *prepare(job *j, const char *path)
     if (ok && !ex) {
         close(fd);
         free(data);
-        return finish(w, ACTION_SKIPPED, "none", "skipped: type not supported%s", "");
+        return finish(w, ACTION_SKIPPED, "none", "skipped: type not supported");
     }
     ok = ok && read_all(fd, data + head, w->info.size - head);
     // A file written while we read it would be recorded with the old size and time but other
@@ -168,11 +178,11 @@ static work_file *prepare(job *j, const char *path)
         old.state != M3_FILE_PENDING && old.model_version == ix->model_version && ex->version == old.extractor_version &&
         !strcmp(ex->name, old.extractor)) {
         free(data);
-        return finish(w, ACTION_TOUCH, NULL, NULL, NULL);
+        return finish(w, ACTION_TOUCH, NULL, NULL);
     }
     if (!j->force && (!indexed || old.hash != w->info.hash) && (w->move_from = claim_gone(j, w->info.hash, w->info.size))) {
         free(data);
-        return finish(w, ACTION_MOVE, NULL, NULL, NULL);
+        return finish(w, ACTION_MOVE, NULL, NULL);
     }
     snprintf(w->info.extractor, sizeof w->info.extractor, "%s", ex->name);
     w->info.extractor_version = ex->version;
