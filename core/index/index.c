@@ -899,6 +899,20 @@ static m3_status lock_writer(const char *dir, int *fd_out, m3_error *err)
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
         if (e != EWOULDBLOCK) return m3_error_errno(err, e, "cannot lock", path);
+        // The indexer service keeps this index current by itself: say so, and how to stop it.
+        char comm_path[64], comm[32] = "";
+        snprintf(comm_path, sizeof comm_path, "/proc/%s/comm", *pid ? pid : "0");
+        FILE *cf = fopen(comm_path, "re");
+        if (cf) {
+            if (!fgets(comm, sizeof comm, cf)) comm[0] = 0;
+            fclose(cf);
+        }
+        if (!strncmp(comm, "m3searchd", 9))
+            return m3_error_set(err, M3_STATUS_BUSY, e,
+                                "index %s is kept current by the indexer service m3searchd (pid %s), its only "
+                                "writer: let it index (see 'm3 daemon status'), or stop it first "
+                                "('systemctl --user stop m3searchd')",
+                                dir, pid);
         return m3_error_set(err, M3_STATUS_BUSY, e,
                             "index %s is being written by another process (pid %s, another `m3 index`?): "
                             "wait for it to finish",

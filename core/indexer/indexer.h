@@ -39,6 +39,7 @@
 #include "base/status.h"
 #include "encoder/encoder.h"
 #include "extract/extract.h"
+#include "extract/sandbox.h"
 #include "index/index.h"
 #include "tokenizer/tokenizer.h"
 
@@ -130,5 +131,13 @@ bool m3_indexer_is_paused(const m3_indexer *ix);
 bool m3_indexer_lower_priority(void);
 
 void m3_indexer_free(m3_indexer *ix);
+
+// For "find similar" on a file the index does not hold: reads path (at most 64 MiB), extracts it in
+// the sandbox, chunks it as the pipeline does and encodes its first M3_SIMILAR_QUERY_CHUNKS chunks
+// into out[0..*n) (release each with m3_embedding_clear). Errors name the file: unreadable,
+// too large (M3_STATUS_LIMIT), unsupported type, no text (M3_STATUS_INVALID), the extractor's.
+// Threads: uses sandbox, enc as their headers allow (one thread at a time each).
+m3_status m3_indexer_encode_file(const char *path, m3_sandbox *sandbox, const m3_tokenizer *tok, m3_encoder *enc,
+                                 m3_embedding out[M3_SIMILAR_QUERY_CHUNKS], size_t *n, m3_error *err);
 
 #endif
