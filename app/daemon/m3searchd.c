@@ -339,7 +339,7 @@ static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer dat
         g_main_loop_quit(s->loop);
         return;
     }
-    s->upower_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.UPower", G_BUS_NAME_WATCHER_FLAGS_NONE,
+    s->upower_watch = g_bus_watch_name(G_BUS_TYPE_SYSTEM, "org.freedesktop.UPower", G_BUS_NAME_WATCHER_FLAGS_NONE,
                                                      upower_appeared_cb, upower_vanished_cb, s, NULL);
 }
 
