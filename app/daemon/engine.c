@@ -362,6 +362,7 @@ static gboolean make_pipeline(Worker *w)
     o.prune_outside_roots = TRUE;
     if (c->max_file_size) o.max_file_size = c->max_file_size;
     o.commit_ms = c->commit_ms ? c->commit_ms : 2000;
+    if (c->batch_tokens) o.batch_tokens = c->batch_tokens;
     o.helper_argv = helper_argv();
     o.on_progress = on_progress;
     o.on_file = on_file;
@@ -409,6 +410,7 @@ static void apply_config(Worker *w, const M3EngineConfig *next)
         o.prune_outside_roots = TRUE;
         o.max_file_size = next->max_file_size ? next->max_file_size : o.max_file_size;
         o.commit_ms = next->commit_ms ? next->commit_ms : 2000;
+        if (next->batch_tokens) o.batch_tokens = next->batch_tokens;
         m3_error err;
         if (m3_indexer_configure(w->ix, &o, &err) != M3_STATUS_OK) set_state(w->e, "error", err.message);
     }

@@ -118,6 +118,9 @@ static void build_config(Service *s, M3EngineConfig *c)
     for (int i = 0; i < 3; i++) c->weights[i] = n == 3 ? wv[i] : (double[]){0.4, 0.2, 0.4}[i];
     const char *ms = g_getenv("M3SEARCHD_COMMIT_MS");
     c->commit_ms = ms ? (guint)g_ascii_strtoull(ms, NULL, 10) : 2000;
+    // Test knob: small batches commit often, so that a kill lands between commits.
+    const char *bt = g_getenv("M3SEARCHD_BATCH_TOKENS");
+    c->batch_tokens = bt ? (guint)g_ascii_strtoull(bt, NULL, 10) : 0;
 }
 
 static void apply_pause(Service *s)
