@@ -34,6 +34,7 @@ typedef struct Service {
     // Command-line overrides.
     char *opt_model, *opt_index;
     char **opt_folders;
+    guint config_timer;      // settings changes arrive in bursts: applied once, shortly after
     // StatusChanged rate limit.
     gint64 last_status;
     guint status_timer;
@@ -140,12 +141,20 @@ static void configure(Service *s)
     m3_engine_config_clear(&c);
 }
 
+static gboolean configure_cb(gpointer data)
+{
+    Service *s = data;
+    s->config_timer = 0;
+    configure(s);
+    return G_SOURCE_REMOVE;
+}
+
 static void settings_changed_cb(GSettings *settings, const char *key, gpointer data)
 {
     (void)settings;
     Service *s = data;
     if (!strcmp(key, "paused") || !strcmp(key, "pause-on-battery")) apply_pause(s);
-    else if (!g_str_has_prefix(key, "window-")) configure(s);
+    else if (!g_str_has_prefix(key, "window-") && !s->config_timer) s->config_timer = g_timeout_add(200, configure_cb, s);
 }
 
 // ---- power ------------------------------------------------------------------------------------
@@ -434,6 +443,7 @@ int main(int argc, char **argv)
     g_main_loop_run(s.loop);
     // Teardown: stop answering, then let the indexing thread commit what it has and stop.
     if (s.status_timer) g_source_remove(s.status_timer);
+    if (s.config_timer) g_source_remove(s.config_timer);
     if (s.upower_watch) g_bus_unwatch_name(s.upower_watch);
     g_clear_object(&s.upower);
     if (s.object_id) g_dbus_connection_unregister_object(s.bus, s.object_id);
