@@ -269,6 +269,11 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
         rc = mdb_dbi_open(txn, db_names[i].name, idx->readonly ? 0 : MDB_CREATE, dbi);
         if (rc) {
             mdb_txn_abort(txn);
+            // No table at all: the index was being created when its writer died, before its first
+            // commit. Nothing was lost; it is simply not there yet.
+            if (rc == MDB_NOTFOUND && i == 0)
+                return m3_error_set(err, M3_STATUS_NOT_FOUND, rc, "no index in %s yet (run 'm3 index PATH' first)",
+                                    idx->dir);
             if (rc == MDB_NOTFOUND)
                 return m3_error_set(err, M3_STATUS_FORMAT, rc,
                                     "index %s is damaged or incomplete (no '%s' table); remove it or run "
