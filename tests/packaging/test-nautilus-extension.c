@@ -18,6 +18,7 @@
 #include <glib/gstdio.h>
 #include <libintl.h>
 #include <locale.h>
+#include <string.h>
 #include <nautilus-extension.h>
 
 static const char *module_path, *build_localedir, *install_localedir, *expected_label;
@@ -220,6 +221,45 @@ static void test_no_item(void) {
     g_assert_null(nautilus_menu_provider_get_background_items(provider, folder));
 }
 
+// Without the window on the bus (nothing owns the name, no .service file on this private bus) the
+// activation fails politely: one warning naming the file, no crash, Nautilus carries on.
+static char *warning_text;
+static gboolean expected_warning_cb(const char *domain, GLogLevelFlags level, const char *message, gpointer data) {
+    (void)data;
+    return !(level & G_LOG_LEVEL_WARNING && g_strcmp0(domain, "m3search-nautilus") == 0 &&
+             strstr(message, "could not open") != NULL);  // FALSE: not fatal
+}
+static void warning_cb(const char *domain, GLogLevelFlags level, const char *message, gpointer loop) {
+    (void)domain, (void)level;
+    warning_text = g_strdup(message);
+    g_main_loop_quit(loop);
+}
+
+static gboolean timeout_cb(gpointer loop);
+
+static void test_activate_without_application(void) {
+    if (g_getenv("DBUS_SESSION_BUS_ADDRESS") == NULL) {
+        g_test_skip("no private session bus (run under dbus-run-session)");
+        return;
+    }
+    g_autoptr(GMainLoop) loop = g_main_loop_new(NULL, FALSE);
+    g_test_log_set_fatal_handler(expected_warning_cb, NULL);
+    guint handler = g_log_set_handler("m3search-nautilus", G_LOG_LEVEL_WARNING | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION, warning_cb, loop);
+    GList *items = items_for(file_info_new(odd_file_uri, G_FILE_TYPE_REGULAR, NULL, FALSE), NULL);
+    assert_one_find_similar_item(items);
+    nautilus_menu_item_activate(items->data);
+    g_list_free_full(items, g_object_unref);
+    guint timeout = g_timeout_add_seconds(10, timeout_cb, loop);
+    g_main_loop_run(loop);
+    g_log_remove_handler("m3search-nautilus", handler);
+    g_test_log_set_fatal_handler(NULL, NULL);
+    g_assert_nonnull(warning_text);
+    g_source_remove(timeout);
+    g_assert_nonnull(strstr(warning_text, odd_file_uri));
+    g_assert_nonnull(strstr(warning_text, "org.m3search.Search"));
+    g_free(warning_text);
+}
+
 // The stand-in for the window: a GApplication with the window's id and its find-similar action.
 static char *received_uri;
 static void find_similar_cb(GSimpleAction *action, GVariant *parameter, gpointer loop) {
@@ -300,6 +340,7 @@ int main(int argc, char **argv) {
     g_test_add_func("/nautilus/one-local-file", test_one_local_file);
     g_test_add_func("/nautilus/recent-local-file", test_local_file_seen_through_recent);
     g_test_add_func("/nautilus/no-item", test_no_item);
+    g_test_add_func("/nautilus/activate-without-application", test_activate_without_application);
     g_test_add_func("/nautilus/activate", test_activate_reaches_application);
     int status = g_test_run();
 
