@@ -4,7 +4,7 @@
 # `meson install` into a DESTDIR: the installed files are exactly the manifest's (no file missing,
 # none unexpected), and the validators accept them: desktop-file-validate, appstreamcli validate
 # --no-net (no errors, no warnings), glib-compile-schemas --strict, man --warnings; the D-Bus
-# service files and the unit start the installed programs.
+# service files and the unit name the installed programs, and D-Bus activation starts them.
 #
 # usage: test-install.sh BUILD_DIR MANIFEST TAGS VAR=VALUE...   (TAGS: enabled tags, comma-separated)
 set -euo pipefail
@@ -64,51 +64,8 @@ grep -q '^Name\[de\]=Ähnliche Dokumente finden$' "$datadir/nemo/actions/m3searc
 grep -q '^Name\[ko\]=' "$datadir/kio/servicemenus/org.m3search.Search.findsimilar.desktop" || fail "the Dolphin service menu is not translated"
 echo "ok: service files, unit, desktop file and file-manager entries"
 
-# D-Bus activation of the installed programs, for the parts built here: a private session bus whose
-# only service folder holds the installed .service files (Exec pointed into the DESTDIR), a
-# temporary home, the installed schema; a Ping to the name must start the program, then it is
-# stopped. (The systemd unit is not involved: this bus has no systemd, so it uses Exec=.)
+# D-Bus activation of the installed programs, for the parts built here.
 activation_names=()
 [[ ,$tags, == *,window,* ]] && activation_names+=(org.m3search.Search:/org/m3search/Search)
 [[ ,$tags, == *,daemon,* ]] && activation_names+=(org.m3search.Indexer:/org/m3search/Indexer)
-if [[ ${#activation_names[@]} -gt 0 ]]; then
-    bus=$dest/bus
-    mkdir -p "$bus/services" "$bus/home" "$bus/schemas" "$bus/runtime"
-    chmod 700 "$bus/runtime"
-    for f in "$datadir"/dbus-1/services/*.service; do
-        sed "s|^Exec=${var[bindir]}/|Exec=$dest${var[bindir]}/|" "$f" >"$bus/services/$(basename "$f")"
-    done
-    cat >"$bus/session.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:tmpdir=$bus</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>$bus/services</servicedir>
-  <policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
-</busconfig>
-CONF
-    glib-compile-schemas --targetdir "$bus/schemas" "$datadir/glib-2.0/schemas"
-    export HOME=$bus/home XDG_DATA_HOME=$bus/home/data XDG_CONFIG_HOME=$bus/home/config \
-        XDG_CACHE_HOME=$bus/home/cache XDG_RUNTIME_DIR=$bus/runtime GSETTINGS_SCHEMA_DIR=$bus/schemas \
-        GSETTINGS_BACKEND=memory
-    # The window is a GTK application: even as a D-Bus service it opens the display at start-up.
-    display=()
-    if [[ ,$tags, == *,window,* && -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
-        command -v xvfb-run >/dev/null || fail "no display for the window's D-Bus activation (install xvfb)"
-        display=(xvfb-run -a)
-    fi
-    DEST=$dest "${display[@]}" dbus-run-session --config-file="$bus/session.conf" -- bash -euo pipefail -c '
-        for entry in "$@"; do
-            name=${entry%%:*} path=${entry#*:}
-            timeout 30 gdbus call --session --dest "$name" --object-path "$path" \
-                --method org.freedesktop.DBus.Peer.Ping >/dev/null || { echo "FAIL: $name was not started by D-Bus activation" >&2; exit 1; }
-            pid=$(gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
-                --method org.freedesktop.DBus.GetConnectionUnixProcessID "$name" | sed "s/^(uint32 \\([0-9]*\\),)$/\\1/")
-            cmd=$(tr "\\0" " " <"/proc/$pid/cmdline")
-            kill "$pid"
-            [[ $cmd == *"$DEST/"* ]] || { echo "FAIL: $name is served by \"$cmd\", not by the installed program" >&2; exit 1; }
-            echo "ok: D-Bus activation of $name started $cmd"
-        done' activation "${activation_names[@]}"
-fi
+"$(dirname "$0")/check-activation.sh" "$dest" "${var[bindir]}" "${var[datadir]}" "${activation_names[@]}"
