@@ -15,6 +15,7 @@ static const struct {
     {"embed", m3_cmd_embed, "text to dense, sparse and multi-vector embeddings (JSON lines)"},
     {"index", m3_cmd_index, "index files and folders for search (LMDB; skips unchanged files)"},
     {"search", m3_cmd_search, "hybrid search of the index (dense + sparse + multi-vector)"},
+    {"extract", m3_cmd_extract, "the text the index sees of a file (PDF, office, e-book, HTML, mail...)"},
     {"similar", m3_cmd_similar, "indexed files similar to a file, from its stored vectors"},
     {"status", m3_cmd_status, "what the index holds"},
     {"check", m3_cmd_check, "verify the index's consistency (exit 0 only when consistent)"},

@@ -184,7 +184,7 @@ static m3_status x_doublefree(const unsigned char *d, size_t n, const char *p, m
 
 #define TEST_EXTRACTOR(ext, fn) \
     static const char *const ext##_ext[] = {#ext, NULL}; \
-    static const m3_extractor ext##_x = {"test-" #ext, 7, ext##_ext, fn};
+    static const m3_extractor ext##_x = {"test-" #ext, 7, ext##_ext, fn, NULL};
 TEST_EXTRACTOR(crashabort, x_abort)
 TEST_EXTRACTOR(crashsegv, x_segv)
 TEST_EXTRACTOR(spin, x_spin)
