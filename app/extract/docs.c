@@ -28,9 +28,15 @@ m3_status docs_nested_append(m3_text_builder *b, const char *name, const unsigne
     depth--;
     if (s != M3_STATUS_OK) return s;
     m3_text_builder_break(b);
-    // The nested document's places, one level down: "attachment x.pdf" then its pages are one place.
-    m3_text_builder_append(b, doc.text, doc.len);
-    m3_text_builder_break(b);
+    // The nested document's paragraphs stay paragraphs; its places are one place here ("attachment
+    // x.pdf"), the caller's.
+    for (size_t i = 0; i < doc.len;) {
+        const char *nl = memchr(doc.text + i, '\n', doc.len - i);
+        size_t e = nl ? (size_t)(nl - doc.text) : doc.len;
+        m3_text_builder_append(b, doc.text + i, e - i);
+        m3_text_builder_break(b);
+        i = e + 1;
+    }
     m3_extracted_clear(&doc);
     if (m3_text_builder_failed(b))
         return m3_error_set(err, b->oom ? M3_STATUS_NOMEM : M3_STATUS_LIMIT, 0, "%s: text longer than %d MiB", path,

@@ -125,13 +125,15 @@ static void walk(mail_ctx *c, GMimeObject *o, int depth)
     if (!attached && GMIME_IS_TEXT_PART(o) && ct && g_mime_content_type_is_type(ct, "text", "plain")) {
         char *t = g_mime_text_part_get_text(GMIME_TEXT_PART(o));
         if (t) {
-            // Paragraphs of a plain-text mail are its blank-line-separated blocks.
-            for (char *p = t, *e; *p; p = e) {
-                e = strstr(p, "\n\n");
-                e = e ? e : p + strlen(p);
+            // Paragraphs of a plain-text mail are its blank-line-separated blocks (LF or CRLF).
+            const char *p = t;
+            while (*p) {
+                const char *e = p;
+                while (*e && !(e[0] == '\n' && (e[1] == '\n' || (e[1] == '\r' && e[2] == '\n')))) e++;
                 m3_text_builder_append(c->b, p, (size_t)(e - p));
                 m3_text_builder_break(c->b);
                 while (*e == '\n' || *e == '\r') e++;
+                p = e;
             }
             g_free(t);
         }

@@ -269,7 +269,13 @@ static m3_status ooxml_each(docs_zip *z, m3_text_builder *b, const char *main_pa
     int rc = -1, n = 0;
     while (r && s == M3_STATUS_OK && (rc = xmlTextReaderRead(r)) == 1) {
         if (xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT || !is(r, element)) continue;
-        char *id = docs_xml_attr(r, "id"), *name = docs_xml_attr(r, "name");
+        // r:id (transitional or strict namespace), not the element's own numeric id.
+        char *id = (char *)xmlTextReaderGetAttributeNs(
+            r, BAD_CAST "id", BAD_CAST "http://schemas.openxmlformats.org/officeDocument/2006/relationships");
+        if (!id)
+            id = (char *)xmlTextReaderGetAttributeNs(r, BAD_CAST "id",
+                                                     BAD_CAST "http://purl.oclc.org/ooxml/officeDocument/relationships");
+        char *name = docs_xml_attr(r, "name");
         const char *target = id ? docs_rels_get(&rels, id) : NULL;
         if (target && ++n <= DOCS_MAX_PARTS) s = fn(z, b, target, name, n, user, err);
         xmlFree(id);

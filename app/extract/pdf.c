@@ -14,6 +14,49 @@
 
 enum { PDF_VERSION = 1, PDF_MAX_PAGES = 100000 };
 
+static size_t code_points(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return k;
+}
+
+// Ends a sentence: . ! ? : and their CJK and Arabic forms.
+static bool ends_sentence(const char *s, size_t n)
+{
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\r')) n--;
+    if (!n) return false;
+    unsigned char c = (unsigned char)s[n - 1];
+    if (c == '.' || c == '!' || c == '?' || c == ':') return true;
+    static const char *const wide[] = {"\u3002", "\uff01", "\uff1f", "\uff1a", "\u061f", "\u06d4"};
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        size_t l = strlen(wide[i]);
+        if (n >= l && !memcmp(s + n - l, wide[i], l)) return true;
+    }
+    return false;
+}
+
+// A page's lines: a line wrap inside a paragraph is white space (none between CJK characters: the
+// builder), a paragraph ends after a line that ends a sentence or is clearly shorter than the
+// page's longest line (a heading, the last line of a paragraph).
+static void append_page(m3_text_builder *b, const char *text)
+{
+    size_t longest = 0;
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        size_t k = code_points(p, n);
+        if (k > longest) longest = k;
+        p += n + (p[n] == '\n');
+    }
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        m3_text_builder_append(b, p, n);
+        if (ends_sentence(p, n) || code_points(p, n) * 10 < longest * 6) m3_text_builder_break(b);
+        else m3_text_builder_append(b, "\n", 1);
+        p += n + (p[n] == '\n');
+    }
+}
+
 static m3_status extract_pdf(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
                              m3_error *err)
 {
@@ -40,7 +83,7 @@ static m3_status extract_pdf(const unsigned char *data, size_t size, const char 
         if (!page) continue;
         char *text = poppler_page_get_text(page);
         m3_text_builder_mark(&b, "page %d", i + 1);
-        if (text) m3_text_builder_append_str(&b, text);
+        if (text) append_page(&b, text);
         g_free(text);
         g_object_unref(page);
         if (m3_text_builder_failed(&b)) break;
