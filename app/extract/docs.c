@@ -66,12 +66,12 @@ static m3_status extract_gzip(const unsigned char *data, size_t size, const char
     zs.next_in = (unsigned char *)data;
     zs.avail_in = size > UINT32_MAX ? UINT32_MAX : (unsigned)size;
     while (s == M3_STATUS_OK) {
+        if (n >= DOCS_MAX_ENTRY || (n > (1 << 20) && n / (size ? size : 1) > DOCS_MAX_RATIO)) {
+            s = m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: gzip bomb (%zu MiB from %zu bytes, more than %d:1 or %d MiB)",
+                             path, n >> 20, size, DOCS_MAX_RATIO, DOCS_MAX_ENTRY >> 20);
+            break;
+        }
         if (n == cap) {
-            if (cap >= DOCS_MAX_ENTRY || (n > (1 << 20) && n / (size ? size : 1) > DOCS_MAX_RATIO * 5)) {
-                s = m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: gzip bomb (more than %zu MiB, %zu:1)", path, n >> 20,
-                                 n / (size ? size : 1));
-                break;
-            }
             unsigned char *nb = realloc(buf, cap * 2);
             if (!nb) {
                 s = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);

@@ -496,7 +496,7 @@ static m3_index *corpus_write(const char *dir, const m3_index_model *mid, m3_col
         OK(m3_index_get_file(idx, c->paths[i], &f, NULL));
         for (size_t k = 0; k < c->count[i]; k++) {
             char where[M3_INDEX_LOCATION_MAX];
-            const char *want = chunk_place(i, k);
+            const char *want = c->in[c->first[i] + k].location;
             m3_status s = m3_index_get_chunk_location(idx, f.first_chunk + (uint32_t)k, where, sizeof where, NULL);
             if (!want) {
                 CHECK(s == M3_STATUS_NOT_FOUND, "%s chunk %zu: a place where none was given", c->paths[i], k);

@@ -4,6 +4,7 @@
 # (zip bomb, XML entities, encrypted OpenDocument) made with zipfile.
 import email.policy
 import mailbox
+import os
 import zipfile
 from email.message import EmailMessage
 
@@ -52,6 +53,8 @@ m.add_attachment(open("sample.odt", "rb").read(), maintype="application",
                  subtype="vnd.oasis.opendocument.text", filename="notes.odt")
 open("sample.eml", "wb").write(bytes(m))
 
+if os.path.exists("sample.mbox"):
+    os.remove("sample.mbox")  # mailbox appends
 box = mailbox.mbox("sample.mbox", create=True)
 box.lock()
 for i, (subject, text, charset) in enumerate([
