@@ -4,7 +4,6 @@
 // gzip-compressed files.
 #include <gmime/gmime.h>
 #include <libxml/parser.h>
-#include <poppler.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>

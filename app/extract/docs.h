@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
-// The extractors of structured documents: PDF (poppler-glib), OpenDocument and Office Open XML
+// The extractors of structured documents: PDF (poppler-cpp), OpenDocument and Office Open XML
 // (libzip + libxml2), EPUB (libzip + libxml2), HTML/XHTML (libxml2's HTML parser), e-mail (.eml,
 // mbox: GMime), RTF (hand-written: no Debian library reads it) and gzip (zlib). They live in app/
-// because poppler-glib and GMime are GLib libraries and core/ stays GLib-free; only the sandboxed
+// because GMime is a GLib library (and poppler is C++) and core/ stays GLib-free; only the sandboxed
 // helper ('m3 extract-helper') and the tests link them (docs/formats.md says why each library).
 //
 //     // the helper, before m3_sandbox_serve:
@@ -15,7 +15,7 @@
 // m3_docs_register initialises the libraries and registers the extractors (m3_extract_register);
 // further calls do nothing. m3_docs_warm_up runs a sample of each library's formats through its
 // extractor, so that everything the libraries load lazily (GLib's type system, GMime's charset
-// tables, iconv modules, poppler's global parameters) is loaded before the seccomp filter denies
+// tables, iconv modules, poppler's global parameters and fonts configuration) is loaded before the seccomp filter denies
 // opening files. Not thread-safe: call them at start-up.
 //
 // Every extractor returns, besides OK: M3_STATUS_FORMAT (damaged or truncated: "PATH: damaged PDF

@@ -148,7 +148,7 @@ static void test_corpus(void)
     } files[] = {
         {"sample.docx", 14}, {"sample.odt", 14}, {"sample.epub", 14}, {"sample.html", 14},
         {"sample.rtf", 14},  {"sample.pptx", 14}, {"sample.txt.gz", 14},
-        {"sample.pdf", 9},   // pages 1 and 2: Latin and CJK (right-to-left PDF text: docs/formats.md)
+        {"sample.pdf", 14},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t size;
@@ -161,6 +161,11 @@ static void test_corpus(void)
         if (s == M3_STATUS_OK && !strcmp(files[i].name, "sample.pdf")) {
             check_place("sample.pdf", &doc, "northern cape", "page 1");
             check_place("sample.pdf", &doc, "灯台守は", "page 2");
+            check_place("sample.pdf", &doc, "הספינות חזרו לנמל בשלום.", "page 3");
+            // Right to left in logical order, the lam-alef ligature as lam then alef, no spaces
+            // inside words (pdftotext: "ع لى", "الس الم"), the number and the full stop in place.
+            CHECK(strstr(doc.text, "بنيت المنارة على الرأس الشمالي في عام ١٨٧١. قال الحارس:"),
+                  "sample.pdf: Arabic line: %s", doc.text);
             // The heading on page 2 is its own paragraph, not glued to the next line.
             CHECK(strstr(doc.text, "\n灯塔\n灯塔守护者"), "sample.pdf: page 2's heading not a paragraph");
         }
