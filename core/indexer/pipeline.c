@@ -194,6 +194,9 @@ static work_file *prepare(job *j, const char *path)
     m3_error err = {0};
     if (m3_sandbox_extract(ix->sandbox, path, data, got, &doc, NULL, &err) != M3_STATUS_OK) {
         free(data);
+        // An encrypted document is skipped, not failed (docs/formats.md): "PATH: skipped: encrypted".
+        const char *skip = err.status == M3_STATUS_UNSUPPORTED ? strstr(err.message, "skipped: ") : NULL;
+        if (skip) return finish(w, ACTION_SKIPPED, NULL, "%s", skip);
         return finish(w, ACTION_FAILED, NULL, "%s", err.message);
     }
     free(data);
