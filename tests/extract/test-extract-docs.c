@@ -148,7 +148,7 @@ static void test_corpus(void)
     } files[] = {
         {"sample.docx", 14}, {"sample.odt", 14}, {"sample.epub", 14}, {"sample.html", 14},
         {"sample.rtf", 14},  {"sample.pptx", 14}, {"sample.txt.gz", 14},
-        {"sample.pdf", 14},
+        {"sample.pdf", 14},  {"sample.odp", 14},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t size;
@@ -172,6 +172,10 @@ static void test_corpus(void)
         if (s == M3_STATUS_OK && !strcmp(files[i].name, "sample.epub")) {
             check_place("sample.epub", &doc, "northern cape", "chapter 2");
             check_place("sample.epub", &doc, "السلام", "chapter 4");
+        }
+        if (s == M3_STATUS_OK && !strcmp(files[i].name, "sample.odp")) {
+            check_place("sample.odp", &doc, "northern cape", "slide 1");
+            check_place("sample.odp", &doc, "שומר", "slide 3");
         }
         if (s == M3_STATUS_OK && !strcmp(files[i].name, "sample.pptx")) {
             check_place("sample.pptx", &doc, "灯台守は", "slide 3");
@@ -234,6 +238,47 @@ static void test_sheets_and_mail(void)
     d = slurp("sample.pdf", &size);
     CHECK(m3_extract_find("scan", d, 4096) == &m3_docs_pdf, "a PDF without extension is not sniffed");
     free(d);
+}
+
+// Charsets as pages and RTF files declare them, decoded in the helper under the filter (iconv's
+// modules loaded before it).
+static void expect_text(const char *name, const char *data, size_t size, const char *want)
+{
+    m3_extracted doc;
+    m3_error err;
+    m3_status s = extract_both(name, (const unsigned char *)data, size, &doc, &err);
+    CHECK(s == M3_STATUS_OK && doc.text && strstr(doc.text, want), "%s: %s '%s', wanted '%s'", name,
+          m3_status_name(s), doc.text ? doc.text : err.message, want);
+    m3_extracted_clear(&doc);
+}
+
+static void test_charsets(void)
+{
+    static const char cp1251[] = "<html><head><meta charset=\"windows-1251\"><title>\xcf\xf0\xe8\xe2\xe5\xf2</title>"
+                                 "<script>var hidden = 1;</script><style>p {}</style></head>"
+                                 "<body><p>\xcc\xe0\xff\xea \xed\xe0 \xf1\xe5\xe2\xe5\xf0\xe5.</p></body></html>";
+    expect_text("cp1251.html", cp1251, sizeof cp1251 - 1, "Привет\nМаяк на севере.");
+    m3_extracted doc;
+    m3_error err;
+    CHECK(extract_both("cp1251.html", (const unsigned char *)cp1251, sizeof cp1251 - 1, &doc, &err) == M3_STATUS_OK &&
+              !strstr(doc.text, "hidden") && !strstr(doc.text, "p {}"),
+          "scripts and styles not dropped: %s", doc.text ? doc.text : "");
+    m3_extracted_clear(&doc);
+    // No declared charset, not UTF-8: guessed (uchardet).
+    static const char latin[] = "<html><body><p>Le caf\xe9 \xe9tait froid, mais la vue \xe9tait tr\xe8s belle. "
+                                "Les p\xea" "cheurs sont rest\xe9s \xe0 terre pendant l'hiver.</p></body></html>";
+    expect_text("latin.html", latin, sizeof latin - 1, "Le café était froid");
+    // UTF-16 with a BOM.
+    static const char u16[] = "\xff\xfe<\0p\0>\0\x6f\x70\x54\x58<\0/\0p\0>\0";
+    expect_text("u16.html", u16, sizeof u16 - 1, "灯塔");
+    // RTF: \ansicpg1251 bytes, \u with its fallback, a skipped font table, \par.
+    static const char rtf[] = "{\\rtf1\\ansi\\ansicpg1251{\\fonttbl{\\f0 Hidden Font;}}\\f0 \\'cc\\'e0\\'ff\\'ea"
+                              " \\u28783?\\u22612?\\par Second \\'abpara\\'bb.}";
+    expect_text("cp1251.rtf", rtf, sizeof rtf - 1, "Маяк 灯塔\nSecond «para».");
+    CHECK(extract_both("cp1251.rtf", (const unsigned char *)rtf, sizeof rtf - 1, &doc, &err) == M3_STATUS_OK &&
+              !strstr(doc.text, "Hidden"),
+          "RTF font table read as text: %s", doc.text ? doc.text : "");
+    m3_extracted_clear(&doc);
 }
 
 static void test_chunk_places(void)
@@ -376,6 +421,7 @@ int main(int argc, char **argv)
     }
     test_corpus();
     test_sheets_and_mail();
+    test_charsets();
     test_chunk_places();
     test_hostile();
     m3_sandbox_free(sb);

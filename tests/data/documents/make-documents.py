@@ -9,7 +9,9 @@ import zipfile
 from email.message import EmailMessage
 
 import openpyxl
-from odf.opendocument import OpenDocumentSpreadsheet
+from odf.draw import Frame, Page, TextBox
+from odf.opendocument import OpenDocumentPresentation, OpenDocumentSpreadsheet
+from odf.style import MasterPage, PageLayout
 from odf.table import Table, TableCell, TableRow
 from odf.text import P
 
@@ -38,6 +40,25 @@ for name, rows in SHEETS.items():
         t.addElement(tr)
     ods.spreadsheet.addElement(t)
 ods.save("sample.ods")
+
+# A presentation: one slide per chapter of source.md (the sentences of expected.txt), speaker
+# notes left out by the extractor.
+odp = OpenDocumentPresentation()
+layout = PageLayout(name="L")
+odp.automaticstyles.addElement(layout)
+master = MasterPage(name="M", pagelayoutname=layout)
+odp.masterstyles.addElement(master)
+lines = open("expected.txt", encoding="utf-8").read().split("\n")
+for title, sentences in [(lines[0], lines[1:5]), (lines[5], lines[6:9]), (lines[9], lines[10:14])]:
+    page = Page(masterpagename=master)
+    for text in [title] + sentences:
+        frame = Frame(width="20cm", height="2cm", x="1cm", y="1cm")
+        box = TextBox()
+        box.addElement(P(text=text))
+        frame.addElement(box)
+        page.addElement(frame)
+    odp.presentation.addElement(page)
+odp.save("sample.odp")
 
 body = open("expected.txt", encoding="utf-8").read().split("\n")
 plain = "\n\n".join([" ".join(body[1:3]), " ".join(body[3:5])]) + "\n"
