@@ -362,6 +362,7 @@ static gboolean make_pipeline(Worker *w)
     o.prune_outside_roots = TRUE;
     if (c->max_file_size) o.max_file_size = c->max_file_size;
     o.commit_ms = c->commit_ms ? c->commit_ms : 2000;
+    if (c->batch_tokens) o.batch_tokens = c->batch_tokens;
     o.helper_argv = helper_argv();
     o.on_progress = on_progress;
     o.on_file = on_file;
@@ -391,6 +392,13 @@ static void apply_config(Worker *w, const M3EngineConfig *next)
 {
     const M3EngineConfig *old = &w->config;
     gboolean reopen = !w->res || g_strcmp0(old->model, next->model) || g_strcmp0(old->index_dir, next->index_dir);
+    // Only what changes which files belong in the index calls for a new walk.
+    gboolean resync = reopen || !g_strv_equal((const char *const *)(old->folders ? old->folders : (char *[]){NULL}),
+                                              (const char *const *)(next->folders ? next->folders : (char *[]){NULL})) ||
+                      !g_strv_equal((const char *const *)(old->exclude ? old->exclude : (char *[]){NULL}),
+                                    (const char *const *)(next->exclude ? next->exclude : (char *[]){NULL})) ||
+                      old->index_hidden != next->index_hidden || old->index_remote != next->index_remote ||
+                      old->max_file_size != next->max_file_size;
     gboolean rebuild_pipeline = reopen || g_strcmp0(old->backend, next->backend) || old->cpu_threads != next->cpu_threads;
     if (rebuild_pipeline) drop_pipeline(w);
     if (reopen) drop_resources(w);
@@ -409,12 +417,15 @@ static void apply_config(Worker *w, const M3EngineConfig *next)
         o.prune_outside_roots = TRUE;
         o.max_file_size = next->max_file_size ? next->max_file_size : o.max_file_size;
         o.commit_ms = next->commit_ms ? next->commit_ms : 2000;
+        if (next->batch_tokens) o.batch_tokens = next->batch_tokens;
         m3_error err;
         if (m3_indexer_configure(w->ix, &o, &err) != M3_STATUS_OK) set_state(w->e, "error", err.message);
     }
-    g_mutex_lock(&w->e->mu);
-    w->e->want_sync = TRUE;
-    g_mutex_unlock(&w->e->mu);
+    if (resync) {
+        g_mutex_lock(&w->e->mu);
+        w->e->want_sync = TRUE;
+        g_mutex_unlock(&w->e->mu);
+    }
 }
 
 typedef struct failed_ctx {

@@ -29,6 +29,7 @@ typedef struct M3EngineConfig {
     guint cpu_threads;    // 0: one per CPU
     double weights[3];    // default hybrid weights
     guint commit_ms;      // commit interval
+    guint batch_tokens;   // encoder token budget per batch (0: the pipeline's default)
 } M3EngineConfig;
 
 void m3_engine_config_clear(M3EngineConfig *c);

@@ -35,6 +35,7 @@ typedef struct Service {
     // Command-line overrides.
     char *opt_model, *opt_index;
     char **opt_folders;
+    guint config_timer;      // settings changes arrive in bursts: applied once, shortly after
     // StatusChanged rate limit.
     gint64 last_status;
     guint status_timer;
@@ -119,6 +120,9 @@ static void build_config(Service *s, M3EngineConfig *c)
     for (int i = 0; i < 3; i++) c->weights[i] = n == 3 ? wv[i] : (double[]){0.4, 0.2, 0.4}[i];
     const char *ms = g_getenv("M3SEARCHD_COMMIT_MS");
     c->commit_ms = ms ? (guint)g_ascii_strtoull(ms, NULL, 10) : 2000;
+    // Test knob: small batches commit often, so that a kill lands between commits.
+    const char *bt = g_getenv("M3SEARCHD_BATCH_TOKENS");
+    c->batch_tokens = bt ? (guint)g_ascii_strtoull(bt, NULL, 10) : 0;
 }
 
 static void apply_pause(Service *s)
@@ -138,12 +142,20 @@ static void configure(Service *s)
     m3_engine_config_clear(&c);
 }
 
+static gboolean configure_cb(gpointer data)
+{
+    Service *s = data;
+    s->config_timer = 0;
+    configure(s);
+    return G_SOURCE_REMOVE;
+}
+
 static void settings_changed_cb(GSettings *settings, const char *key, gpointer data)
 {
     (void)settings;
     Service *s = data;
     if (!strcmp(key, "paused") || !strcmp(key, "pause-on-battery")) apply_pause(s);
-    else if (!g_str_has_prefix(key, "window-")) configure(s);
+    else if (!g_str_has_prefix(key, "window-") && !s->config_timer) s->config_timer = g_timeout_add(200, configure_cb, s);
 }
 
 // ---- power ------------------------------------------------------------------------------------
@@ -340,7 +352,7 @@ static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer dat
         g_main_loop_quit(s->loop);
         return;
     }
-    s->upower_watch = g_bus_watch_name_on_connection(bus, "org.freedesktop.UPower", G_BUS_NAME_WATCHER_FLAGS_NONE,
+    s->upower_watch = g_bus_watch_name(G_BUS_TYPE_SYSTEM, "org.freedesktop.UPower", G_BUS_NAME_WATCHER_FLAGS_NONE,
                                                      upower_appeared_cb, upower_vanished_cb, s, NULL);
 }
 
@@ -439,6 +451,7 @@ int main(int argc, char **argv)
     g_main_loop_run(s.loop);
     // Teardown: stop answering, then let the indexing thread commit what it has and stop.
     if (s.status_timer) g_source_remove(s.status_timer);
+    if (s.config_timer) g_source_remove(s.config_timer);
     if (s.upower_watch) g_bus_unwatch_name(s.upower_watch);
     g_clear_object(&s.upower);
     if (s.object_id) g_dbus_connection_unregister_object(s.bus, s.object_id);
