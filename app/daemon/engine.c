@@ -780,7 +780,7 @@ static GVariant *hits_to_variant(m3_index *idx, const m3_search_hit *hits, size_
         g_variant_builder_add(&hb, "{sv}", "highlights", g_variant_builder_end(&hl));
         g_variant_builder_add(&hb, "{sv}", "start", g_variant_new_uint64(h->start));
         g_variant_builder_add(&hb, "{sv}", "end", g_variant_new_uint64(h->end));
-        g_variant_builder_add(&hb, "{sv}", "location", g_variant_new_string(""));
+        g_variant_builder_add(&hb, "{sv}", "location", g_variant_new_string(h->location ? h->location : ""));
         g_variant_builder_add(&hb, "{sv}", "mtime", g_variant_new_int64(mtime));
         g_variant_builder_add(&hb, "{sv}", "content-type", g_variant_new_string(mime ? mime : type));
         g_variant_builder_add(&b, "a{sv}", &hb);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "extract/docs.h"
 #include "watcher.h"
 
 #define BUS_NAME "org.m3search.Indexer"
@@ -403,6 +404,13 @@ int main(int argc, char **argv)
     if (version) {
         printf("m3searchd %s\n", M3_VERSION);
         return 0;
+    }
+    // The document formats' tables (the extraction itself runs in `m3 extract-helper`): the indexer
+    // decides from the extractor's name and version whether a file must be read again.
+    m3_error derr = {0};
+    if (m3_docs_register(&derr) != M3_STATUS_OK) {
+        g_printerr("m3searchd: %s\n", derr.message);
+        return 1;
     }
     if (s.opt_model && !g_path_is_absolute(s.opt_model)) {
         char *abs = g_canonicalize_filename(s.opt_model, NULL);
