@@ -39,7 +39,7 @@ static int m3_application_command_line(GApplication *app, GApplicationCommandLin
     GVariantDict *options = g_application_command_line_get_options_dict(cmdline);
     const char *similar = NULL;
     g_auto(GStrv) rest = NULL;
-    g_variant_dict_lookup(options, "similar", "&s", &similar);
+    g_variant_dict_lookup(options, "similar", "^&ay", &similar);  // a file name: bytes
     g_variant_dict_lookup(options, G_OPTION_REMAINING, "^as", &rest);
     M3Window *win = main_window(M3_APPLICATION(app));
     if (similar) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "preview.h"
+#include "stack-page.h"
 
 #include <string.h>
 
@@ -27,6 +28,9 @@ static void m3_preview_dispose(GObject *object) {
     g_clear_object(&self->load);
     g_clear_object(&self->result);
     gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_PREVIEW);
+    GtkWidget *child;
+    while ((child = gtk_widget_get_first_child(GTK_WIDGET(object))))
+        gtk_widget_unparent(child);
     G_OBJECT_CLASS(m3_preview_parent_class)->dispose(object);
 }
 
@@ -43,6 +47,7 @@ static void m3_preview_class_init(M3PreviewClass *klass) {
 
 static void m3_preview_init(M3Preview *self) {
     gtk_widget_init_template(GTK_WIDGET(self));
+    m3_stack_show(self->stack, "empty");
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->text);
     gtk_text_buffer_create_tag(buf, "match", "weight", PANGO_WEIGHT_BOLD, "background", "#f8e45c", "foreground", "#000000", NULL);
     gtk_text_buffer_create_tag(buf, "context", "foreground-rgba", &(GdkRGBA){0.5, 0.5, 0.5, 1.0}, NULL);
@@ -110,7 +115,7 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     }
     g_set_object(&self->result, result);
     if (!result) {
-        gtk_stack_set_visible_child_name(self->stack, "empty");
+        m3_stack_show(self->stack, "empty");
         return;
     }
     g_autofree char *name = m3_result_dup_name(result);
@@ -131,7 +136,7 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     gtk_label_set_text(self->details, details->str);
     g_string_free(details, TRUE);
     show_text(self, NULL, 0, NULL, 0);
-    gtk_stack_set_visible_child_name(self->stack, "result");
+    m3_stack_show(self->stack, "result");
     const char *ct = m3_result_get_content_type(result);
     if (g_content_type_is_a(ct, "text/plain")) {
         self->load = g_cancellable_new();

@@ -16,6 +16,9 @@ G_DEFINE_FINAL_TYPE(M3ResultRow, m3_result_row, GTK_TYPE_WIDGET)
 
 static void m3_result_row_dispose(GObject *object) {
     gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_RESULT_ROW);
+    GtkWidget *child;
+    while ((child = gtk_widget_get_first_child(GTK_WIDGET(object))))
+        gtk_widget_unparent(child);
     G_OBJECT_CLASS(m3_result_row_parent_class)->dispose(object);
 }
 

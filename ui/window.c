@@ -7,6 +7,7 @@
 #include "preview.h"
 #include "result-row.h"
 #include "result.h"
+#include "stack-page.h"
 #include "window-state.h"
 
 #define RESULT_LIMIT 50
@@ -16,14 +17,12 @@ struct _M3Window {
 
     // Template children.
     GtkSearchEntry *entry;
-    GtkWidget *similar_chip;
-    GtkLabel *similar_label;
+    GtkRevealer *similar_chip;
     GtkDropDown *type_drop, *age_drop, *mode_drop;
     GtkButton *folder_button;
     GtkRange *wd_scale, *ws_scale, *wc_scale;
     GtkRevealer *banner;
-    GtkLabel *banner_label;
-    GtkButton *banner_button;
+    char *banner_text;  // what the banner says now, NULL when it is hidden
     AdwToastOverlay *toasts;
     GtkStack *stack;
     GtkListView *list;
@@ -60,6 +59,7 @@ struct _M3Window {
 G_DEFINE_FINAL_TYPE(M3Window, m3_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static void run_query(M3Window *self);
+static void set_similar_chip(M3Window *self, const char *label, const char *tooltip);
 static void refresh_status(M3Window *self);
 static void update_view(M3Window *self);
 
@@ -115,6 +115,13 @@ static void call_failed(M3Window *self, GError *error, const char *what) {
         toast(self, text);
     }
     update_view(self);
+}
+
+// Reveals or hides a bar. Its content is made anew each time it is shown (see set_banner), and the
+// progress bar's texts are cleared when it hides: GTK 4.8 tells assistive technology nothing about
+// revealing, so a hidden bar must hold nothing that a screen reader would read out.
+static void reveal(GtkRevealer *revealer, gboolean shown) {
+    gtk_revealer_set_reveal_child(revealer, shown);
 }
 
 // ---- Queries ----
@@ -342,28 +349,46 @@ static void set_status_page(M3Window *self, const char *icon, const char *title,
         gtk_button_set_label(self->status_button, button);
         gtk_actionable_set_action_name(GTK_ACTIONABLE(self->status_button), action);
     }
-    gtk_stack_set_visible_child_name(self->stack, "status");
+    m3_stack_show(self->stack, "status");
 }
 
+// The banner across the window's top: a message and an optional button. Made anew when its text
+// changes, because widgets that were hidden when GTK 4.8 first described the window to assistive
+// technology never appear there later.
 static void set_banner(M3Window *self, const char *text, const char *button, const char *action) {
-    gtk_revealer_set_reveal_child(self->banner, text != NULL);
-    if (!text)
+    if (g_strcmp0(text, self->banner_text) == 0)
         return;
-    gtk_label_set_text(self->banner_label, text);
-    gtk_widget_set_visible(GTK_WIDGET(self->banner_button), button != NULL);
-    if (button) {
-        gtk_button_set_label(self->banner_button, button);
-        gtk_actionable_set_action_name(GTK_ACTIONABLE(self->banner_button), action);
+    g_free(self->banner_text);
+    self->banner_text = g_strdup(text);
+    reveal(self->banner, text != NULL);
+    if (!text) {
+        gtk_revealer_set_child(self->banner, NULL);
+        return;
     }
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 12);
+    gtk_widget_add_css_class(box, "m3-banner");
+    GtkWidget *label = gtk_label_new(text);
+    gtk_label_set_wrap(GTK_LABEL(label), TRUE);
+    gtk_widget_set_hexpand(label, TRUE);
+    gtk_box_append(GTK_BOX(box), label);
+    if (button) {
+        GtkWidget *b = gtk_button_new_with_mnemonic(button);
+        gtk_widget_set_valign(b, GTK_ALIGN_CENTER);
+        gtk_widget_add_css_class(b, "suggested-action");
+        gtk_actionable_set_action_name(GTK_ACTIONABLE(b), action);
+        gtk_box_append(GTK_BOX(box), b);
+    }
+    gtk_revealer_set_child(self->banner, box);
 }
 
 static void update_progress(M3Window *self) {
     m3_progress p;
     if (self->unreachable || !self->status || !m3_state_progress(self->status, &p)) {
-        gtk_revealer_set_reveal_child(self->progress_bar_revealer, FALSE);
+        reveal(self->progress_bar_revealer, FALSE);
+        gtk_label_set_text(self->progress_label, "");
         return;
     }
-    gtk_revealer_set_reveal_child(self->progress_bar_revealer, TRUE);
+    reveal(self->progress_bar_revealer, TRUE);
     gtk_label_set_text(self->progress_label, p.text);
     if (p.fraction < 0)
         gtk_progress_bar_pulse(self->progress);
@@ -440,7 +465,7 @@ static void update_view(M3Window *self) {
         set_status_page(self, "edit-find-symbolic", _("No Results"), desc, NULL, NULL);
         return;
     }
-    gtk_stack_set_visible_child_name(self->stack, "results");
+    m3_stack_show(self->stack, "results");
 }
 
 // ---- Actions on the selected result ----
@@ -551,7 +576,7 @@ static void clear_similar_action(GtkWidget *widget, const char *action, GVariant
     if (!self->similar)
         return;
     g_clear_pointer(&self->similar, g_free);
-    gtk_widget_set_visible(self->similar_chip, FALSE);
+    set_similar_chip(self, NULL, NULL);
     gtk_widget_grab_focus(GTK_WIDGET(self->entry));
     run_query(self);
 }
@@ -764,6 +789,16 @@ static gboolean entry_key_cb(GtkEventControllerKey *key, guint keyval, guint cod
     return FALSE;
 }
 
+// Escape anywhere in the window (the entry handles its own first): leaves similar mode.
+static gboolean window_key_cb(GtkEventControllerKey *key, guint keyval, guint code, GdkModifierType state, M3Window *self) {
+    (void)key, (void)code, (void)state;
+    if (keyval == GDK_KEY_Escape && self->similar) {
+        gtk_widget_activate_action(GTK_WIDGET(self), "win.clear-similar", NULL);
+        return TRUE;
+    }
+    return FALSE;
+}
+
 static void entry_activate_cb(M3Window *self) {
     if (selected(self))
         gtk_widget_activate_action(GTK_WIDGET(self), "win.open", NULL);
@@ -828,6 +863,7 @@ static void m3_window_finalize(GObject *object) {
     g_free(self->similar);
     g_free(self->folder_filter);
     g_free(self->unreachable);
+    g_free(self->banner_text);
     G_OBJECT_CLASS(m3_window_parent_class)->finalize(object);
 }
 
@@ -838,9 +874,9 @@ static void m3_window_class_init(M3WindowClass *klass) {
     g_type_ensure(M3_TYPE_PREVIEW);
     gtk_widget_class_set_template_from_resource(wc, "/org/m3search/Search/window.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child(wc, M3Window, name)
-    CHILD(entry), CHILD(similar_chip), CHILD(similar_label), CHILD(type_drop), CHILD(age_drop);
+    CHILD(entry), CHILD(similar_chip), CHILD(type_drop), CHILD(age_drop);
     CHILD(mode_drop), CHILD(folder_button), CHILD(wd_scale), CHILD(ws_scale), CHILD(wc_scale);
-    CHILD(banner), CHILD(banner_label), CHILD(banner_button), CHILD(toasts), CHILD(stack), CHILD(list);
+    CHILD(banner), CHILD(toasts), CHILD(stack), CHILD(list);
     CHILD(status_page), CHILD(status_button), CHILD(preview), CHILD(progress_bar_revealer);
     CHILD(progress_label), CHILD(progress), CHILD(pause_button), CHILD(result_menu);
 #undef CHILD
@@ -890,6 +926,9 @@ static void m3_window_init(M3Window *self) {
     GtkEventController *keys = gtk_event_controller_key_new();
     g_signal_connect(keys, "key-pressed", G_CALLBACK(entry_key_cb), self);
     gtk_widget_add_controller(GTK_WIDGET(self->entry), keys);
+    keys = gtk_event_controller_key_new();
+    g_signal_connect(keys, "key-pressed", G_CALLBACK(window_key_cb), self);
+    gtk_widget_add_controller(GTK_WIDGET(self), keys);
 
     load_default_weights(self);
     g_signal_connect_swapped(self->type_drop, "notify::selected", G_CALLBACK(run_query), self);
@@ -912,6 +951,7 @@ static void m3_window_init(M3Window *self) {
     m3_dbus_indexer1_proxy_new_for_bus(G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES,
                                        "org.m3search.Indexer", "/org/m3search/Indexer", self->life,
                                        proxy_ready_cb, self);
+    set_similar_chip(self, NULL, NULL);
     update_view(self);
 }
 
@@ -922,11 +962,39 @@ M3Window *m3_window_new(GtkApplication *app) {
 void m3_window_search(M3Window *self, const char *text) {
     if (self->similar) {
         g_clear_pointer(&self->similar, g_free);
-        gtk_widget_set_visible(self->similar_chip, FALSE);
+        set_similar_chip(self, NULL, NULL);
     }
     gtk_editable_set_text(GTK_EDITABLE(self->entry), text ? text : "");
     gtk_editable_set_position(GTK_EDITABLE(self->entry), -1);
     run_query(self);
+}
+
+// The removable "Similar to FILE" chip before the search entry; NULL label removes it. Made anew
+// each time for the reason set_banner gives.
+static void set_similar_chip(M3Window *self, const char *label, const char *tooltip) {
+    reveal(self->similar_chip, label != NULL);
+    if (!label) {
+        gtk_revealer_set_child(self->similar_chip, NULL);
+        return;
+    }
+    GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 2);
+    gtk_widget_add_css_class(box, "similar-chip");
+    gtk_widget_set_valign(box, GTK_ALIGN_CENTER);
+    gtk_widget_set_tooltip_text(box, tooltip);
+    GtkWidget *text = gtk_label_new(label);
+    gtk_label_set_ellipsize(GTK_LABEL(text), PANGO_ELLIPSIZE_MIDDLE);
+    gtk_label_set_max_width_chars(GTK_LABEL(text), 28);
+    gtk_widget_set_margin_start(text, 8);
+    GtkWidget *close = gtk_button_new_from_icon_name("window-close-symbolic");
+    gtk_actionable_set_action_name(GTK_ACTIONABLE(close), "win.clear-similar");
+    gtk_widget_set_tooltip_text(close, _("Stop Finding Similar Files"));
+    gtk_accessible_update_property(GTK_ACCESSIBLE(close), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                   _("Stop Finding Similar Files"), -1);
+    gtk_widget_add_css_class(close, "flat");
+    gtk_widget_add_css_class(close, "circular");
+    gtk_box_append(GTK_BOX(box), text);
+    gtk_box_append(GTK_BOX(box), close);
+    gtk_revealer_set_child(self->similar_chip, box);
 }
 
 void m3_window_find_similar(M3Window *self, const char *path_or_uri) {
@@ -937,9 +1005,7 @@ void m3_window_find_similar(M3Window *self, const char *path_or_uri) {
     g_autofree char *path = g_file_get_path(file);
     g_autofree char *name = path ? g_filename_display_basename(path) : g_file_get_basename(file);
     g_autofree char *label = g_strdup_printf(_("Similar to %s"), name);
-    gtk_label_set_text(self->similar_label, label);
-    gtk_widget_set_tooltip_text(self->similar_chip, path ? path : self->similar);
-    gtk_widget_set_visible(self->similar_chip, TRUE);
+    set_similar_chip(self, label, path ? path : self->similar);
     // The typed text stays out of the query in this mode; clearing it avoids a confusing mix.
     g_signal_handlers_block_by_func(self->entry, search_changed_cb, self);
     gtk_editable_set_text(GTK_EDITABLE(self->entry), "");
