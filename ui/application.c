@@ -3,6 +3,7 @@
 
 #include <glib/gi18n.h>
 
+#include "first-run.h"
 #include "preferences.h"
 #include "window.h"
 
@@ -77,8 +78,9 @@ static void preferences_action(GSimpleAction *action, GVariant *param, gpointer 
 }
 
 static void first_run_action(GSimpleAction *action, GVariant *param, gpointer user) {
-    // The model set-up lives on the preferences' model page until the assistant exists.
-    preferences_action(action, param, user);
+    (void)action, (void)param;
+    M3Window *win = main_window(M3_APPLICATION(user));
+    gtk_window_present(m3_first_run_new(GTK_WINDOW(win)));
 }
 
 static void about_action(GSimpleAction *action, GVariant *param, gpointer user) {

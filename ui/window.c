@@ -49,6 +49,7 @@ struct _M3Window {
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
+    gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
     gboolean trace;
@@ -432,6 +433,11 @@ static void update_view(M3Window *self) {
                         _("m3search needs the BGE-M3 model (about 2.3 GB) to understand your documents. "
                           "Download it, or choose a copy you already have."),
                         _("_Set Up…"), "app.first-run");
+        if (!self->setup_offered && self->status && !m3_state_has_model(self->status)) {
+            // The first time the service says it has no model, the assistant opens by itself.
+            self->setup_offered = TRUE;
+            gtk_widget_activate_action(GTK_WIDGET(self), "app.first-run", NULL);
+        }
         return;
     }
     if (self->status && !m3_state_has_folders(self->status)) {
