@@ -21,6 +21,7 @@ static const struct {
     {"bench", m3_cmd_bench, "encoder throughput (random BGE-M3 weights); 'bench search': index search latency"},
     {"model", m3_cmd_model, "model download: fetch BGE-M3 (resumable, verified) or reuse the HF cache"},
     {"selftest", m3_cmd_selftest, "check a model against the published BGE-M3 values or reference outputs"},
+    {"daemon", m3_cmd_daemon, "the indexer service m3searchd: status, pause, resume, failed, reindex"},
 };
 
 static void usage(FILE *out)

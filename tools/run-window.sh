@@ -11,9 +11,7 @@
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 shift || true
-schemas=$build/ui
-[[ -f $build/packaging/gschemas.compiled ]] && schemas=$build/packaging:$schemas
-export GSETTINGS_SCHEMA_DIR=$schemas${GSETTINGS_SCHEMA_DIR:+:$GSETTINGS_SCHEMA_DIR}
+export GSETTINGS_SCHEMA_DIR=$build/packaging${GSETTINGS_SCHEMA_DIR:+:$GSETTINGS_SCHEMA_DIR}
 
 if [[ -z ${DBUS_SESSION_BUS_ADDRESS:-} && ! -S ${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/bus ]]; then
     # No session bus: give the window and the service a private one for this run.
