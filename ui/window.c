@@ -924,6 +924,7 @@ static void m3_window_init(M3Window *self) {
     gtk_popover_set_has_arrow(GTK_POPOVER(self->context_menu), FALSE);
     gtk_widget_set_halign(self->context_menu, GTK_ALIGN_START);
 
+    gtk_window_set_focus(GTK_WINDOW(self), GTK_WIDGET(self->entry));  // typing starts a search at once
     gtk_search_entry_set_search_delay(self->entry, 0);  // a newer query cancels the older: no debounce
     gtk_search_entry_set_key_capture_widget(self->entry, GTK_WIDGET(self));
     g_signal_connect_swapped(self->entry, "search-changed", G_CALLBACK(search_changed_cb), self);
