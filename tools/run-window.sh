@@ -12,6 +12,7 @@ set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 shift || true
 export GSETTINGS_SCHEMA_DIR=$build/packaging${GSETTINGS_SCHEMA_DIR:+:$GSETTINGS_SCHEMA_DIR}
+export M3SEARCH_LOCALEDIR=${M3SEARCH_LOCALEDIR:-$build/po}
 
 if [[ -z ${DBUS_SESSION_BUS_ADDRESS:-} && ! -S ${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/bus ]]; then
     # No session bus: give the window and the service a private one for this run.

@@ -9,7 +9,9 @@
 
 int main(int argc, char **argv) {
     setlocale(LC_ALL, "");
-    bindtextdomain(GETTEXT_PACKAGE, M3_LOCALEDIR);
+    // M3SEARCH_LOCALEDIR: the build tree's translations (build/po), for runs without installing.
+    const char *localedir = g_getenv("M3SEARCH_LOCALEDIR");
+    bindtextdomain(GETTEXT_PACKAGE, localedir && *localedir ? localedir : M3_LOCALEDIR);
     bind_textdomain_codeset(GETTEXT_PACKAGE, "UTF-8");
     textdomain(GETTEXT_PACKAGE);
     g_autoptr(M3Application) app = m3_application_new();

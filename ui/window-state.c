@@ -68,15 +68,16 @@ gboolean m3_state_progress(GVariant *status, m3_progress *p) {
         else
             g_string_append(text, _("Indexing paused"));
         g_string_append_printf(text, " · ");
-        g_string_append_printf(text, g_dngettext(NULL, "%" G_GUINT64_FORMAT " file waiting",
-                                                 "%" G_GUINT64_FORMAT " files waiting", pending), pending);
+        g_autofree char *n = g_strdup_printf("%" G_GUINT64_FORMAT, pending);
+        g_string_append_printf(text, g_dngettext(NULL, "%s file waiting", "%s files waiting", (gulong)pending), n);
     } else if (g_str_equal(state, "crawling")) {
         g_string_append(text, _("Looking for new and changed files…"));
         if (done + pending)
             g_string_append_printf(text, " · %" G_GUINT64_FORMAT " / %" G_GUINT64_FORMAT, done, done + pending);
     } else {
-        g_string_append_printf(text, _("Indexing: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " files"), done,
-                               done + pending);
+        g_autofree char *d = g_strdup_printf("%" G_GUINT64_FORMAT, done);
+        g_autofree char *t = g_strdup_printf("%" G_GUINT64_FORMAT, done + pending);
+        g_string_append_printf(text, _("Indexing: %s of %s files"), d, t);
         double rate = real(status, "tokens-per-second", 0);
         if (rate > 0) {
             g_string_append(text, " · ");
@@ -100,8 +101,9 @@ char *m3_state_banner(GVariant *status, const char **button, const char **action
     if (failed) {
         *button = _("_Show");
         *action = "win.show-failed";
-        return g_strdup_printf(g_dngettext(NULL, "%" G_GUINT64_FORMAT " file could not be read",
-                                           "%" G_GUINT64_FORMAT " files could not be read", failed), failed);
+        g_autofree char *n = g_strdup_printf("%" G_GUINT64_FORMAT, failed);
+        return g_strdup_printf(g_dngettext(NULL, "%s file could not be read", "%s files could not be read",
+                                           (gulong)failed), n);
     }
     gboolean limited = FALSE;
     if (status && g_variant_lookup(status, "watch-limited", "b", &limited) && limited)

@@ -456,10 +456,10 @@ static void update_view(M3Window *self) {
                             _("The chosen folders hold no documents that m3search can read yet."),
                             _("_Choose Folders…"), "app.preferences");
         else {
+            g_autofree char *n = g_strdup_printf("%" G_GUINT64_FORMAT, indexed);
             g_autofree char *desc = g_strdup_printf(
-                g_dngettext(NULL, "%" G_GUINT64_FORMAT " file is indexed. Type in any language.",
-                            "%" G_GUINT64_FORMAT " files are indexed. Type in any language.", indexed),
-                indexed);
+                g_dngettext(NULL, "%s file is indexed. Type in any language.",
+                            "%s files are indexed. Type in any language.", (gulong)indexed), n);
             set_status_page(self, "system-search-symbolic", _("Search Your Documents"), desc, NULL, NULL);
         }
         return;

@@ -28,7 +28,7 @@ printf 'XDG_DOCUMENTS_DIR="$HOME/Documents"\nXDG_DESKTOP_DIR="$HOME/Desktop"\n' 
 export GSETTINGS_BACKEND=keyfile
 export GSETTINGS_SCHEMA_DIR=$build/packaging${GSETTINGS_SCHEMA_DIR:+:$GSETTINGS_SCHEMA_DIR}
 export GTK_A11Y=atspi NO_AT_BRIDGE=0 GDK_BACKEND=x11 GSK_RENDERER=cairo LC_ALL=${LC_ALL:-C.UTF-8}
-export M3_BUILD=$build M3_TEST_TMP=$tmp
+export M3_BUILD=$build M3_TEST_TMP=$tmp M3SEARCH_LOCALEDIR=$build/po
 unset DBUS_SESSION_BUS_ADDRESS DISPLAY WAYLAND_DISPLAY
 cd "$(dirname "$0")"
 exec xvfb-run -a -s "-screen 0 1200x760x24 -nolisten tcp" \
