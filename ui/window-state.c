@@ -56,8 +56,8 @@ gboolean m3_state_progress(GVariant *status, m3_progress *p) {
     const char *state = str(status, "state");
     guint64 done = count(status, "files-indexed"), pending = count(status, "files-pending");
     gboolean paused = g_str_equal(state, "paused");
-    if (!m3_state_is_busy(status) && !(paused && pending > 0))
-        return FALSE;
+    if (!m3_state_is_busy(status) && !paused)
+        return FALSE;  // idle: nothing to show (paused always shows, so that it can be resumed)
     p->paused = paused;
     p->fraction = done + pending ? (double)done / (double)(done + pending) : -1.0;
     GString *text = g_string_new(NULL);
@@ -67,9 +67,11 @@ gboolean m3_state_progress(GVariant *status, m3_progress *p) {
             g_string_append(text, _("Indexing paused while the computer runs on battery"));
         else
             g_string_append(text, _("Indexing paused"));
-        g_string_append_printf(text, " · ");
-        g_autofree char *n = g_strdup_printf("%" G_GUINT64_FORMAT, pending);
-        g_string_append_printf(text, g_dngettext(NULL, "%s file waiting", "%s files waiting", (gulong)pending), n);
+        if (pending) {
+            g_autofree char *n = g_strdup_printf("%" G_GUINT64_FORMAT, pending);
+            g_string_append(text, " · ");
+            g_string_append_printf(text, g_dngettext(NULL, "%s file waiting", "%s files waiting", (gulong)pending), n);
+        }
     } else if (g_str_equal(state, "crawling")) {
         g_string_append(text, _("Looking for new and changed files…"));
         if (done + pending)

@@ -22,8 +22,8 @@ gboolean m3_state_has_folders(GVariant *status);
 guint64 m3_state_files_indexed(GVariant *status);
 // Crawling or indexing now.
 gboolean m3_state_is_busy(GVariant *status);
-// Fills *p and returns TRUE while there is progress to show (crawling, indexing, or paused with
-// files pending); FALSE when idle.
+// Fills *p and returns TRUE while there is progress to show (crawling, indexing or paused);
+// FALSE when idle.
 gboolean m3_state_progress(GVariant *status, m3_progress *p);
 // The banner text (newly allocated) or NULL for none; *button and *action get the banner button's
 // label and action (static strings, NULL for no button).

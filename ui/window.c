@@ -53,7 +53,7 @@ struct _M3Window {
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
     gboolean trace;
-    gint64 trace_key_us, trace_reply_us, trace_last_tick_us, trace_max_gap_us;
+    gint64 trace_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
 };
 
@@ -169,12 +169,16 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
     M3Window *self = user;
     g_signal_handlers_disconnect_by_func(clock, trace_frame_cb, self);
     gint64 now = g_get_monotonic_time();
-    g_printerr("m3search-trace: keystroke→list %.1f ms (reply after %.1f ms, list drawn %.1f ms later)\n",
+    g_printerr("m3search-trace: keystroke→list %.1f ms (reply after %.1f ms, list updated in %.1f ms, drawn %.1f ms "
+               "later); longest main-loop gap so far %.1f ms\n",
                (now - self->trace_key_us) / 1000.0, (self->trace_reply_us - self->trace_key_us) / 1000.0,
-               (now - self->trace_reply_us) / 1000.0);
+               (self->trace_update_us - self->trace_reply_us) / 1000.0, (now - self->trace_update_us) / 1000.0,
+               self->trace_max_gap_us / 1000.0);
 }
 
 static void show_results(M3Window *self, GVariant *results) {
+    if (self->trace)
+        self->trace_reply_us = g_get_monotonic_time();
     g_autofree char *keep = selected_path(self);
     GPtrArray *items = g_ptr_array_new_with_free_func(g_object_unref);
     GVariantIter it;
@@ -200,7 +204,7 @@ static void show_results(M3Window *self, GVariant *results) {
     self->searched = TRUE;
     update_view(self);
     if (self->trace && self->trace_key_us) {
-        self->trace_reply_us = g_get_monotonic_time();
+        self->trace_update_us = g_get_monotonic_time();
         GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self->list));
         if (clock)
             g_signal_connect(clock, "after-paint", G_CALLBACK(trace_frame_cb), self);
@@ -795,7 +799,7 @@ static gboolean entry_key_cb(GtkEventControllerKey *key, guint keyval, guint cod
     return FALSE;
 }
 
-// Escape anywhere in the window (the entry handles its own first): leaves similar mode.
+// Escape anywhere in the window: leaves similar mode.
 static gboolean window_key_cb(GtkEventControllerKey *key, guint keyval, guint code, GdkModifierType state, M3Window *self) {
     (void)key, (void)code, (void)state;
     if (keyval == GDK_KEY_Escape && self->similar) {
@@ -934,6 +938,8 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect(keys, "key-pressed", G_CALLBACK(entry_key_cb), self);
     gtk_widget_add_controller(GTK_WIDGET(self->entry), keys);
     keys = gtk_event_controller_key_new();
+    // Capture: the list view would otherwise take Escape for itself.
+    gtk_event_controller_set_propagation_phase(keys, GTK_PHASE_CAPTURE);
     g_signal_connect(keys, "key-pressed", G_CALLBACK(window_key_cb), self);
     gtk_widget_add_controller(GTK_WIDGET(self), keys);
 

@@ -35,6 +35,14 @@ for name, text in TEXTS.items():
         f.write((text + " ") * 3 + "\n")
 with open(os.path.join(other, "garden.txt"), "w") as f:
     f.write("Tomatoes and beans grow in the garden in summer. " * 3 + "\n")
+# Enough files in the folder added later that the window shows the service's progress for a while.
+NOTES = 0 if REDUCED else 150
+for i in range(NOTES):
+    with open(os.path.join(other, f"note{i:03d}.txt"), "w") as f:
+        f.write(f"Note {i}: " + " ".join(TEXTS[k] for k in sorted(TEXTS)) + "\n")
+
+with open(os.path.join(docs, "broken.txt"), "w") as f:
+    f.write("\x00\x01\x02 not text at all \x00\x00")  # the service cannot read it: a failed file
 
 settings = Gio.Settings.new("org.m3search.Search")
 settings.set_strv("folders", [docs])
@@ -75,12 +83,26 @@ def shown(app):
 
 win = None
 try:
-    wait("the service to index the 5 files", lambda: status()["files-indexed"] == 5 and status()["files-pending"] == 0)
+    wait("the service to index the 5 files", lambda: status()["files-indexed"] == 5 and status()["files-pending"] == 0
+         and status()["files-failed"] == 1)
     win = m3search()
     app = a11y.app()
     check("the window says how many files are indexed",
           label_shown(app, "5 files are indexed. Type in any language.", DEADLINE) is not None)
+    # The failed file: a banner, and the list with the reason behind its button.
+    banner = label_shown(app, "1 file could not be read", DEADLINE)
+    check("a banner says that 1 file could not be read", banner is not None)
+    a11y.click(wait("the banner's Show button", lambda: a11y.find(app, role="push button", contains="Show")))
+    check("Show lists the failed files", label_shown(app, "Files That Could Not Be Read") is not None)
+    check("the list names broken.txt", wait("broken.txt in the list",
+                                             lambda: a11y.find(app, role="label", contains="broken.txt")) is not None)
+    screenshot("failed-files")
+    a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
+    check("Read All Again says so", label_shown(app, "Failed files will be read again") is not None)
+    wait("the dialog to close", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
+    time.sleep(0.3)
     focus_window()
+    key("ctrl+f")  # back to the search entry, as a person would
     query = "Steuererklärung Finanzamt"
     type_text(query)
     expected = names(call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
@@ -105,6 +127,10 @@ try:
     wait("similar mode to end", lambda: a11y.find(app, role="label", name="Similar to tax.txt") is None)
 
     if not REDUCED:
+        # Paused first (as from another window), so that the progress can be seen and resumed.
+        call("Pause")
+        paused = wait("the paused bar", lambda: a11y.find(app, role="label", contains="Indexing paused"))
+        check(f"the window says indexing is paused: {paused.get_name()!r}", paused is not None)
         # Preferences → Add Folder… → the file chooser → the service indexes the new folder.
         key("ctrl+comma")
         add = wait("Add Folder…", lambda: a11y.find(app, role="push button", contains="Add Folder"))
@@ -124,15 +150,29 @@ try:
             a11y.click(add_button)
         check("the folder appears in the preferences", label_shown(app, other, DEADLINE) is not None)
         screenshot("preferences-folders")
-        wait("the service to index the added folder", lambda: status()["files-indexed"] == 6 and
-             status()["files-pending"] == 0)
-        check("the service indexed the added folder", any(f == os.path.realpath(other) for f in status()["folders"]))
         key("Escape")
+        focus_window()
+        screenshot("paused")
+        check("nothing of the added folder is indexed while paused", status()["files-indexed"] == 5)
+        a11y.click(wait("Resume", lambda: a11y.find(app, role="push button", contains="Resume")))
+        progress = wait("the indexing progress", lambda: a11y.find(app, role="label", contains="Indexing: ")
+                        or status()["files-pending"] == 0)
+        if hasattr(progress, "get_name"):
+            print(f"progress seen: {progress.get_name()!r}", flush=True)
+            screenshot("indexing")
+        wait("the service to index the added folder", lambda: status()["files-indexed"] == 6 + NOTES and
+             status()["files-pending"] == 0, DEADLINE * 4)
+        check("the progress bar goes away when the service is done",
+              wait("the progress to end", lambda: a11y.find(app, role="label", contains="Indexing: ") is None))
+        check("the service indexed the added folder", any(f == os.path.realpath(other) for f in status()["folders"]))
         focus_window()
         key("ctrl+f")
         type_text("garden tomatoes")
         got = wait("garden.txt in the results", lambda: "garden.txt" in shown(app))
         check("the added folder's file is found", bool(got))
+except BaseException:
+    screenshot("failure-search")  # what the window showed when the test gave up
+    raise
 finally:
     if win:
         stop(win)

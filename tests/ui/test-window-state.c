@@ -64,6 +64,12 @@ static void test_progress(void) {
     g_assert_true(m3_state_progress(user, &p));
     g_assert_cmpstr(p.text, ==, "Indexing paused · 1 file waiting");
     g_free(p.text);
+    // Paused with nothing waiting still shows, so that it can be resumed.
+    g_autoptr(GVariant) nothing = status("paused", 10, 0, 0, "/m.gguf", TRUE, "user", "");
+    g_assert_true(m3_state_progress(nothing, &p));
+    g_assert_true(p.paused);
+    g_assert_cmpstr(p.text, ==, "Indexing paused");
+    g_free(p.text);
 }
 
 static void test_banner(void) {
