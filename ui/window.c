@@ -35,6 +35,7 @@ struct _M3Window {
     GtkButton *pause_button;
     GMenuModel *result_menu;
     GtkWidget *context_menu;  // a GtkPopoverMenu parented to the list
+    GtkWidget *failed_dialog; // the failed files' dialog, made on first use (see failed_files_cb)
 
     GSettings *settings;
     M3DbusIndexer1 *indexer;
@@ -669,16 +670,28 @@ static void failed_files_cb(GObject *source, GAsyncResult *res, gpointer user) {
     gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroll), box);
     gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
     gtk_scrolled_window_set_min_content_height(GTK_SCROLLED_WINDOW(scroll), MIN(n, 6u) * 56);
-    GtkWidget *dialog = adw_message_dialog_new(GTK_WINDOW(self), _("Files That Could Not Be Read"),
-                                               n ? NULL : _("Every file was read."));
-    adw_message_dialog_set_extra_child(ADW_MESSAGE_DIALOG(dialog), n ? scroll : NULL);
-    adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog), "close", _("_Close"), NULL);
-    if (n) {
-        adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog), "retry", _("_Read All Again"), NULL);
-        adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(dialog), "retry", ADW_RESPONSE_SUGGESTED);
+    // One dialog, hidden on close and shown again: GTK 4.8's accessibility code crashes when a dialog
+    // is destroyed while assistive technology listens (a NULL object path), so it is never destroyed
+    // before the window.
+    if (!self->failed_dialog) {
+        self->failed_dialog = adw_message_dialog_new(GTK_WINDOW(self), _("Files That Could Not Be Read"), NULL);
+        adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(self->failed_dialog), "close", _("_Close"), "retry",
+                                         _("_Read All Again"), NULL);
+        adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(self->failed_dialog), "retry",
+                                                   ADW_RESPONSE_SUGGESTED);
+        gtk_window_set_hide_on_close(GTK_WINDOW(self->failed_dialog), TRUE);
+        gtk_widget_set_size_request(self->failed_dialog, 520, -1);
+        g_signal_connect(self->failed_dialog, "response", G_CALLBACK(retry_all_response_cb), self);
     }
-    gtk_widget_set_size_request(dialog, 520, -1);
-    g_signal_connect(dialog, "response", G_CALLBACK(retry_all_response_cb), self);
+    if (!n) {
+        g_object_ref_sink(scroll);  // not shown: the floating list goes away here
+        g_object_unref(scroll);
+        scroll = NULL;
+    }
+    AdwMessageDialog *dialog = ADW_MESSAGE_DIALOG(self->failed_dialog);
+    adw_message_dialog_set_body(dialog, n ? "" : _("Every file was read."));
+    adw_message_dialog_set_extra_child(dialog, scroll);
+    adw_message_dialog_set_response_enabled(dialog, "retry", n > 0);
     gtk_window_present(GTK_WINDOW(dialog));
 }
 
@@ -859,6 +872,10 @@ static void m3_window_dispose(GObject *object) {
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
     g_clear_pointer(&self->context_menu, gtk_widget_unparent);
+    if (self->failed_dialog) {
+        gtk_window_destroy(GTK_WINDOW(self->failed_dialog));
+        self->failed_dialog = NULL;
+    }
     gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_WINDOW);
     G_OBJECT_CLASS(m3_window_parent_class)->dispose(object);
 }

@@ -43,6 +43,11 @@ def _window_log():
     return open(_log_path, "a")
 
 
+def show_window_log():
+    if os.path.exists(_log_path):
+        sys.stderr.write("the window's standard error:\n" + open(_log_path, errors="replace").read())
+
+
 def _criticals():
     if not os.path.exists(_log_path):
         return []

@@ -13,6 +13,7 @@ import time
 from gi.repository import Gio, GLib
 
 import a11y
+import harness
 from harness import REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, type_text
 
 BUILD = os.environ["M3_BUILD"]
@@ -98,7 +99,6 @@ try:
                                              lambda: a11y.find(app, role="label", contains="broken.txt")) is not None)
     screenshot("failed-files")
     a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
-    check("Read All Again says so", label_shown(app, "Failed files will be read again") is not None)
     wait("the dialog to close", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
     time.sleep(0.3)
     focus_window()
@@ -172,6 +172,7 @@ try:
         check("the added folder's file is found", bool(got))
 except BaseException:
     screenshot("failure-search")  # what the window showed when the test gave up
+    harness.show_window_log()
     raise
 finally:
     if win:
