@@ -35,7 +35,8 @@ struct _M3Window {
     GtkButton *pause_button;
     GMenuModel *result_menu;
     GtkWidget *context_menu;  // a GtkPopoverMenu parented to the list
-    GtkWidget *failed_dialog; // the failed files' dialog, made on first use (see failed_files_cb)
+    GtkListBox *failed_list;
+    gboolean showing_failed;  // the failed files' page is shown (until Back)
 
     GSettings *settings;
     M3DbusIndexer1 *indexer;
@@ -419,6 +420,8 @@ static void update_view(M3Window *self) {
     if (!self->unreachable && self->status)
         banner = m3_state_banner(self->status, &banner_button, &banner_action);
     set_banner(self, banner, banner_button, banner_action);
+    if (self->showing_failed)
+        return;  // the failed files' page stays until Back
 
     if (self->unreachable) {
         g_autofree char *desc = g_strdup_printf(
@@ -624,12 +627,6 @@ static void retry_failed_action(GtkWidget *widget, const char *action, GVariant 
     toast(M3_WINDOW(widget), *path ? _("The file will be read again") : _("Failed files will be read again"));
 }
 
-static void retry_all_response_cb(AdwMessageDialog *dialog, const char *response, M3Window *self) {
-    (void)dialog;
-    if (g_str_equal(response, "retry"))
-        gtk_widget_activate_action(GTK_WIDGET(self), "win.retry-failed", "s", "");
-}
-
 static void failed_files_cb(GObject *source, GAsyncResult *res, gpointer user) {
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) files = NULL;
@@ -641,9 +638,11 @@ static void failed_files_cb(GObject *source, GAsyncResult *res, gpointer user) {
         call_failed(self, error, _("Listing the failed files failed"));
         return;
     }
-    GtkWidget *box = gtk_list_box_new();
-    gtk_list_box_set_selection_mode(GTK_LIST_BOX(box), GTK_SELECTION_NONE);
-    gtk_widget_add_css_class(box, "boxed-list");
+    // Shown in the window rather than in a dialog: GTK 4.8's accessibility code crashes when a dialog
+    // goes away while assistive technology listens.
+    GtkWidget *child;
+    while ((child = gtk_widget_get_first_child(GTK_WIDGET(self->failed_list))))
+        gtk_list_box_remove(self->failed_list, child);
     GVariantIter it;
     const char *path, *reason;
     guint n = 0;
@@ -663,36 +662,24 @@ static void failed_files_cb(GObject *source, GAsyncResult *res, gpointer user) {
         gtk_actionable_set_action_target(GTK_ACTIONABLE(retry), "s", path);
         gtk_widget_add_css_class(retry, "flat");
         adw_action_row_add_suffix(ADW_ACTION_ROW(row), retry);
-        gtk_list_box_append(GTK_LIST_BOX(box), row);
+        gtk_list_box_append(self->failed_list, row);
         n++;
     }
-    GtkWidget *scroll = gtk_scrolled_window_new();
-    gtk_scrolled_window_set_child(GTK_SCROLLED_WINDOW(scroll), box);
-    gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-    gtk_scrolled_window_set_min_content_height(GTK_SCROLLED_WINDOW(scroll), MIN(n, 6u) * 56);
-    // One dialog, hidden on close and shown again: GTK 4.8's accessibility code crashes when a dialog
-    // is destroyed while assistive technology listens (a NULL object path), so it is never destroyed
-    // before the window.
-    if (!self->failed_dialog) {
-        self->failed_dialog = adw_message_dialog_new(GTK_WINDOW(self), _("Files That Could Not Be Read"), NULL);
-        adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(self->failed_dialog), "close", _("_Close"), "retry",
-                                         _("_Read All Again"), NULL);
-        adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(self->failed_dialog), "retry",
-                                                   ADW_RESPONSE_SUGGESTED);
-        gtk_window_set_hide_on_close(GTK_WINDOW(self->failed_dialog), TRUE);
-        gtk_widget_set_size_request(self->failed_dialog, 520, -1);
-        g_signal_connect(self->failed_dialog, "response", G_CALLBACK(retry_all_response_cb), self);
-    }
     if (!n) {
-        g_object_ref_sink(scroll);  // not shown: the floating list goes away here
-        g_object_unref(scroll);
-        scroll = NULL;
+        GtkWidget *row = adw_action_row_new();
+        adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), _("Every file was read."));
+        gtk_list_box_append(self->failed_list, row);
     }
-    AdwMessageDialog *dialog = ADW_MESSAGE_DIALOG(self->failed_dialog);
-    adw_message_dialog_set_body(dialog, n ? "" : _("Every file was read."));
-    adw_message_dialog_set_extra_child(dialog, scroll);
-    adw_message_dialog_set_response_enabled(dialog, "retry", n > 0);
-    gtk_window_present(GTK_WINDOW(dialog));
+    self->showing_failed = TRUE;
+    m3_stack_show(self->stack, "failed");
+}
+
+static void hide_failed_action(GtkWidget *widget, const char *action, GVariant *param) {
+    (void)action, (void)param;
+    M3Window *self = M3_WINDOW(widget);
+    self->showing_failed = FALSE;
+    update_view(self);
+    gtk_widget_grab_focus(GTK_WIDGET(self->entry));
 }
 
 static void show_failed_action(GtkWidget *widget, const char *action, GVariant *param) {
@@ -872,10 +859,6 @@ static void m3_window_dispose(GObject *object) {
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
     g_clear_pointer(&self->context_menu, gtk_widget_unparent);
-    if (self->failed_dialog) {
-        gtk_window_destroy(GTK_WINDOW(self->failed_dialog));
-        self->failed_dialog = NULL;
-    }
     gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_WINDOW);
     G_OBJECT_CLASS(m3_window_parent_class)->dispose(object);
 }
@@ -905,7 +888,7 @@ static void m3_window_class_init(M3WindowClass *klass) {
     CHILD(mode_drop), CHILD(folder_button), CHILD(wd_scale), CHILD(ws_scale), CHILD(wc_scale);
     CHILD(banner), CHILD(toasts), CHILD(stack), CHILD(list);
     CHILD(status_page), CHILD(status_button), CHILD(preview), CHILD(progress_bar_revealer);
-    CHILD(progress_label), CHILD(progress), CHILD(pause_button), CHILD(result_menu);
+    CHILD(progress_label), CHILD(progress), CHILD(pause_button), CHILD(result_menu), CHILD(failed_list);
 #undef CHILD
     gtk_widget_class_install_action(wc, "win.open", NULL, open_action);
     gtk_widget_class_install_action(wc, "win.show-in-folder", NULL, show_in_folder_action);
@@ -918,6 +901,7 @@ static void m3_window_class_init(M3WindowClass *klass) {
     gtk_widget_class_install_action(wc, "win.reconnect", NULL, reconnect_action);
     gtk_widget_class_install_action(wc, "win.retry-failed", "s", retry_failed_action);
     gtk_widget_class_install_action(wc, "win.show-failed", NULL, show_failed_action);
+    gtk_widget_class_install_action(wc, "win.hide-failed", NULL, hide_failed_action);
     gtk_widget_class_install_action(wc, "win.choose-folder-filter", NULL, choose_folder_filter_action);
     gtk_widget_class_install_action(wc, "win.clear-folder-filter", NULL, clear_folder_filter_action);
     gtk_widget_class_install_action(wc, "win.reset-ranking", NULL, reset_ranking_action);

@@ -99,8 +99,8 @@ try:
                                              lambda: a11y.find(app, role="label", contains="broken.txt")) is not None)
     screenshot("failed-files")
     a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
-    wait("the dialog to close", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
-    time.sleep(0.3)
+    a11y.click(wait("Back", lambda: a11y.find(app, role="push button", name="Back to the Results")))
+    wait("the failed files' page to go", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
     focus_window()
     key("ctrl+f")  # back to the search entry, as a person would
     query = "Steuererklärung Finanzamt"
