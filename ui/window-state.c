@@ -60,6 +60,8 @@ gboolean m3_state_progress(GVariant *status, m3_progress *p) {
         return FALSE;  // idle: nothing to show (paused always shows, so that it can be resumed)
     p->paused = paused;
     p->fraction = done + pending ? (double)done / (double)(done + pending) : -1.0;
+    if (paused && !pending)
+        p->fraction = -1.0;  // nothing waiting: a full bar would read as "done"
     GString *text = g_string_new(NULL);
     if (paused) {
         const char *why = str(status, "paused-reason");

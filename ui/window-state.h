@@ -13,7 +13,8 @@ G_BEGIN_DECLS
 
 typedef struct m3_progress {
     char *text;       // newly allocated; the caller frees it
-    double fraction;  // in [0, 1]; negative when unknown (the bar pulses)
+    double fraction;  // in [0, 1]; negative when unknown (the bar pulses) or paused with nothing
+                      // waiting (no bar)
     gboolean paused;
 } m3_progress;
 

@@ -397,6 +397,7 @@ static void update_progress(M3Window *self) {
     }
     reveal(self->progress_bar_revealer, TRUE);
     gtk_label_set_text(self->progress_label, p.text);
+    gtk_widget_set_visible(GTK_WIDGET(self->progress), !(p.paused && p.fraction < 0));
     if (p.fraction < 0)
         gtk_progress_bar_pulse(self->progress);
     else

@@ -69,6 +69,7 @@ static void test_progress(void) {
     g_assert_true(m3_state_progress(nothing, &p));
     g_assert_true(p.paused);
     g_assert_cmpstr(p.text, ==, "Indexing paused");
+    g_assert_cmpfloat(p.fraction, <, 0);
     g_free(p.text);
 }
 
