@@ -13,6 +13,8 @@ typedef struct m3_fetch_file_spec {
     const char *name;  // the file's name in the repository
     const char *alt;   // a file that may stand in for it when the revision lacks it, or NULL
     bool encoder;      // needed to run the encoder (a cache snapshot must have it)
+    bool optional;     // a 404 for it is no error: mirrors that serve only what the encoder needs
+                       // leave it out, and the folder is complete without it
 } m3_fetch_file_spec;
 
 extern const m3_fetch_file_spec m3_fetch_files[];

@@ -466,8 +466,14 @@ static m3_status check(fetch *f, job *j, m3_error *err)
         curl_easy_setopt(f->curl, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)0);
         long http;
         bool try_alt = k == 0 && j->spec->alt;
-        st = perform(f, j, false, try_alt, &http, err);
+        st = perform(f, j, false, try_alt || j->spec->optional, &http, err);
         if (st == M3_STATUS_NOT_FOUND && try_alt) continue;
+        if (st == M3_STATUS_NOT_FOUND && j->spec->optional) {
+            // Not published (a mirror with only the encoder's files): nothing to fetch.
+            free(j->url), free(j->final_path), free(j->part_path);
+            j->url = j->final_path = j->part_path = NULL;
+            return M3_STATUS_OK;
+        }
         if (st != M3_STATUS_OK) {
             if (st == M3_STATUS_NOT_FOUND && k == 1)
                 return m3_error_set(err, st, 404, "neither %s nor %s found at %s/%s/resolve/%s/ (check --revision / the endpoint)",
@@ -781,10 +787,11 @@ static m3_status setup_curl(fetch *f, m3_error *err)
     return M3_STATUS_OK;
 }
 
+// Optional files do not count: a folder from a mirror without them is complete.
 static bool dir_complete(const char *dir)
 {
     for (size_t i = 0; i < m3_fetch_file_count; i++)
-        if (!m3_fetch_present_name(dir, &m3_fetch_files[i])) return false;
+        if (!m3_fetch_files[i].optional && !m3_fetch_present_name(dir, &m3_fetch_files[i])) return false;
     return true;
 }
 

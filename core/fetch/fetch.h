@@ -16,7 +16,9 @@
 // Layout. A file FILE of revision REV is fetched from {endpoint}/{repo}/resolve/{REV}/{FILE}. The
 // files are config.json, pytorch_model.bin (or model.safetensors when the revision has no
 // pytorch_model.bin), colbert_linear.pt, sparse_linear.pt, sentencepiece.bpe.model, tokenizer.json,
-// tokenizer_config.json and special_tokens_map.json. Each is written to DIR/FILE.part and renamed to
+// tokenizer_config.json and special_tokens_map.json; the last two are optional (the encoder does not
+// read them; a mirror may serve only what the encoder needs): a 404 for them is no error and a folder
+// without them is complete. Each is written to DIR/FILE.part and renamed to
 // DIR/FILE only after its size and checksum matched what the hub publishes, after fsync: a file named
 // FILE in DIR is always complete and verified, and is never fetched again.
 //

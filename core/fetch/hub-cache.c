@@ -15,14 +15,14 @@
 #include "fetch.h"
 
 const m3_fetch_file_spec m3_fetch_files[] = {
-    {"config.json", NULL, true},
-    {"pytorch_model.bin", "model.safetensors", true},
-    {"colbert_linear.pt", NULL, true},
-    {"sparse_linear.pt", NULL, true},
-    {"sentencepiece.bpe.model", NULL, true},
-    {"tokenizer.json", NULL, false},
-    {"tokenizer_config.json", NULL, false},
-    {"special_tokens_map.json", NULL, false},
+    {"config.json", NULL, true, false},
+    {"pytorch_model.bin", "model.safetensors", true, false},
+    {"colbert_linear.pt", NULL, true, false},
+    {"sparse_linear.pt", NULL, true, false},
+    {"sentencepiece.bpe.model", NULL, true, false},
+    {"tokenizer.json", NULL, false, false},
+    {"tokenizer_config.json", NULL, false, true},
+    {"special_tokens_map.json", NULL, false, true},
 };
 const size_t m3_fetch_file_count = sizeof m3_fetch_files / sizeof m3_fetch_files[0];
 

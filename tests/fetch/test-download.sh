@@ -121,6 +121,9 @@ EOF
             locations /norange /norange/cdn plain "${files[@]}"
             locations /st /cdn plain config.json model.safetensors colbert_linear.pt sparse_linear.pt \
                 sentencepiece.bpe.model tokenizer.json tokenizer_config.json special_tokens_map.json
+            # A mirror with only the files the encoder needs (and tokenizer.json): 404 for the rest.
+            locations /min /cdn plain config.json pytorch_model.bin colbert_linear.pt sparse_linear.pt \
+                sentencepiece.bpe.model tokenizer.json
             echo "  }"
             echo "}"
         } >"$tmp/nginx/nginx.conf"
@@ -414,7 +417,27 @@ check "SIGINT: the next run resumes with Range from $part" \
     bash -c "tail -n +$((n0 + 1)) '$log' | grep -q '^GET /cdn/pytorch_model.bin bytes=$part- 206'"
 check "SIGINT: resumed download identical" identical "$d"
 
-# 13. Usage errors.
+# 13. A mirror that serves only the files the encoder needs: the 404s for tokenizer_config.json and
+#     special_tokens_map.json are no error, and the folder counts as complete without them.
+d=$tmp/min
+dl --endpoint "$url/min" --dir "$d" --quiet >"$tmp/out" 2>"$tmp/err"
+check "minimal mirror: exits 0" test $? -eq 0
+check "minimal mirror: the encoder's files installed, identical" bash -c "
+    for f in config.json pytorch_model.bin colbert_linear.pt sparse_linear.pt sentencepiece.bpe.model tokenizer.json; do
+        cmp -s '$web/'\$f '$d/'\$f || exit 1; done"
+check "minimal mirror: no optional file, no .part left" \
+    bash -c "[[ ! -e '$d/tokenizer_config.json' && ! -e '$d/special_tokens_map.json' ]] && ! compgen -G '$d/*.part'"
+check "minimal mirror: the 404 of tokenizer_config.json was asked for" \
+    grep -q '^HEAD /min/BAAI/bge-m3/resolve/main/tokenizer_config.json - 404' "$log"
+n0=$(lines)
+dl --endpoint "$url/min" --dir "$d" --quiet >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "minimal mirror: a second run exits 0" test $rc -eq 0
+check "minimal mirror: a second run makes no request" test "$(log_since "$n0" | wc -l)" -eq 0
+"$m3" model download --endpoint "$url/min-missing" --dir "$tmp/min-missing" --quiet >/dev/null 2>"$tmp/err"
+check "a required file's 404 is still an error naming it" grep -q 'config.json.*not found' "$tmp/err"
+
+# 14. Usage errors.
 "$m3" model download --bogus >/dev/null 2>&1
 check "unknown option: exit status 2" test $? -eq 2
 "$m3" model download --endpoint ftp://example.org --dir "$tmp/x" --quiet >/dev/null 2>"$tmp/err"

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: MIT
+#
+# The window with the real indexer service (m3searchd from the build tree, the tiny model) on the
+# private session bus: typing a query shows the service's results for it, in its order, best first
+# (the German tax letter for a German query); the preview shows the passage; find similar from a
+# result shows the service's FindSimilar list without the file itself; adding a folder in the
+# preferences (through the file chooser) makes the service index it and the window shows its file.
+# Screenshots: results with preview, similar, preferences, indexing progress.
+import os
+import subprocess
+import time
+
+from gi.repository import Gio, GLib
+
+import a11y
+import harness
+from harness import REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, type_text
+
+BUILD = os.environ["M3_BUILD"]
+tmp = os.environ["M3_TEST_TMP"]
+home = os.environ["HOME"]
+docs = os.path.join(home, "Documents")
+other = os.path.join(home, "Other")
+os.makedirs(other)
+DEADLINE = 90 if REDUCED else 30
+
+TEXTS = {
+    "tax.txt": "Die Steuererklärung muss bis Ende Mai beim Finanzamt sein. Belege und Quittungen beilegen.",
+    "korean.txt": "세무서에서 소득세 신고에 관한 편지를 보냈습니다. 영수증을 준비하세요.",
+    "cat.txt": "Le chat dort sur le canapé toute la journée.",
+    "gato.txt": "El gato duerme en el sofá todo el día.",
+    "compiler.txt": "The compiler builds the program from its sources.",
+}
+for name, text in TEXTS.items():
+    with open(os.path.join(docs, name), "w") as f:
+        f.write((text + " ") * 3 + "\n")
+with open(os.path.join(other, "garden.txt"), "w") as f:
+    f.write("Tomatoes and beans grow in the garden in summer. " * 3 + "\n")
+# Enough files in the folder added later that the window shows the service's progress for a while.
+NOTES = 0 if REDUCED else 150
+for i in range(NOTES):
+    with open(os.path.join(other, f"note{i:03d}.txt"), "w") as f:
+        f.write(f"Note {i}: " + " ".join(TEXTS[k] for k in sorted(TEXTS)) + "\n")
+
+with open(os.path.join(docs, "broken.txt"), "w") as f:
+    f.write("\x00\x01\x02 not text at all \x00\x00")  # the service cannot read it: a failed file
+
+settings = Gio.Settings.new("org.m3search.Search")
+settings.set_strv("folders", [docs])
+Gio.Settings.sync()
+
+env = dict(os.environ, M3SEARCHD_QUIET_MS="300", M3SEARCHD_COMMIT_MS="100", M3SEARCHD_RESCAN_S="2")
+daemon = subprocess.Popen([os.path.join(BUILD, "app", "m3searchd"), "--model", os.environ["M3_TINY_MODEL"],
+                           "--index", os.path.join(tmp, "index")], env=env)
+bus = Gio.bus_get_sync(Gio.BusType.SESSION)
+
+
+def call(method, args=None, reply=None):
+    return bus.call_sync("org.m3search.Indexer", "/org/m3search/Indexer", "org.m3search.Indexer1", method, args,
+                         GLib.VariantType(reply) if reply else None, Gio.DBusCallFlags.NONE, 60000, None).unpack()
+
+
+def status():
+    return call("Status", None, "(a{sv})")[0]
+
+
+def wait(what, cond, deadline=DEADLINE):
+    return a11y.wait(what, cond, deadline)
+
+
+def names(results):
+    return [os.path.basename(r["path"]) for r in results]
+
+
+def shown(app):
+    """The file names of the result rows the window shows, top to bottom."""
+    rows = a11y.find(app, role="list", name="Results")
+    out = []
+    for n, _ in a11y.walk(rows) if rows else []:
+        if n.get_role_name() == "filler" and " in " in (n.get_name() or "") and a11y.showing(n):
+            out.append(n.get_name().split(" in ")[0])
+    return out
+
+
+win = None
+try:
+    wait("the service to index the 5 files", lambda: status()["files-indexed"] == 5 and status()["files-pending"] == 0
+         and status()["files-failed"] == 1)
+    win = m3search()
+    app = a11y.app()
+    check("the window says how many files are indexed",
+          label_shown(app, "5 files are indexed. Type in any language.", DEADLINE) is not None)
+    # The failed file: a banner, and the list with the reason behind its button.
+    banner = label_shown(app, "1 file could not be read", DEADLINE)
+    check("a banner says that 1 file could not be read", banner is not None)
+    a11y.click(wait("the banner's Show button", lambda: a11y.find(app, role="push button", contains="Show")))
+    check("Show lists the failed files", label_shown(app, "Files That Could Not Be Read") is not None)
+    check("the list names broken.txt", wait("broken.txt in the list",
+                                             lambda: a11y.find(app, role="label", contains="broken.txt")) is not None)
+    screenshot("failed-files")
+    a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
+    a11y.click(wait("Back", lambda: a11y.find(app, role="push button", name="Back to the Results")))
+    wait("the failed files' page to go", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
+    focus_window()
+    key("ctrl+f")  # back to the search entry, as a person would
+    query = "Steuererklärung Finanzamt"
+    type_text(query)
+    expected = names(call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
+    got = wait("the results of the typed query", lambda: shown(app) if shown(app) == expected else None)
+    check(f"typing shows the service's results in its order: {got}", got == expected)
+    check("the German tax letter is first", got and got[0] == "tax.txt")
+    check("the preview shows the first result's passage",
+          wait("the preview", lambda: a11y.find(app, role="label", name="tax.txt")) is not None
+          and a11y.find(app, role="text", name="Matched passage") is not None)
+    screenshot("results")
+
+    # Find similar from the selected (first) result, with its shortcut.
+    key("ctrl+m")  # acts on the selected result, the first
+    check("find similar shows “Similar to tax.txt”", label_shown(app, "Similar to tax.txt") is not None)
+    sim = names(call("FindSimilar", GLib.Variant("(sa{sv})", (os.path.join(docs, "tax.txt"),
+                                                             {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
+    got = wait("the similar files", lambda: shown(app) if shown(app) == sim else None)
+    check(f"find similar lists the service's similar files without the file itself: {got}",
+          got == sim and "tax.txt" not in got)
+    screenshot("similar")
+    key("Escape")
+    wait("similar mode to end", lambda: a11y.find(app, role="label", name="Similar to tax.txt") is None)
+
+    if not REDUCED:
+        # Paused first (as from another window), so that the progress can be seen and resumed.
+        call("Pause")
+        paused = wait("the paused bar", lambda: a11y.find(app, role="label", contains="Indexing paused"))
+        check(f"the window says indexing is paused: {paused.get_name()!r}", paused is not None)
+        # Preferences → Add Folder… → the file chooser → the service indexes the new folder.
+        key("ctrl+comma")
+        add = wait("Add Folder…", lambda: a11y.find(app, role="push button", contains="Add Folder"))
+        a11y.click(add)
+        wait("the file chooser", lambda: a11y.find(app, role="label", name="Add a Folder to Index")
+             or a11y.find(app, name="Add a Folder to Index"))
+        time.sleep(0.5)
+        focus_window("Add a Folder to Index")
+        key("ctrl+l")
+        type_text(other + "/")
+        time.sleep(0.5)
+        key("Return")
+        time.sleep(0.3)
+        # Enter on a folder typed with a trailing slash opens it; Add selects it.
+        add_button = a11y.find(app, role="push button", name="Add")
+        if add_button is not None and a11y.find(app, name="Add a Folder to Index"):
+            a11y.click(add_button)
+        check("the folder appears in the preferences", label_shown(app, other, DEADLINE) is not None)
+        screenshot("preferences-folders")
+        key("Escape")
+        focus_window()
+        screenshot("paused")
+        check("nothing of the added folder is indexed while paused", status()["files-indexed"] == 5)
+        a11y.click(wait("Resume", lambda: a11y.find(app, role="push button", contains="Resume")))
+        progress = wait("the indexing progress", lambda: a11y.find(app, role="label", contains="Indexing: ")
+                        or status()["files-pending"] == 0)
+        if hasattr(progress, "get_name"):
+            print(f"progress seen: {progress.get_name()!r}", flush=True)
+            screenshot("indexing")
+        wait("the service to index the added folder", lambda: status()["files-indexed"] == 6 + NOTES and
+             status()["files-pending"] == 0, DEADLINE * 4)
+        check("the progress bar goes away when the service is done",
+              wait("the progress to end", lambda: a11y.find(app, role="label", contains="Indexing: ") is None))
+        check("the service indexed the added folder", any(f == os.path.realpath(other) for f in status()["folders"]))
+        focus_window()
+        key("ctrl+f")
+        type_text("garden tomatoes")
+        got = wait("garden.txt in the results", lambda: "garden.txt" in shown(app))
+        check("the added folder's file is found", bool(got))
+except BaseException:
+    screenshot("failure-search")  # what the window showed when the test gave up
+    harness.show_window_log()
+    raise
+finally:
+    if win:
+        stop(win)
+    daemon.terminate()
+    daemon.wait(timeout=60)
+finish()

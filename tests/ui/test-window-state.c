@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+//
+// The window's reading of the service's Status dictionary (ui/window-state.c) and of a result
+// dictionary (ui/result.c): every state a person must understand, the progress line, the banner,
+// the highlighted snippet markup (UTF-8 boundaries, escaping, bad ranges), the folder shown with "~".
+#include <locale.h>
+#include <string.h>
+
+#include "result.h"
+#include "window-state.h"
+
+static GVariant *status(const char *state, guint64 done, guint64 pending, guint64 failed, const char *model,
+                        gboolean folders, const char *paused_reason, const char *error) {
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(&b, "{sv}", "state", g_variant_new_string(state));
+    g_variant_builder_add(&b, "{sv}", "files-indexed", g_variant_new_uint64(done));
+    g_variant_builder_add(&b, "{sv}", "files-pending", g_variant_new_uint64(pending));
+    g_variant_builder_add(&b, "{sv}", "files-failed", g_variant_new_uint64(failed));
+    g_variant_builder_add(&b, "{sv}", "model", g_variant_new_string(model));
+    const char *some[] = {"/home/u/Documents", NULL};
+    g_variant_builder_add(&b, "{sv}", "folders", g_variant_new_strv(folders ? some : NULL, folders ? 1 : 0));
+    g_variant_builder_add(&b, "{sv}", "paused-reason", g_variant_new_string(paused_reason));
+    g_variant_builder_add(&b, "{sv}", "error", g_variant_new_string(error));
+    g_variant_builder_add(&b, "{sv}", "tokens-per-second", g_variant_new_double(2300));
+    g_variant_builder_add(&b, "{sv}", "eta-seconds", g_variant_new_double(185));
+    return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
+static void test_states(void) {
+    g_autoptr(GVariant) none = status("idle", 0, 0, 0, "", TRUE, "", "");
+    g_assert_false(m3_state_has_model(none));
+    g_autoptr(GVariant) nofolders = status("idle", 0, 0, 0, "/m.gguf", FALSE, "", "");
+    g_assert_true(m3_state_has_model(nofolders));
+    g_assert_false(m3_state_has_folders(nofolders));
+    g_autoptr(GVariant) idle = status("idle", 12, 0, 0, "/m.gguf", TRUE, "", "");
+    g_assert_true(m3_state_has_folders(idle));
+    g_assert_cmpuint(m3_state_files_indexed(idle), ==, 12);
+    m3_progress p;
+    g_assert_false(m3_state_progress(idle, &p));
+    const char *button, *action;
+    g_assert_null(m3_state_banner(idle, &button, &action));
+    // Missing keys and a NULL dictionary read as nothing, never crash.
+    g_autoptr(GVariant) empty = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+    g_assert_false(m3_state_has_model(empty));
+    g_assert_false(m3_state_progress(empty, &p));
+    g_assert_false(m3_state_has_folders(NULL));
+}
+
+static void test_progress(void) {
+    g_autoptr(GVariant) busy = status("indexing", 120, 380, 0, "/m.gguf", TRUE, "", "");
+    m3_progress p;
+    g_assert_true(m3_state_progress(busy, &p));
+    g_assert_cmpstr(p.text, ==, "Indexing: 120 of 500 files · 2300 tokens/s · about 3 minutes left");
+    g_assert_cmpfloat_with_epsilon(p.fraction, 0.24, 1e-9);
+    g_assert_false(p.paused);
+    g_free(p.text);
+    g_autoptr(GVariant) battery = status("paused", 10, 5, 0, "/m.gguf", TRUE, "battery", "");
+    g_assert_true(m3_state_progress(battery, &p));
+    g_assert_true(p.paused);
+    g_assert_cmpstr(p.text, ==, "Indexing paused while the computer runs on battery · 5 files waiting");
+    g_free(p.text);
+    g_autoptr(GVariant) user = status("paused", 10, 1, 0, "/m.gguf", TRUE, "user", "");
+    g_assert_true(m3_state_progress(user, &p));
+    g_assert_cmpstr(p.text, ==, "Indexing paused · 1 file waiting");
+    g_free(p.text);
+    // Paused with nothing waiting still shows, so that it can be resumed.
+    g_autoptr(GVariant) nothing = status("paused", 10, 0, 0, "/m.gguf", TRUE, "user", "");
+    g_assert_true(m3_state_progress(nothing, &p));
+    g_assert_true(p.paused);
+    g_assert_cmpstr(p.text, ==, "Indexing paused");
+    g_assert_cmpfloat(p.fraction, <, 0);
+    g_free(p.text);
+}
+
+static void test_banner(void) {
+    const char *button, *action;
+    g_autoptr(GVariant) failed = status("idle", 10, 0, 3, "/m.gguf", TRUE, "", "");
+    g_autofree char *text = m3_state_banner(failed, &button, &action);
+    g_assert_cmpstr(text, ==, "3 files could not be read");
+    g_assert_cmpstr(action, ==, "win.show-failed");
+    g_autoptr(GVariant) broken = status("error", 10, 0, 3, "/m.gguf", TRUE, "", "the disk is full");
+    g_autofree char *text2 = m3_state_banner(broken, &button, &action);
+    g_assert_cmpstr(text2, ==, "Indexing stopped: the disk is full");
+}
+
+static M3Result *result(const char *path, const char *snippet, guint32 a, guint32 b) {
+    GVariantBuilder d, hl;
+    g_variant_builder_init(&hl, G_VARIANT_TYPE("a(uu)"));
+    g_variant_builder_add(&hl, "(uu)", a, b);
+    g_variant_builder_add(&hl, "(uu)", 5000u, 6000u);  // out of range: dropped
+    g_variant_builder_init(&d, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(&d, "{sv}", "path", g_variant_new_string(path));
+    g_variant_builder_add(&d, "{sv}", "snippet", g_variant_new_string(snippet));
+    g_variant_builder_add(&d, "{sv}", "highlights", g_variant_builder_end(&hl));
+    g_variant_builder_add(&d, "{sv}", "score", g_variant_new_double(0.5));
+    g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_builder_end(&d));
+    return m3_result_new_from_variant(v);
+}
+
+static void test_result(void) {
+    // "Steuer <b>erklärung</b> & Co": the range covers "erklärung" (ä is two bytes).
+    const char *snippet = "Steuer erklärung & Co";
+    g_autoptr(M3Result) r = result("/home/u/Docs/a.txt", snippet, 7, 17);
+    g_assert_nonnull(r);
+    guint n;
+    m3_result_get_highlights(r, &n);
+    g_assert_cmpuint(n, ==, 1);
+    g_autofree char *markup = m3_result_dup_snippet_markup(r);
+    g_assert_cmpstr(markup, ==, "Steuer <span weight=\"bold\" background=\"#f8e45c80\">erklärung</span> &amp; Co");
+    // A range that ends inside a UTF-8 character is cut back to the character's start.
+    g_autoptr(M3Result) cut = result("/x/b.txt", snippet, 7, 16);
+    g_autofree char *m2 = m3_result_dup_snippet_markup(cut);
+    g_assert_cmpstr(m2, ==, "Steuer <span weight=\"bold\" background=\"#f8e45c80\">erklärun</span>g &amp; Co");
+    // No path: no result.
+    g_autoptr(GVariant) bad = g_variant_ref_sink(g_variant_new_array(G_VARIANT_TYPE("{sv}"), NULL, 0));
+    g_assert_null(m3_result_new_from_variant(bad));
+    // The home folder is shown as "~".
+    g_autofree char *in_home = g_build_filename(g_get_home_dir(), "Docs", "c.txt", NULL);
+    g_autoptr(M3Result) home = result(in_home, "x", 0, 1);
+    g_autofree char *folder = m3_result_dup_folder(home);
+    g_assert_cmpstr(folder, ==, "~/Docs");
+    g_autofree char *name = m3_result_dup_name(home);
+    g_assert_cmpstr(name, ==, "c.txt");
+}
+
+int main(int argc, char **argv) {
+    setlocale(LC_ALL, "C.UTF-8");
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/window-state/states", test_states);
+    g_test_add_func("/window-state/progress", test_progress);
+    g_test_add_func("/window-state/banner", test_banner);
+    g_test_add_func("/result/markup", test_result);
+    return g_test_run();
+}

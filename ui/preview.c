@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+#include "preview.h"
+#include "stack-page.h"
+
+#include <string.h>
+
+#include <adwaita.h>
+#include <glib/gi18n.h>
+
+#define PREVIEW_MAX_FILE (4u << 20)
+#define PREVIEW_CONTEXT 1500  // bytes of context shown before and after the passage
+
+struct _M3Preview {
+    GtkWidget parent_instance;
+    GtkStack *stack;
+    GtkLabel *title, *details;
+    GtkTextView *text;
+    M3Result *result;
+    GCancellable *load;
+};
+
+G_DEFINE_FINAL_TYPE(M3Preview, m3_preview, GTK_TYPE_WIDGET)
+
+static void m3_preview_dispose(GObject *object) {
+    M3Preview *self = M3_PREVIEW(object);
+    if (self->load)
+        g_cancellable_cancel(self->load);
+    g_clear_object(&self->load);
+    g_clear_object(&self->result);
+    gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_PREVIEW);
+    GtkWidget *child;
+    while ((child = gtk_widget_get_first_child(GTK_WIDGET(object))))
+        gtk_widget_unparent(child);
+    G_OBJECT_CLASS(m3_preview_parent_class)->dispose(object);
+}
+
+static void m3_preview_class_init(M3PreviewClass *klass) {
+    GtkWidgetClass *wc = GTK_WIDGET_CLASS(klass);
+    G_OBJECT_CLASS(klass)->dispose = m3_preview_dispose;
+    gtk_widget_class_set_template_from_resource(wc, "/org/m3search/Search/preview.ui");
+    gtk_widget_class_bind_template_child(wc, M3Preview, stack);
+    gtk_widget_class_bind_template_child(wc, M3Preview, title);
+    gtk_widget_class_bind_template_child(wc, M3Preview, details);
+    gtk_widget_class_bind_template_child(wc, M3Preview, text);
+    gtk_widget_class_set_css_name(wc, "preview");
+}
+
+static void m3_preview_init(M3Preview *self) {
+    gtk_widget_init_template(GTK_WIDGET(self));
+    m3_stack_show(self->stack, "empty");
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->text);
+    gtk_text_buffer_create_tag(buf, "match", "weight", PANGO_WEIGHT_BOLD, "background", "#f8e45c", "foreground", "#000000", NULL);
+    gtk_text_buffer_create_tag(buf, "context", "foreground-rgba", &(GdkRGBA){0.5, 0.5, 0.5, 1.0}, NULL);
+}
+
+// Fills the buffer: before (context, dimmed), the passage with its highlights, after (dimmed).
+static void show_text(M3Preview *self, const char *before, gsize nb, const char *after, gsize na) {
+    GtkTextBuffer *buf = gtk_text_view_get_buffer(self->text);
+    gtk_text_buffer_set_text(buf, "", 0);
+    GtkTextIter end;
+    gtk_text_buffer_get_end_iter(buf, &end);
+    if (nb)
+        gtk_text_buffer_insert_with_tags_by_name(buf, &end, before, (int)nb, "context", NULL);
+    const char *snippet = m3_result_get_snippet(self->result);
+    gsize len = strlen(snippet), at = 0;
+    guint n;
+    const m3_highlight *hl = m3_result_get_highlights(self->result, &n);
+    for (guint i = 0; i < n; i++) {
+        gsize a = MAX(hl[i].start, at), b = hl[i].end;
+        if (b <= a || !g_utf8_validate(snippet + at, (gssize)(a - at), NULL) ||
+            !g_utf8_validate(snippet + a, (gssize)(b - a), NULL))
+            continue;
+        gtk_text_buffer_insert(buf, &end, snippet + at, (int)(a - at));
+        gtk_text_buffer_insert_with_tags_by_name(buf, &end, snippet + a, (int)(b - a), "match", NULL);
+        at = b;
+    }
+    gtk_text_buffer_insert(buf, &end, snippet + at, (int)(len - at));
+    GtkTextMark *mark = gtk_text_buffer_create_mark(buf, NULL, &end, TRUE);
+    if (na)
+        gtk_text_buffer_insert_with_tags_by_name(buf, &end, after, (int)na, "context", NULL);
+    gtk_text_view_scroll_to_mark(self->text, mark, 0.1, FALSE, 0, 0);
+}
+
+// Cuts a byte range of valid UTF-8 at character boundaries.
+static gsize utf8_back(const char *s, gsize at) {
+    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
+        at--;
+    return at;
+}
+
+static void loaded_cb(GObject *source, GAsyncResult *res, gpointer user) {
+    g_autoptr(GError) error = NULL;
+    char *contents = NULL;
+    gsize len = 0;
+    if (!g_file_load_contents_finish(G_FILE(source), res, &contents, &len, NULL, &error))
+        return;  // cancelled (a newer selection) or unreadable: the snippet alone stays shown
+    g_autofree char *data = contents;
+    M3Preview *self = M3_PREVIEW(user);
+    const char *snippet = m3_result_get_snippet(self->result);
+    if (len > PREVIEW_MAX_FILE || !*snippet || !g_utf8_validate(data, (gssize)len, NULL))
+        return;
+    const char *hit = g_strstr_len(data, (gssize)len, snippet);
+    if (!hit)
+        return;  // the extracted text differs from the file's bytes (another format): keep the snippet
+    gsize at = (gsize)(hit - data), end = at + strlen(snippet);
+    gsize from = at > PREVIEW_CONTEXT ? utf8_back(data, at - PREVIEW_CONTEXT) : 0;
+    gsize to = end + PREVIEW_CONTEXT < len ? utf8_back(data, end + PREVIEW_CONTEXT) : len;
+    show_text(self, data + from, at - from, data + end, to - end);
+}
+
+void m3_preview_set_result(M3Preview *self, M3Result *result) {
+    if (self->load) {
+        g_cancellable_cancel(self->load);
+        g_clear_object(&self->load);
+    }
+    g_set_object(&self->result, result);
+    if (!result) {
+        m3_stack_show(self->stack, "empty");
+        return;
+    }
+    g_autofree char *name = m3_result_dup_name(result);
+    g_autofree char *folder = m3_result_dup_folder(result);
+    g_autofree char *date = m3_result_dup_date(result);
+    const char *location = m3_result_get_location(result);
+    double d, s, c;
+    m3_result_get_parts(result, &d, &s, &c);
+    g_autofree char *type = g_content_type_get_description(m3_result_get_content_type(result));
+    GString *details = g_string_new(NULL);
+    g_string_append_printf(details, "%s\n%s · %s", folder, type, date);
+    if (location && *location)
+        g_string_append_printf(details, " · %s", location);
+    g_string_append_printf(details, "\n");
+    g_string_append_printf(details, _("Score %.3f (meaning %.3f, words %.3f, passages %.3f)"),
+                           m3_result_get_score(result), d, s, c);
+    gtk_label_set_text(self->title, name);
+    gtk_label_set_text(self->details, details->str);
+    g_string_free(details, TRUE);
+    show_text(self, NULL, 0, NULL, 0);
+    m3_stack_show(self->stack, "result");
+    const char *ct = m3_result_get_content_type(result);
+    if (g_content_type_is_a(ct, "text/plain")) {
+        self->load = g_cancellable_new();
+        g_autoptr(GFile) file = g_file_new_for_path(m3_result_get_path(result));
+        g_file_load_contents_async(file, self->load, loaded_cb, self);
+    }
+}
