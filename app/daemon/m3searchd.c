@@ -342,7 +342,7 @@ static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer dat
     (void)name;
     Service *s = data;
     GError *error = NULL;
-    s->bus = bus;
+    s->bus = g_object_ref(bus);
     s->object_id = g_dbus_connection_register_object(bus, OBJECT_PATH, s->introspection->interfaces[0], &vtable, s,
                                                      NULL, &error);
     if (!s->object_id) {
@@ -456,6 +456,8 @@ int main(int argc, char **argv)
     g_clear_object(&s.upower);
     if (s.object_id) g_dbus_connection_unregister_object(s.bus, s.object_id);
     g_bus_unown_name(s.owner_id);
+    // No more signals: what the engine reports while it stops goes nowhere.
+    g_clear_object(&s.bus);
     m3_watcher_free(s.watcher);
     m3_engine_free(s.engine);
     g_object_unref(s.settings);

@@ -87,8 +87,13 @@ static work_file *finish(work_file *w, action a, const char *extractor, const ch
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(w->info.reason, sizeof w->info.reason, fmt, ap);
+        char full[M3_ERROR_MESSAGE_MAX];
+        vsnprintf(full, sizeof full, fmt, ap);
         va_end(ap);
+        // The reason is listed beside the path: "PATH: damaged" would say the path twice.
+        size_t pl = strlen(w->path);
+        const char *r = !strncmp(full, w->path, pl) && full[pl] == ':' && full[pl + 1] == ' ' ? full + pl + 2 : full;
+        snprintf(w->info.reason, sizeof w->info.reason, "%s", r);
     }
     return w;
 }

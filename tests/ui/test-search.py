@@ -101,6 +101,11 @@ try:
     a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
     a11y.click(wait("Back", lambda: a11y.find(app, role="push button", name="Back to the Results")))
     wait("the failed files' page to go", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
+    # Read All Again makes the service index again; its IndexChanged refreshes the list. Type once
+    # that has settled, so that the selection the shortcuts act on is the typed query's first row.
+    wait("the service to be idle again", lambda: (lambda st: st["state"] == "idle" and st["files-pending"] == 0)(
+        call("Status", None, "(a{sv})")[0]))
+    time.sleep(1.0)
     focus_window()
     key("ctrl+f")  # back to the search entry, as a person would
     query = "Steuererklärung Finanzamt"
