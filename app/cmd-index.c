@@ -2,31 +2,24 @@
 //
 // m3 index [--index DIR] --model DIR [--backend auto] [--rebuild] [--exact] [--colbert KIND]
 //          [--colbert-pool N] PATH...
-// Walks the files and folders given (never following symlinks, skipping hidden entries), skips
-// unchanged files (size and mtime, then content hash), re-indexes changed ones and drops deleted
-// ones. A reader thread reads, extracts (in the sandboxed helper 'm3 extract-helper',
-// core/extract/sandbox.h), chunks and tokenizes ahead while the main thread encodes
-// in batches of a token budget and commits to the index in batches. Files are opened
-// O_RDONLY|O_NOATIME and never modified.
-#include <dirent.h>
+// Keeps the index current with the files and folders given, through the indexing pipeline
+// (core/indexer/indexer.h: walk, compare, read-ahead, sandboxed extraction, chunking, batches,
+// writer). This file is the command line around it: options, the progress line, the summary.
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "encoder/encoder.h"
 #include "extract/extract.h"
-#include "extract/sandbox.h"
 #include "index/index.h"
+#include "indexer/indexer.h"
 #include "model/model.h"
 
 static const char usage_text[] =
@@ -53,328 +46,32 @@ static const char usage_text[] =
     "  --commit-interval MS commit at least this often (default 2000)\n"
     "  --quiet              no progress line\n";
 
-enum { QUEUE_MAX = 16 };
+// ---- progress ----------------------------------------------------------------------------------
 
-typedef struct work_file {
-    char *path;
-    m3_index_file info;
-    int action;              // 0 index, 1 touch (same content), 2 failed, 3 skip
-    char *text;              // extracted UTF-8
-    size_t n_chunks;
-    m3_text_chunk *chunks;
-    uint64_t *fstart, *fend; // file byte ranges
-    int32_t **ids;
-    size_t *n_ids;
-    size_t tokens;
-    char *reason;            // why extraction failed (action 2), reported by the main thread
-    struct work_file *next;
-} work_file;
-
-typedef struct job {
-    char **paths;            // files to read
-    size_t n_paths;
-    m3_index *idx;
-    const m3_tokenizer *tok;
-    m3_chunk_options chunk;
-    uint64_t max_size;
-    m3_sandbox *sandbox;     // the extraction helper; used by the reader thread only
-    // Queue.
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    work_file *head, *tail;
-    size_t queued;
-    bool done;
-    volatile bool stop;
-} job;
-
-static void work_free(work_file *w)
-{
-    if (!w) return;
-    for (size_t i = 0; i < w->n_chunks; i++) free(w->ids ? w->ids[i] : NULL);
-    free(w->ids);
-    free(w->n_ids);
-    free(w->fstart);
-    free(w->fend);
-    free(w->chunks);
-    free(w->text);
-    free(w->reason);
-    free(w->path);
-    free(w);
-}
-
-static int open_noatime(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    return fd;
-}
-
-// Reads, hashes, extracts, chunks and tokenizes one file.
-static work_file *prepare(job *j, const char *path)
-{
-    work_file *w = calloc(1, sizeof *w);
-    if (!w || !(w->path = strdup(path))) {
-        free(w);
-        return NULL;
-    }
-    unsigned char *data = NULL;
-    int fd = open_noatime(path);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
-        w->action = 3;
-        return w;
-    }
-    w->info.size = (uint64_t)st.st_size;
-    w->info.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    if (w->info.size > j->max_size) {
-        close(fd);
-        w->action = 3;
-        return w;
-    }
-    data = malloc(w->info.size + 1);
-    size_t got = 0;
-    while (data && got < w->info.size) {
-        ssize_t r = read(fd, data + got, w->info.size - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    // A file written while we read it would be recorded with the old size and time but other
-    // content, and never looked at again: compare the metadata after the read and treat a change
-    // as a failed read, so the next run picks the file up again.
-    struct stat after;
-    if (fstat(fd, &after) != 0 || after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-        after.st_mtim.tv_nsec != st.st_mtim.tv_nsec)
-        got = (size_t)-1;
-    close(fd);
-    if (!data || got != w->info.size) {
-        free(data);
-        w->action = 2;
-        snprintf(w->info.extractor, sizeof w->info.extractor, "read");
-        return w;
-    }
-    w->info.hash = m3_index_hash(data, got, 0);
-    m3_index_file old;
-    if (m3_index_get_file(j->idx, path, &old, NULL) == M3_STATUS_OK && old.hash == w->info.hash &&
-        old.size == w->info.size && old.state != M3_FILE_PENDING &&
-        old.model_version == (uint32_t)strtoull(m3_index_get_model(j->idx)->checksum + 8, NULL, 16)) {
-        const m3_extractor *ex = m3_extract_find(path, data, got < 4096 ? got : 4096);
-        if (ex && ex->version == old.extractor_version && !strcmp(ex->name, old.extractor)) {
-            free(data);
-            w->action = 1;
-            return w;
-        }
-    }
-    const m3_extractor *ex = m3_extract_find(path, data, got < 4096 ? got : 4096);
-    if (!ex) {
-        free(data);
-        w->action = 3;
-        return w;
-    }
-    snprintf(w->info.extractor, sizeof w->info.extractor, "%s", ex->name);
-    w->info.extractor_version = ex->version;
-    // The extractor runs in the sandboxed helper (a crash, hang or exploit there only fails this
-    // file); chunking and tokenizing stay here.
-    m3_extracted doc;
-    m3_error err = {0};
-    if (m3_sandbox_extract(j->sandbox, path, data, got, &doc, NULL, &err) != M3_STATUS_OK) {
-        free(data);
-        w->action = 2;
-        w->reason = strdup(err.message);
-        return w;
-    }
-    free(data);
-    if (m3_extract_chunk(j->tok, doc.text, doc.len, &j->chunk, &w->chunks, &w->n_chunks, &err) != M3_STATUS_OK ||
-        !(w->ids = calloc(w->n_chunks + 1, sizeof *w->ids)) || !(w->n_ids = calloc(w->n_chunks + 1, sizeof *w->n_ids)) ||
-        !(w->fstart = calloc(w->n_chunks + 1, 8)) || !(w->fend = calloc(w->n_chunks + 1, 8))) {
-        m3_extracted_clear(&doc);
-        w->n_chunks = 0;
-        w->action = 2;
-        return w;
-    }
-    for (size_t i = 0; i < w->n_chunks; i++) {
-        const m3_text_chunk *c = &w->chunks[i];
-        w->fstart[i] = m3_extracted_file_offset(&doc, c->start, false, w->info.size);
-        w->fend[i] = m3_extracted_file_offset(&doc, c->end, true, w->info.size);
-        if (m3_tokenizer_encode(j->tok, doc.text + c->start, c->end - c->start, 8192, &w->ids[i], &w->n_ids[i],
-                                &err) != M3_STATUS_OK) {
-            m3_extracted_clear(&doc);
-            w->action = 2;
-            return w;
-        }
-        w->tokens += w->n_ids[i];
-    }
-    w->info.tokens = w->tokens;
-    w->text = doc.text;  // chunk offsets refer to it
-    doc.text = NULL;
-    m3_extracted_clear(&doc);
-    w->info.state = M3_FILE_DONE;
-    return w;
-}
-
-static void *reader_main(void *arg)
-{
-    job *j = arg;
-    for (size_t i = 0; i < j->n_paths && !j->stop; i++) {
-        work_file *w = prepare(j, j->paths[i]);
-        pthread_mutex_lock(&j->mu);
-        while (j->queued >= QUEUE_MAX && !j->stop) pthread_cond_wait(&j->cv, &j->mu);
-        if (w) {
-            if (j->tail) j->tail->next = w;
-            else j->head = w;
-            j->tail = w;
-            j->queued++;
-        }
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-    }
-    pthread_mutex_lock(&j->mu);
-    j->done = true;
-    pthread_cond_broadcast(&j->cv);
-    pthread_mutex_unlock(&j->mu);
-    return NULL;
-}
-
-// Takes the next prepared file; blocks unless `wait` is false. NULL at the end (or nothing ready).
-static work_file *pop(job *j, bool wait)
-{
-    pthread_mutex_lock(&j->mu);
-    while (!j->head && !j->done && wait) pthread_cond_wait(&j->cv, &j->mu);
-    work_file *w = j->head;
-    if (w) {
-        j->head = w->next;
-        if (!j->head) j->tail = NULL;
-        j->queued--;
-        w->next = NULL;
-        pthread_cond_broadcast(&j->cv);
-    }
-    pthread_mutex_unlock(&j->mu);
-    return w;
-}
-
-// ---- walking -----------------------------------------------------------------------------------
-
-typedef struct strvec {
-    char **v;
-    size_t n, cap;
-} strvec;
-
-static bool strvec_push(strvec *s, const char *str)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 256;
-        char **v = realloc(s->v, cap * sizeof *v);
-        if (!v) return false;
-        s->v = v;
-        s->cap = cap;
-    }
-    return (s->v[s->n] = strdup(str)) ? (s->n++, true) : false;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-static void walk(const char *path, const char *skip_dir, strvec *out, int depth)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0 || S_ISLNK(st.st_mode) || depth > 64) return;
-    if (S_ISREG(st.st_mode)) {
-        strvec_push(out, path);
-        return;
-    }
-    if (!S_ISDIR(st.st_mode) || (skip_dir && !strcmp(path, skip_dir))) return;
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return;
-    }
-    struct dirent *e;
-    char child[PATH_MAX];
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;  // hidden entries, . and ..
-        if (snprintf(child, sizeof child, "%s/%s", strcmp(path, "/") ? path : "", e->d_name) >= (int)sizeof child)
-            continue;
-        walk(child, skip_dir, out, depth + 1);
-    }
-    closedir(d);
-}
-
-typedef struct gone_ctx {
-    strvec *roots, *seen, *gone;
-} gone_ctx;
-
-static int gone_cb(const char *path, const m3_index_file *f, void *user)
-{
-    (void)f;
-    gone_ctx *g = user;
-    bool under = false;
-    for (size_t i = 0; i < g->roots->n && !under; i++) {
-        size_t rl = strlen(g->roots->v[i]);
-        under = !strncmp(path, g->roots->v[i], rl) && (path[rl] == 0 || path[rl] == '/' || !strcmp(g->roots->v[i], "/"));
-    }
-    if (!under) return 0;
-    const char *key = path;
-    if (!bsearch(&key, g->seen->v, g->seen->n, sizeof(char *), cmp_str)) strvec_push(g->gone, path);
-    return 0;
-}
-
-// ---- the command -------------------------------------------------------------------------------
-
-typedef struct counters {
-    size_t files_total, files_done, indexed, unchanged, failed, removed, chunks;
-    uint64_t tokens;
-    double t0;
+typedef struct cli_progress {
     bool tty;
-} counters;
+    m3_indexer_progress last;
+} cli_progress;
 
-static void progress(const counters *c, bool final)
+static void progress_cb(const m3_indexer_progress *p, void *user)
 {
-    if (!c->tty) return;
-    double dt = m3_cli_now() - c->t0;
-    double rate = dt > 0 ? (double)c->tokens / dt : 0;
-    double eta = c->files_done ? dt / (double)c->files_done * (double)(c->files_total - c->files_done) : 0;
-    fprintf(stderr, "\r\033[K%zu/%zu files, %zu chunks, %.0f tokens/s, ETA %d:%02d", c->files_done, c->files_total,
-            c->chunks, rate, (int)eta / 60, (int)eta % 60);
-    if (final) fputc('\n', stderr);
+    cli_progress *c = user;
+    c->last = *p;
+    if (!c->tty || p->crawling) return;
+    double eta = p->eta_seconds > 0 ? p->eta_seconds : 0;
+    fprintf(stderr, "\r\033[K%zu/%zu files, %zu chunks, %.0f tokens/s, ETA %d:%02d", p->files_done, p->files_total,
+            p->chunks, p->tokens_per_second, (int)eta / 60, (int)eta % 60);
     fflush(stderr);
 }
 
-static m3_status encode_and_put(m3_encoder *enc, m3_index_writer *wr, work_file **files, size_t nf, counters *cnt,
-                                m3_error *err)
+static void file_cb(const char *path, m3_file_outcome outcome, const char *reason, void *user)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < nf; i++) total += files[i]->n_chunks;
-    m3_sequence *seqs = calloc(total + 1, sizeof *seqs);
-    m3_embedding *embs = calloc(total + 1, sizeof *embs);
-    m3_index_chunk_input *in = calloc(total + 1, sizeof *in);
-    m3_status s = M3_STATUS_OK;
-    if (!seqs || !embs || !in) {
-        s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
-        goto done;
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < nf; i++)
-        for (size_t c = 0; c < files[i]->n_chunks; c++) seqs[k++] = (m3_sequence){files[i]->ids[c], files[i]->n_ids[c]};
-    if (total && (s = m3_encoder_encode(enc, seqs, total, M3_OUTPUT_ALL, embs, err)) != M3_STATUS_OK) goto done;
-    k = 0;
-    for (size_t i = 0; i < nf && s == M3_STATUS_OK; i++) {
-        work_file *w = files[i];
-        for (size_t c = 0; c < w->n_chunks; c++, k++)
-            in[c] = (m3_index_chunk_input){w->fstart[c], w->fend[c], w->text + w->chunks[c].start,
-                                           w->chunks[c].end - w->chunks[c].start, &embs[k]};
-        s = m3_index_writer_put_file(wr, w->path, &w->info, in, w->n_chunks, err);
-        cnt->chunks += w->n_chunks;
-        cnt->tokens += w->tokens;
-        cnt->indexed++;
-    }
-done:
-    for (size_t i = 0; i < total; i++) m3_embedding_clear(&embs[i]);
-    free(seqs);
-    free(embs);
-    free(in);
-    return s;
+    cli_progress *c = user;
+    (void)path;
+    // Unsupported types are expected in any folder; failures and size limits are worth a line.
+    if (outcome == M3_OUTCOME_FAILED || (outcome == M3_OUTCOME_SKIPPED && reason && !strstr(reason, "not supported")))
+        fprintf(stderr, "%sm3 index: %s%s%s\n", c->tty ? "\r\033[K" : "", reason && strstr(reason, path) ? "" : path,
+                reason && strstr(reason, path) ? "" : ": ", reason ? reason : "failed");
 }
 
 int m3_cmd_index(int argc, char **argv)
@@ -440,13 +137,15 @@ int m3_cmd_index(int argc, char **argv)
     m3_encoder *enc = NULL;
     m3_index *idx = NULL;
     m3_index_writer *wr = NULL;
-    strvec roots = {0}, files = {0}, gone = {0}, to_index = {0};
-    char index_real[PATH_MAX] = "";
+    m3_indexer *ix = NULL;
     m3_index_model mid;
-    job j = {0};
-    pthread_t reader;
-    bool reader_started = false;
-    counters cnt = {0};
+    cli_progress prog = {0};
+    size_t n_roots = 0;
+    char **roots = calloc((size_t)(argc - optind) + 1, sizeof *roots);
+    if (!roots) {
+        m3_cli_fail("index", "out of memory");
+        goto out;
+    }
     if (m3_index_model_identify(model_dir, &mid, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
         goto out;
@@ -476,7 +175,6 @@ int m3_cmd_index(int argc, char **argv)
         m3_cli_fail_error("index", &err);
         goto out;
     }
-    if (!realpath(index_dir, index_real)) index_real[0] = 0;
     if (m3_model_open(model_dir, &model, &err) != M3_STATUS_OK || m3_encoder_new(model, &eopt, &enc, &err) != M3_STATUS_OK) {
         m3_cli_fail_error("index", &err);
         goto out;
@@ -485,7 +183,7 @@ int m3_cmd_index(int argc, char **argv)
         m3_cli_fail("index", "%s: the model has no tokenizer", model_dir);
         goto out;
     }
-    // Roots (absolute, resolved) and the files under them.
+    // Roots: absolute, resolved.
     for (int i = optind; i < argc; i++) {
         char real[PATH_MAX];
         struct stat st;
@@ -493,153 +191,57 @@ int m3_cmd_index(int argc, char **argv)
             m3_cli_fail("index", "%s: %s", argv[i], strerror(errno));
             goto out;
         }
-        strvec_push(&roots, real);
-        walk(real, index_real[0] ? index_real : NULL, &files, 0);
+        roots[n_roots++] = strdup(real);
+        if (!roots[n_roots - 1]) {
+            m3_cli_fail("index", "out of memory");
+            goto out;
+        }
     }
-    qsort(files.v, files.n, sizeof *files.v, cmp_str);
-    size_t m = 0;
-    for (size_t i = 0; i < files.n; i++) {
-        if (m && !strcmp(files.v[m - 1], files.v[i])) free(files.v[i]);
-        else files.v[m++] = files.v[i];
-    }
-    files.n = m;
-    // Deleted files first.
-    gone_ctx g = {&roots, &files, &gone};
-    if (m3_index_list_files(idx, gone_cb, &g, &err) != M3_STATUS_OK) {
-        m3_cli_fail_error("index", &err);
-        goto out;
-    }
-    for (size_t i = 0; i < gone.n; i++)
-        if (m3_index_writer_delete_file(wr, gone.v[i], &err) != M3_STATUS_OK) {
+    {
+        // The extraction helper: this same program as 'm3 extract-helper'.
+        static const char *const helper_argv[] = {"/proc/self/exe", "extract-helper", NULL};
+        m3_indexer_options xopt = m3_indexer_options_default();
+        xopt.roots = (const char *const *)roots;
+        xopt.n_roots = n_roots;
+        xopt.index_hidden = false;
+        xopt.index_remote = true;  // on the command line, what was named is what is indexed
+        xopt.max_file_size = max_size;
+        xopt.chunk = (m3_chunk_options){chunk_tokens, overlap};
+        xopt.batch_tokens = batch_tokens;
+        xopt.commit_ms = (unsigned)commit_ms;
+        xopt.helper_argv = helper_argv;
+        xopt.on_progress = progress_cb;
+        xopt.on_file = file_cb;
+        xopt.user = &prog;
+        prog.tty = !quiet && isatty(2);
+        if (m3_indexer_new(idx, wr, enc, m3_model_get_tokenizer(model), &xopt, &ix, &err) != M3_STATUS_OK) {
             m3_cli_fail_error("index", &err);
             goto out;
         }
-    cnt.removed = gone.n;
-    if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) {
+    }
+    if (m3_indexer_sync(ix, &err) != M3_STATUS_OK) {
+        if (prog.tty) fputc('\n', stderr);
         m3_cli_fail_error("index", &err);
         goto out;
     }
-    // Changed files: size and mtime first (the reader hashes the others).
-    for (size_t i = 0; i < files.n; i++) {
-        m3_index_file f;
-        struct stat st;
-        if (lstat(files.v[i], &st) != 0) continue;
-        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        if (m3_index_get_file(idx, files.v[i], &f, NULL) == M3_STATUS_OK && f.size == (uint64_t)st.st_size &&
-            f.mtime_ns == mt && f.state != M3_FILE_PENDING &&
-            f.model_version == (uint32_t)strtoull(mid.checksum + 8, NULL, 16)) {
-            cnt.unchanged++;
-            continue;
-        }
-        strvec_push(&to_index, files.v[i]);
-    }
-    cnt.files_total = to_index.n;
-    cnt.tty = !quiet && isatty(2);
-    cnt.t0 = m3_cli_now();
-    j.paths = to_index.v;
-    j.n_paths = to_index.n;
-    j.idx = idx;
-    j.tok = m3_model_get_tokenizer(model);
-    j.chunk = (m3_chunk_options){chunk_tokens, overlap};
-    j.max_size = max_size;
-    // The extraction helper: this same program as 'm3 extract-helper'. Its memory limit leaves
-    // room for the largest file, its text (up to 4 bytes per byte) and line anchors.
-    static const char *const helper_argv[] = {"/proc/self/exe", "extract-helper", NULL};
-    m3_sandbox_options sopt = m3_sandbox_options_default();
-    sopt.argv = helper_argv;
-    if (sopt.memory_limit < 24 * (uint64_t)max_size) sopt.memory_limit = 24 * (uint64_t)max_size;
-    if (sopt.max_text < 4 * (uint64_t)max_size) sopt.max_text = 4 * (uint64_t)max_size;  // UTF-8 of legacy text
-    if (m3_sandbox_new(&sopt, &j.sandbox, &err) != M3_STATUS_OK) {
-        m3_cli_fail_error("index", &err);
-        goto out_lists;
-    }
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.cv, NULL);
-    if (pthread_create(&reader, NULL, reader_main, &j) != 0) {
-        m3_cli_fail("index", "cannot start the reader thread");
-        goto out_lists;
-    }
-    reader_started = true;
-    double last_commit = m3_cli_now();
-    work_file *batch[256];
-    for (;;) {
-        // A batch: prepared files up to the token budget (wait for the first one only).
-        size_t nb = 0, tokens = 0;
-        work_file *w = pop(&j, true);
-        if (!w) break;
-        do {
-            cnt.files_done++;
-            if (w->action == 1) {
-                if (m3_index_writer_touch_file(wr, w->path, &w->info, &err) != M3_STATUS_OK) goto fail_batch;
-                cnt.unchanged++;
-                work_free(w);
-            } else if (w->action == 2) {
-                if (w->reason) fprintf(stderr, "%sm3 index: %s\n", cnt.tty ? "\r\033[K" : "", w->reason);
-                w->info.state = M3_FILE_FAILED;
-                w->n_chunks = 0;
-                if (m3_index_writer_put_file(wr, w->path, &w->info, NULL, 0, &err) != M3_STATUS_OK) goto fail_batch;
-                cnt.failed++;
-                work_free(w);
-            } else if (w->action == 3) {
-                work_free(w);
-            } else {
-                batch[nb++] = w;
-                tokens += w->tokens;
-            }
-        } while (nb < 256 && tokens < batch_tokens && (w = pop(&j, false)));
-        m3_status s = encode_and_put(enc, wr, batch, nb, &cnt, &err);
-        for (size_t i = 0; i < nb; i++) work_free(batch[i]);
-        if (s != M3_STATUS_OK) goto fail;
-        if (m3_index_writer_pending_bytes(wr) > (32u << 20) || m3_cli_now() - last_commit >= (double)commit_ms / 1000) {
-            if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) goto fail;
-            last_commit = m3_cli_now();
-        }
-        progress(&cnt, false);
-        continue;
-    fail_batch:
-        work_free(w);
-        for (size_t i = 0; i < nb; i++) work_free(batch[i]);
-        goto fail;
-    }
-    if (m3_index_writer_commit(wr, &err) != M3_STATUS_OK) goto fail;
-    progress(&cnt, true);
+    if (prog.tty) fputc('\n', stderr);
     if (!quiet) {
-        double dt = m3_cli_now() - cnt.t0;
+        const m3_indexer_progress *p = &prog.last;
         fprintf(stderr,
                 "m3 index: %zu indexed (%zu chunks, %llu tokens), %zu unchanged, %zu removed, %zu failed, %.1f s"
                 " (%.0f tokens/s)\n",
-                cnt.indexed, cnt.chunks, (unsigned long long)cnt.tokens, cnt.unchanged, cnt.removed, cnt.failed, dt,
-                dt > 0 ? (double)cnt.tokens / dt : 0.0);
+                p->indexed, p->chunks, (unsigned long long)p->tokens, p->unchanged, p->removed, p->failed, p->seconds,
+                p->tokens_per_second);
     }
     rc = M3_EXIT_OK;
-    goto out_lists;
-fail:
-    if (cnt.tty) fputc('\n', stderr);
-    m3_cli_fail_error("index", &err);
-out_lists:
-    if (reader_started) {
-        j.stop = true;
-        pthread_mutex_lock(&j.mu);
-        pthread_cond_broadcast(&j.cv);
-        pthread_mutex_unlock(&j.mu);
-        for (work_file *w; (w = pop(&j, false));) work_free(w);
-        pthread_join(reader, NULL);
-        for (work_file *w; (w = pop(&j, false));) work_free(w);
-    }
-    for (size_t i = 0; i < to_index.n; i++) free(to_index.v[i]);
-    free(to_index.v);
 out:
-    m3_sandbox_free(j.sandbox);
+    m3_indexer_free(ix);
     m3_index_writer_free(wr);
     m3_encoder_free(enc);
     m3_model_close(model);
     m3_index_close(idx);
-    for (size_t i = 0; i < roots.n; i++) free(roots.v[i]);
-    for (size_t i = 0; i < files.n; i++) free(files.v[i]);
-    for (size_t i = 0; i < gone.n; i++) free(gone.v[i]);
-    free(roots.v);
-    free(files.v);
-    free(gone.v);
+    for (size_t i = 0; i < n_roots; i++) free(roots[i]);
+    free(roots);
     free(default_dir);
     return rc;
 }

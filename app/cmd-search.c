@@ -2,7 +2,8 @@
 //
 // m3 search [--index DIR] [--model DIR] [--limit N] [--json] [--mode M] [--weights D,S,C] QUERY
 // Encodes the query and runs the hybrid search; prints one result per file (its best chunk).
-// --json prints {"results":[{"path","score","dense","sparse","colbert","start","end","snippet"}]}.
+// --json prints {"results":[{"path","score","dense","sparse","colbert","start","end","snippet",
+// "highlights":[[start,end],...] (byte ranges in the snippet)}]}.
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,10 @@ void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json
             fprintf(out, ",\"start\":%llu,\"end\":%llu,\"snippet\":", (unsigned long long)h->start,
                     (unsigned long long)h->end);
             put_json_string(out, h->snippet ? h->snippet : "");
+            fputs(",\"highlights\":[", out);
+            for (size_t k = 0; k < h->n_highlights; k++)
+                fprintf(out, "%s[%u,%u]", k ? "," : "", h->highlights[k][0], h->highlights[k][1]);
+            fputc(']', out);
             fputc('}', out);
         }
         fputs("]}\n", out);

@@ -17,6 +17,7 @@
 #include "extract/extract.h"
 #include "extract/sandbox.h"
 #include "index/index.h"
+#include "indexer/indexer.h"
 #include "model/model.h"
 
 static const char usage_text[] =
@@ -31,104 +32,34 @@ static const char usage_text[] =
     "  --json             JSON output (as m3 search)\n"
     "  --weights D,S,C    hybrid weights (default 0.4,0.2,0.4)\n";
 
-// Reads the file at path whole (never changing its access time); at most 64 MiB, the default
-// --max-file-size of m3 index.
-static m3_status read_file(const char *path, unsigned char **data, size_t *size, m3_error *err)
-{
-    enum { MAX_BYTES = 64 << 20 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
-    if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        m3_status s = m3_error_errno(err, errno, "cannot read", path);
-        if (fd >= 0) close(fd);
-        return s;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > MAX_BYTES) {
-        close(fd);
-        return m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: larger than %d MiB, the most m3 index reads of a file", path,
-                            MAX_BYTES >> 20);
-    }
-    size_t want = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
-    unsigned char *buf = malloc(want + 1);
-    size_t got = 0;
-    while (buf && got < want) {
-        ssize_t r = read(fd, buf + got, want - got);
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (!buf) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
-    if (!S_ISREG(st.st_mode) || got != want) {
-        free(buf);
-        return m3_error_set(err, M3_STATUS_IO, 0, "%s: not a regular file, or it could not be read whole", path);
-    }
-    *data = buf;
-    *size = got;
-    return M3_STATUS_OK;
-}
-
 // Extracts, chunks and encodes the first chunks of a file the index does not hold, as `m3 index`
 // would (same extractor and chunking), then asks for the files similar to those chunks.
 static m3_status similar_unindexed(m3_index *idx, const char *file, const char *model_dir, const char *backend,
                                    const m3_search_options *so, m3_search_hit **hits, size_t *n_hits,
                                    m3_error *err)
 {
-    unsigned char *data = NULL;
-    size_t size = 0;
     m3_model *model = NULL;
     m3_encoder *enc = NULL;
     m3_sandbox *sandbox = NULL;
-    m3_extracted doc = {0};
-    m3_text_chunk *chunks = NULL;
-    size_t n_chunks = 0, n = 0;
-    int32_t *ids[M3_SIMILAR_QUERY_CHUNKS] = {0};
-    m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS];
     m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
-    m3_status s = read_file(file, &data, &size, err);
-    if (s != M3_STATUS_OK) goto out;
-    if (!m3_extract_find(file, data, size < 4096 ? size : 4096)) {
-        s = m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "%s: not a format m3search reads (text, Markdown, code)", file);
-        goto out;
-    }
+    size_t n = 0;
     // Extracted in the sandboxed helper, as `m3 index` does: the file may be anything.
     static const char *const helper[] = {"/proc/self/exe", "extract-helper", NULL};
     m3_sandbox_options sopt = m3_sandbox_options_default();
     sopt.argv = helper;
-    m3_extractor_id who;
-    if ((s = m3_sandbox_new(&sopt, &sandbox, err)) || (s = m3_sandbox_extract(sandbox, file, data, size, &doc, &who, err)) ||
-        (s = m3_model_open(model_dir, &model, err)))
-        goto out;
-    const m3_tokenizer *tok = m3_model_get_tokenizer(model);
-    if ((s = m3_extract_chunk(tok, doc.text, doc.len, NULL, &chunks, &n_chunks, err))) goto out;
-    if (n_chunks == 0) {
-        s = m3_error_set(err, M3_STATUS_INVALID, 0, "%s: holds no text to compare", file);
-        goto out;
-    }
-    for (; n < n_chunks && n < M3_SIMILAR_QUERY_CHUNKS; n++) {
-        size_t len;
-        if ((s = m3_tokenizer_encode(tok, doc.text + chunks[n].start, chunks[n].end - chunks[n].start, 8192, &ids[n],
-                                     &len, err)))
-            goto out;
-        seqs[n] = (m3_sequence){ids[n], len};
-    }
     m3_encoder_options eo = m3_encoder_options_default();
     eo.backend = backend;
-    if ((s = m3_encoder_new(model, &eo, &enc, err)) ||
-        (s = m3_encoder_encode(enc, seqs, n, M3_OUTPUT_ALL, emb, err)))
+    m3_status s;
+    if ((s = m3_sandbox_new(&sopt, &sandbox, err)) || (s = m3_model_open(model_dir, &model, err)) ||
+        (s = m3_encoder_new(model, &eo, &enc, err)) ||
+        (s = m3_indexer_encode_file(file, sandbox, m3_model_get_tokenizer(model), enc, emb, &n, err)))
         goto out;
     s = m3_index_similar_to(idx, emb, n, so, hits, n_hits, err);
 out:
-    for (size_t i = 0; i < M3_SIMILAR_QUERY_CHUNKS; i++) {
-        m3_embedding_clear(&emb[i]);
-        free(ids[i]);
-    }
-    free(chunks);
-    m3_extracted_clear(&doc);
+    for (size_t i = 0; i < M3_SIMILAR_QUERY_CHUNKS; i++) m3_embedding_clear(&emb[i]);
     m3_sandbox_free(sandbox);
     m3_encoder_free(enc);
     m3_model_close(model);
-    free(data);
     return s;
 }
 

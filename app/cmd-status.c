@@ -23,7 +23,7 @@ static const char check_usage[] =
 
 static const char *state_name(uint32_t s)
 {
-    return s == M3_FILE_DONE ? "done" : s == M3_FILE_FAILED ? "failed" : "pending";
+    return s == M3_FILE_DONE ? "done" : s == M3_FILE_FAILED ? "failed" : s == M3_FILE_SKIPPED ? "skipped" : "pending";
 }
 
 typedef struct list_ctx {
@@ -99,13 +99,13 @@ int m3_cmd_status(int argc, char **argv)
     if (json) {
         printf("{\"index\":\"%s\",\"model\":\"%s\",\"checksum\":\"%s\",\"dim\":%d,\"exact\":%s,"
                "\"colbert_storage\":\"%s\",\"colbert_pool\":%u,\"colbert_tokens\":%" PRIu64 ",\"files\":%" PRIu64
-               ",\"failed\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"postings\":%" PRIu64
+               ",\"failed\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"postings\":%" PRIu64
                ",\"colbert_vectors\":%" PRIu64 ",\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64
                ",\"file_bytes\":%" PRIu64 ",\"bytes\":{\"text\":%" PRIu64 ",\"dense\":%" PRIu64 ",\"bits\":%" PRIu64
                ",\"sparse\":%" PRIu64 ",\"colbert\":%" PRIu64 "}}\n",
                m3_index_get_dir(idx), m->id, m->checksum, m->dim, m3_index_is_exact(idx) ? "true" : "false", colbert,
-               pool, st.colbert_tokens, st.files,
-               st.files_failed, st.chunks, st.tokens, st.postings, st.colbert_vectors, st.map_size, st.used_bytes,
+               pool, st.colbert_tokens, st.files - st.files_skipped,
+               st.files_failed, st.files_skipped, st.chunks, st.tokens, st.postings, st.colbert_vectors, st.map_size, st.used_bytes,
                st.file_bytes, st.bytes_text, st.bytes_dense, st.bytes_bits, st.bytes_sparse, st.bytes_colbert);
     } else {
         printf("index    %s\nmodel    %s (checksum %s, %d dimensions%s)\n", m3_index_get_dir(idx), m->id, m->checksum,
@@ -116,9 +116,10 @@ int m3_cmd_status(int argc, char **argv)
             printf("colbert  %s%s (%.1f bytes per token)\n", colbert,
                    pool > 1 ? ", pooled x2" : ", one vector per token",
                    st.colbert_tokens ? (double)st.bytes_colbert / (double)st.colbert_tokens : 0.0);
-        printf("files    %" PRIu64 " (%" PRIu64 " failed)\nchunks   %" PRIu64 " (%" PRIu64 " tokens, %" PRIu64
+        printf("files    %" PRIu64 " (%" PRIu64 " failed, %" PRIu64 " skipped)\nchunks   %" PRIu64 " (%" PRIu64 " tokens, %" PRIu64
                " postings, %" PRIu64 " multi-vectors)\n",
-               st.files, st.files_failed, st.chunks, st.tokens, st.postings, st.colbert_vectors);
+               st.files - st.files_skipped, st.files_failed, st.files_skipped, st.chunks, st.tokens, st.postings,
+               st.colbert_vectors);
         printf("size     %.1f MiB used of a %.1f MiB map (text %.1f, dense %.1f, sign codes %.1f, sparse %.1f, "
                "multi-vector %.1f MiB)\n",
                st.used_bytes / 1048576.0, st.map_size / 1048576.0, st.bytes_text / 1048576.0,

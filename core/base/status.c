@@ -16,6 +16,7 @@ const char *m3_status_name(m3_status status)
     case M3_STATUS_LIMIT: return "limit exceeded";
     case M3_STATUS_DEVICE: return "device error";
     case M3_STATUS_BUSY: return "busy";
+    case M3_STATUS_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -31,6 +31,7 @@ typedef enum m3_status {
     M3_STATUS_LIMIT = -7,       // a size limit was exceeded (too many tokens, a zip bomb...)
     M3_STATUS_DEVICE = -8,      // an accelerator failed or is missing
     M3_STATUS_BUSY = -9,        // another process holds what is needed (e.g. an index's writer lock)
+    M3_STATUS_CANCELLED = -10,  // the caller cancelled the operation (m3_indexer_cancel)
 } m3_status;
 
 enum { M3_ERROR_MESSAGE_MAX = 512 };

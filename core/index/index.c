@@ -535,30 +535,38 @@ typedef struct file_rec {
     char extractor[16];
 } file_rec;
 
-static void file_to_rec(const m3_index_file *f, file_rec *r)
+// A file record: the fixed part, then the reason (UTF-8, no NUL) when there is one.
+static size_t file_to_rec(const m3_index_file *f, unsigned char *buf)
 {
-    memset(r, 0, sizeof *r);
-    r->version = FILE_REC_VERSION;
-    r->state = f->state;
-    r->extractor_version = f->extractor_version;
-    r->model_version = f->model_version;
-    r->file_id = f->file_id;
-    r->first_chunk = f->first_chunk;
-    r->n_chunks = f->n_chunks;
-    r->size = f->size;
-    r->hash = f->hash;
-    r->tokens = f->tokens;
-    r->mtime_ns = f->mtime_ns;
-    memcpy(r->extractor, f->extractor, sizeof r->extractor);
-    r->extractor[sizeof r->extractor - 1] = 0;
+    file_rec r;
+    memset(&r, 0, sizeof r);
+    r.version = FILE_REC_VERSION;
+    r.state = f->state;
+    r.extractor_version = f->extractor_version;
+    r.model_version = f->model_version;
+    r.file_id = f->file_id;
+    r.first_chunk = f->first_chunk;
+    r.n_chunks = f->n_chunks;
+    r.size = f->size;
+    r.hash = f->hash;
+    r.tokens = f->tokens;
+    r.mtime_ns = f->mtime_ns;
+    memcpy(r.extractor, f->extractor, sizeof r.extractor);
+    r.extractor[sizeof r.extractor - 1] = 0;
+    memcpy(buf, &r, sizeof r);
+    size_t reason = strnlen(f->reason, sizeof f->reason - 1);
+    memcpy(buf + sizeof r, f->reason, reason);
+    return sizeof r + reason;
 }
+
+enum { FILE_REC_MAX = sizeof(file_rec) + sizeof(((m3_index_file *)0)->reason) };
 
 static bool rec_to_file(const MDB_val *v, m3_index_file *f)
 {
     file_rec r;
-    if (v->mv_size != sizeof r) return false;
+    if (v->mv_size < sizeof r || v->mv_size >= FILE_REC_MAX) return false;
     memcpy(&r, v->mv_data, sizeof r);
-    if (r.version != FILE_REC_VERSION || r.state > M3_FILE_FAILED) return false;
+    if (r.version != FILE_REC_VERSION || r.state > M3_FILE_SKIPPED) return false;
     memset(f, 0, sizeof *f);
     f->state = r.state;
     f->extractor_version = r.extractor_version;
@@ -572,6 +580,7 @@ static bool rec_to_file(const MDB_val *v, m3_index_file *f)
     f->mtime_ns = r.mtime_ns;
     memcpy(f->extractor, r.extractor, sizeof f->extractor);
     f->extractor[sizeof f->extractor - 1] = 0;
+    memcpy(f->reason, (const char *)v->mv_data + sizeof r, v->mv_size - sizeof r);
     return true;
 }
 
@@ -602,8 +611,9 @@ m3_status m3_index_get_file(m3_index *idx, const char *path, m3_index_file *out,
     return s;
 }
 
-m3_status m3_index_list_files(m3_index *idx, int (*fn)(const char *, const m3_index_file *, void *), void *user,
-                              m3_error *err)
+m3_status m3_index_list_files_under(m3_index *idx, const char *prefix,
+                                    int (*fn)(const char *, const m3_index_file *, void *), void *user,
+                                    m3_error *err)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -613,10 +623,17 @@ m3_status m3_index_list_files(m3_index *idx, int (*fn)(const char *, const m3_in
         mdb_txn_abort(txn);
         return m3_index_mdb_error(idx, rc, "files", err);
     }
-    MDB_val k, v;
+    // Paths are keys in byte order: a folder's files are one range starting at the prefix.
+    size_t pl = prefix ? strlen(prefix) : 0;
+    while (pl > 1 && prefix[pl - 1] == '/') pl--;
+    MDB_val k = {pl, (void *)prefix}, v;
     m3_status s = M3_STATUS_OK;
     char path[PATH_MAX];
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = mdb_cursor_get(cur, &k, &v, pl ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (pl && (k.mv_size < pl || memcmp(k.mv_data, prefix, pl))) break;
+        // "/a/b" holds "/a/b" and "/a/b/..." but not "/a/bc" (which sorts between them).
+        if (pl && k.mv_size > pl && ((const char *)k.mv_data)[pl] != '/' && !(pl == 1 && prefix[0] == '/')) continue;
         m3_index_file f;
         if (!rec_to_file(&v, &f) || k.mv_size >= sizeof path) {
             s = damaged(idx, err, "file record", 0);
@@ -630,6 +647,12 @@ m3_status m3_index_list_files(m3_index *idx, int (*fn)(const char *, const m3_in
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return s;
+}
+
+m3_status m3_index_list_files(m3_index *idx, int (*fn)(const char *, const m3_index_file *, void *), void *user,
+                              m3_error *err)
+{
+    return m3_index_list_files_under(idx, NULL, fn, user, err);
 }
 
 m3_status m3_index_read_chunk(m3_index *idx, MDB_txn *txn, uint32_t id, chunk_rec *out, m3_error *err)
@@ -830,6 +853,7 @@ typedef struct pending_chunk {
 typedef struct pending_op {
     bool put, touch;
     char *path;
+    char *move_from;   // a move: the file's old path
     m3_index_file info;
     pending_chunk *chunks;
     size_t n;
@@ -875,6 +899,20 @@ static m3_status lock_writer(const char *dir, int *fd_out, m3_error *err)
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
         if (e != EWOULDBLOCK) return m3_error_errno(err, e, "cannot lock", path);
+        // The indexer service keeps this index current by itself: say so, and how to stop it.
+        char comm_path[64], comm[32] = "";
+        snprintf(comm_path, sizeof comm_path, "/proc/%s/comm", *pid ? pid : "0");
+        FILE *cf = fopen(comm_path, "re");
+        if (cf) {
+            if (!fgets(comm, sizeof comm, cf)) comm[0] = 0;
+            fclose(cf);
+        }
+        if (!strncmp(comm, "m3searchd", 9))
+            return m3_error_set(err, M3_STATUS_BUSY, e,
+                                "index %s is kept current by the indexer service m3searchd (pid %s), its only "
+                                "writer: let it index (see 'm3 daemon status'), or stop it first "
+                                "('systemctl --user stop m3searchd')",
+                                dir, pid);
         return m3_error_set(err, M3_STATUS_BUSY, e,
                             "index %s is being written by another process (pid %s, another `m3 index`?): "
                             "wait for it to finish",
@@ -926,6 +964,7 @@ static void free_op(pending_op *op)
     }
     free(op->chunks);
     free(op->path);
+    free(op->move_from);
 }
 
 static void drop_pending(m3_index_writer *w)
@@ -1070,6 +1109,23 @@ m3_status m3_index_writer_touch_file(m3_index_writer *w, const char *path, const
     op->touch = true;
     op->info = *info;
     w->bytes += strlen(path) + 128;
+    return M3_STATUS_OK;
+}
+
+m3_status m3_index_writer_move_file(m3_index_writer *w, const char *from, const char *to,
+                                    const m3_index_file *info, m3_error *err)
+{
+    if (strlen(from) == 0 || strlen(from) > 511)
+        return m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: path longer than 511 bytes", from);
+    pending_op *op = new_op(w, to, err);
+    if (!op) return err ? err->status : M3_STATUS_NOMEM;
+    if (!(op->move_from = strdup(from))) {
+        free_op(op);
+        w->n_ops--;
+        return m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
+    }
+    op->info = *info;
+    w->bytes += strlen(from) + strlen(to) + 128;
     return M3_STATUS_OK;
 }
 
@@ -1276,6 +1332,32 @@ static int put_id(MDB_txn *txn, MDB_dbi dbi, uint32_t id, const void *data, size
     return mdb_put(txn, dbi, &k, &v, 0);
 }
 
+// A move: the record at move_from goes to path (replacing what was there), chunks untouched.
+static int apply_move(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
+{
+    m3_index *idx = w->idx;
+    MDB_val from = {strlen(op->move_from), op->move_from}, to = {strlen(op->path), op->path}, v;
+    m3_index_file f, old;
+    int rc = mdb_get(w->txn, idx->files, &from, &v);
+    if (rc) return rc == MDB_NOTFOUND ? 0 : rc;
+    if (!rec_to_file(&v, &f)) return MDB_CORRUPTED;
+    if ((rc = mdb_get(w->txn, idx->files, &to, &v)) == 0) {
+        if (!rec_to_file(&v, &old)) return MDB_CORRUPTED;
+        if ((rc = remove_chunks(w, pc, &old)) || (rc = del_key(w->txn, idx->fileids, old.file_id))) return rc;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    if ((rc = mdb_del(w->txn, idx->files, &from, NULL))) return rc;
+    f.size = op->info.size;
+    f.mtime_ns = op->info.mtime_ns;
+    f.hash = op->info.hash;
+    unsigned char r[FILE_REC_MAX];
+    v.mv_size = file_to_rec(&f, r);
+    v.mv_data = r;
+    if ((rc = mdb_put(w->txn, idx->files, &to, &v, 0))) return rc;
+    return put_id(w->txn, idx->fileids, f.file_id, op->path, strlen(op->path));
+}
+
 static int apply_op(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
 {
     m3_index *idx = w->idx;
@@ -1289,12 +1371,12 @@ static int apply_op(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
         old.size = op->info.size;
         old.mtime_ns = op->info.mtime_ns;
         old.hash = op->info.hash;
-        file_rec r;
-        file_to_rec(&old, &r);
-        v.mv_data = &r;
-        v.mv_size = sizeof r;
+        unsigned char r[FILE_REC_MAX];
+        v.mv_size = file_to_rec(&old, r);
+        v.mv_data = r;
         return mdb_put(w->txn, idx->files, &k, &v, 0);
     }
+    if (op->move_from) return apply_move(w, pc, op);
     if (rc == 0) {
         if (!rec_to_file(&v, &old)) return MDB_CORRUPTED;
         had = true;
@@ -1335,10 +1417,9 @@ static int apply_op(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
         blk[slot / 8] |= (unsigned char)(1u << (slot % 8));
         memcpy(blk + BITS_LIVE_BYTES + slot * idx->code_bytes, c->code, idx->code_bytes);
     }
-    file_rec r;
-    file_to_rec(&f, &r);
-    v.mv_data = &r;
-    v.mv_size = sizeof r;
+    unsigned char r[FILE_REC_MAX];
+    v.mv_size = file_to_rec(&f, r);
+    v.mv_data = r;
     if ((rc = mdb_put(w->txn, idx->files, &k, &v, 0))) return rc;
     return put_id(w->txn, idx->fileids, f.file_id, op->path, strlen(op->path));
 }
@@ -1435,6 +1516,7 @@ static int stats_file_cb(const char *path, const m3_index_file *f, void *user)
     m3_index_stats *st = user;
     st->files++;
     if (f->state == M3_FILE_FAILED) st->files_failed++;
+    if (f->state == M3_FILE_SKIPPED) st->files_skipped++;
     st->tokens += f->tokens;
     return 0;
 }

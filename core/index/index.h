@@ -121,6 +121,7 @@ typedef enum m3_file_state {
     M3_FILE_PENDING = 0,
     M3_FILE_DONE = 1,
     M3_FILE_FAILED = 2,   // extraction failed: kept so that it is not retried until it changes
+    M3_FILE_SKIPPED = 3,  // not indexed on purpose (too large, type not supported): reason says why
 } m3_file_state;
 
 typedef struct m3_index_file {
@@ -135,6 +136,7 @@ typedef struct m3_index_file {
     uint32_t n_chunks;
     uint64_t tokens;
     char extractor[16];          // extractor name ("text", "markdown", "code")
+    char reason[200];            // why a file failed or was skipped ("" otherwise), for people
 } m3_index_file;
 
 // Looks a path up. M3_STATUS_NOT_FOUND when the index does not hold it.
@@ -144,6 +146,11 @@ m3_status m3_index_get_file(m3_index *idx, const char *path, m3_index_file *out,
 m3_status m3_index_list_files(m3_index *idx, int (*fn)(const char *path, const m3_index_file *file,
                                                        void *user),
                               void *user, m3_error *err);
+
+// Same, for the files whose path is prefix or starts with prefix + "/" (a folder's files).
+m3_status m3_index_list_files_under(m3_index *idx, const char *prefix,
+                                    int (*fn)(const char *path, const m3_index_file *file, void *user),
+                                    void *user, m3_error *err);
 
 // ---- chunks ------------------------------------------------------------------------------------
 
@@ -195,6 +202,12 @@ m3_status m3_index_writer_put_file(m3_index_writer *w, const char *path, const m
 m3_status m3_index_writer_touch_file(m3_index_writer *w, const char *path, const m3_index_file *info,
                                      m3_error *err);
 
+// Gives the indexed file at from (its chunks and vectors) the path to, with info's size, mtime and
+// hash: a renamed or moved file with the same content is not encoded again. A file already at to
+// is replaced. Nothing happens when from is not indexed at commit time.
+m3_status m3_index_writer_move_file(m3_index_writer *w, const char *from, const char *to,
+                                    const m3_index_file *info, m3_error *err);
+
 // Drops a file and all its chunks (no error when absent).
 m3_status m3_index_writer_delete_file(m3_index_writer *w, const char *path, m3_error *err);
 
@@ -233,6 +246,8 @@ typedef struct m3_search_hit {
     uint64_t start, end;       // the chunk's byte range in the file
     float score, dense, sparse, colbert;
     char *snippet;             // UTF-8, one line
+    uint32_t (*highlights)[2]; // byte ranges [start, end) of the snippet's words that matched the
+    size_t n_highlights;       // query best (its terms, or where its multi-vectors align)
 } m3_search_hit;
 
 // Hybrid search for an encoded query (dense, sparse and colbert as asked by the weights).
@@ -261,7 +276,7 @@ void m3_search_hits_free(m3_search_hit *hits, size_t n);
 // ---- status and checks -------------------------------------------------------------------------
 
 typedef struct m3_index_stats {
-    uint64_t files, files_failed, chunks, tokens, postings, colbert_vectors;
+    uint64_t files, files_failed, files_skipped, chunks, tokens, postings, colbert_vectors;
     uint64_t map_size, used_bytes, file_bytes;
     uint64_t bytes_text, bytes_dense, bytes_bits, bytes_sparse, bytes_colbert;  // pages of each table
     uint64_t colbert_tokens;          // token positions the multi-vectors stand for (pooled: 2 per vector)

@@ -16,6 +16,8 @@
 #include "index/scan.h"
 
 enum { RERANK = 100, SNIPPET_PIECE = 48 };
+// A snippet word is highlighted when it carries at least this part of the best word's weight.
+#define SNIPPET_HIGHLIGHT 0.4f
 
 m3_search_options m3_search_options_default(void)
 {
@@ -30,13 +32,17 @@ m3_search_options m3_search_options_default(void)
     };
 }
 
+static void hit_clear(m3_search_hit *h)
+{
+    free(h->path);
+    free(h->snippet);
+    free(h->highlights);
+}
+
 void m3_search_hits_free(m3_search_hit *hits, size_t n)
 {
     if (!hits) return;
-    for (size_t i = 0; i < n; i++) {
-        free(hits[i].path);
-        free(hits[i].snippet);
-    }
+    for (size_t i = 0; i < n; i++) hit_clear(&hits[i]);
     free(hits);
 }
 
@@ -873,7 +879,7 @@ static float query_term_weight(const m3_embedding *q, int32_t id)
 // snippet when the chunk holds them, even where compressed vectors (sign bits, pooling) align
 // loosely, and an index without multi-vectors still aligns lexically.
 static char *make_snippet(const char *text, size_t len, const m3_embedding *q, const float *token_w, size_t n_tokens,
-                          const m3_tokenizer *tok, size_t max_bytes)
+                          const m3_tokenizer *tok, size_t max_bytes, m3_search_hit *hit)
 {
     word *words = NULL;
     size_t nw = split_words(text, len, &words);
@@ -927,14 +933,26 @@ static char *make_snippet(const char *text, size_t len, const m3_embedding *q, c
         free(words);
         return NULL;
     }
+    // Highlights: the words of the window that carry a good part of the best word's weight.
+    float top = 0;
+    for (size_t i = best_start; i < best_end; i++) top = words[i].weight > top ? words[i].weight : top;
+    uint32_t(*hl)[2] = top > 0 ? malloc((best_end - best_start) * sizeof *hl) : NULL;
+    size_t nh = 0;
     if (best_start > 0) n += (size_t)snprintf(out + n, cap - n, "…");
     for (size_t i = best_start; i < best_end && n + (words[i].end - words[i].start) + 8 < cap; i++) {
         if (i > best_start) out[n++] = ' ';
+        size_t w0 = n;
         for (size_t b = words[i].start; b < words[i].end; b++) {
             unsigned char c = (unsigned char)text[b];
             out[n++] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
         }
+        if (hl && words[i].weight >= SNIPPET_HIGHLIGHT * top) {
+            if (nh && hl[nh - 1][1] + 1 == w0) hl[nh - 1][1] = (uint32_t)n;  // joins neighbours
+            else hl[nh][0] = (uint32_t)w0, hl[nh][1] = (uint32_t)n, nh++;
+        }
     }
+    hit->highlights = hl;
+    hit->n_highlights = hl ? nh : 0;
     if (best_end < nw) n += (size_t)snprintf(out + n, cap - n, "…");
     out[n] = 0;
     free(words);
@@ -1080,7 +1098,8 @@ static m3_status search_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *q, 
         }
         size_t n_tok = 0;
         float *tok_w = o->tokenizer ? snippet_weights(idx, txn, sc, q->n_colbert, cands[i].id, &n_tok) : NULL;
-        h->snippet = make_snippet(text, len, q, tok_w, n_tok, o->tokenizer, o->snippet_bytes ? o->snippet_bytes : 240);
+        h->snippet =
+            make_snippet(text, len, q, tok_w, n_tok, o->tokenizer, o->snippet_bytes ? o->snippet_bytes : 240, h);
         free(tok_w);
         free(text);
     }
@@ -1133,22 +1152,17 @@ static m3_status similar_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *qu
             while (k < n_all && strcmp(all[k].path, h[j].path)) k++;
             if (k < n_all) {
                 if (h[j].score > all[k].score) {
-                    free(all[k].path);
-                    free(all[k].snippet);
+                    hit_clear(&all[k]);
                     all[k] = h[j];
                 } else {
-                    free(h[j].path);
-                    free(h[j].snippet);
+                    hit_clear(&h[j]);
                 }
                 continue;
             }
             m3_search_hit *na = realloc(all, (n_all + 1) * sizeof *all);
             if (!na) {
                 // h[0..j) moved into all or were freed: free the rest and the array itself.
-                for (size_t r = j; r < nh; r++) {
-                    free(h[r].path);
-                    free(h[r].snippet);
-                }
+                for (size_t r = j; r < nh; r++) hit_clear(&h[r]);
                 free(h);
                 s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
                 goto done;
@@ -1160,10 +1174,7 @@ static m3_status similar_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *qu
     }
     if (n_all) qsort(all, n_all, sizeof *all, cmp_hit_score);
     size_t limit = o.limit ? o.limit : 10;
-    for (size_t j = limit; j < n_all; j++) {
-        free(all[j].path);
-        free(all[j].snippet);
-    }
+    for (size_t j = limit; j < n_all; j++) hit_clear(&all[j]);
     if (n_all > limit) n_all = limit;
     *hits = all;
     *n_hits = n_all;

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// Inside the indexer: the object, string lists, the crawler (crawl.c) and the pipeline
+// (pipeline.c) share these.
+#ifndef M3_INDEXER_PRIVATE_H
+#define M3_INDEXER_PRIVATE_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "extract/sandbox.h"
+#include "indexer/indexer.h"
+
+enum { M3_INDEXER_PATH_MAX = 511 };  // the index's key limit
+
+typedef struct m3_strvec {
+    char **v;
+    size_t n, cap;
+} m3_strvec;
+
+bool m3_strvec_push(m3_strvec *s, const char *str);
+void m3_strvec_clear(m3_strvec *s);
+void m3_strvec_sort_unique(m3_strvec *s);
+bool m3_strvec_contains(const m3_strvec *sorted, const char *str);
+bool m3_path_under(const char *path, const char *root);
+
+// An indexed file that is gone from where it was: deleted at the end of a run unless a new file
+// with the same content claims it (a move: the vectors are kept).
+typedef struct m3_gone_file {
+    char *path;
+    uint64_t hash, size;
+    bool claimed;
+} m3_gone_file;
+
+typedef struct m3_gone_list {
+    m3_gone_file *v;
+    size_t n, cap;
+} m3_gone_list;
+
+struct m3_indexer {
+    m3_index *idx;
+    m3_index_writer *wr;
+    m3_encoder *enc;
+    const m3_tokenizer *tok;
+    m3_indexer_options opt;  // callbacks and numbers; the lists below replace its pointers
+    m3_strvec roots, exclude;
+    bool index_hidden, index_remote, prune;
+    char **helper_argv;
+    char index_dir[PATH_MAX];  // resolved, never indexed
+    uint32_t model_version;
+    m3_sandbox *sandbox;
+    // Control from other threads.
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool paused;
+    atomic_bool cancelled;
+    // The run's counters (indexing thread).
+    m3_indexer_progress prog;
+    double t0, paused_s;
+};
+
+const char *m3_indexer_root_of(const m3_indexer *ix, const char *path);
+void m3_indexer_walk(const m3_indexer *ix, const char *path, m3_strvec *out);
+bool m3_indexer_cancelled(const m3_indexer *ix);
+// Blocks while paused; false when cancelled.
+bool m3_indexer_wait_running(m3_indexer *ix);
+double m3_indexer_now(void);
+
+// The pipeline: looks at the files in to_index (sorted absolute paths), claims gone files for
+// moves, deletes the unclaimed ones, commits. force: re-read even unchanged files.
+m3_status m3_indexer_run(m3_indexer *ix, m3_strvec *to_index, m3_gone_list *gone, bool force, m3_error *err);
+
+#endif
