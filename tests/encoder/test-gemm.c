@@ -211,7 +211,7 @@ int main(void) {
     static const size_t ms[] = {1, 2, 3, 7, 16, 33, 100};
     static const size_t ns[] = {1, 5, 17, 64, 129};
     static const size_t ks[] = {1, 3, 31, 128, 130};
-    static const struct { size_t m, n, k; } big[] = {{300, 700, 600}, {17, 1000, 1030}, {129, 33, 2049}};
+    static const struct { size_t m, n, k; } big[] = {{200, 300, 600}, {17, 1000, 1030}, {129, 33, 2049}};
     m3_error err = {0};
     m3_threadpool *pools[2];
     if (m3_threadpool_new(1, &pools[0], &err) || m3_threadpool_new(3, &pools[1], &err)) {
