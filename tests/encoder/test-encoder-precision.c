@@ -7,7 +7,8 @@
 //   1. m3-tiny, every case of m3_public.json, with each bf16 GEMM kernel this CPU has (forced
 //      through M3_GEMM_KERNEL: the portable one everywhere, AVX512_BF16 where present);
 //   2. the BGE-M3 widths (hidden 1024, FFN 4096, 16 heads) with random weights, 2 layers and a
-//      small vocabulary (the GEMMs are what bf16 changes; depth and vocabulary only cost time).
+//      small vocabulary (the GEMMs are what bf16 changes; depth and vocabulary only cost time;
+//      M3_TEST_LAYERS=24 measures the full depth for docs/performance.md).
 // Also: m3_precision_parse / name, AUTO resolving to what this CPU runs.
 #include <json-c/json.h>
 #include <math.h>
@@ -252,7 +253,9 @@ static void tiny_model(const char *data) {
 // Part 2: BGE-M3 widths, random weights, against the fp32 path.
 static void bge_m3_widths(void) {
     m3_model_config cfg = m3_model_config_bge_m3();
-    cfg.layers = 2;
+    cfg.layers = getenv("M3_TEST_LAYERS") ? atoi(getenv("M3_TEST_LAYERS")) : 2;
+    if (cfg.layers < 1 || cfg.layers > 24)
+        cfg.layers = 2;
     cfg.vocab = 4000;
     cfg.max_positions = 514;
     m3_model *model;
@@ -281,6 +284,7 @@ static void bge_m3_widths(void) {
     fidelity f = {1, 1, 0, 0};
     for (size_t k = 0; k < N; k++)
         compare("BGE-M3 widths bf16 vs fp32", k, &fp32[k], &bf16[k], &f);
+    printf("BGE-M3 widths, %d layers:\n", cfg.layers);
     report("BGE-M3 widths, bf16 vs fp32:", kernel, &f);
     {   // auto: bf16 exactly where the CPU has a bf16 kernel of its own.
         m3_encoder_options opt = m3_encoder_options_default();
