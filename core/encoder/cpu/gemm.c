@@ -32,7 +32,6 @@ struct m3_packed_matrix {
     size_t kp;  // k rounded up to the kernel's k step (bf16: pairs)
     const m3_gemm_kernel *kernel;
     void *data;  // ceil(n / nr) panels of kp × nr elements, 64-byte aligned
-    size_t bytes;
 };
 
 // Every kernel this build has, best first within each precision.
@@ -185,17 +184,12 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
     p->kp = kp;
     p->kernel = kernel;
     p->data = data;
-    p->bytes = bytes;
     *out = p;
     return M3_STATUS_OK;
 }
 
 m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err) {
     return m3_packed_matrix_new_as(w, M3_GEMM_FP32, out, err);
-}
-
-size_t m3_packed_matrix_bytes(const m3_packed_matrix *p) {
-    return p->bytes;
 }
 
 size_t m3_packed_matrix_rows(const m3_packed_matrix *p) {

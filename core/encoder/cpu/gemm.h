@@ -36,7 +36,6 @@ typedef enum m3_gemm_epilogue {
 m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
                                   m3_packed_matrix **out, m3_error *err);
 m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);  // fp32
-size_t m3_packed_matrix_bytes(const m3_packed_matrix *p);  // of the packed data
 size_t m3_packed_matrix_rows(const m3_packed_matrix *p);  // n
 size_t m3_packed_matrix_cols(const m3_packed_matrix *p);  // k
 void m3_packed_matrix_free(m3_packed_matrix *p);
