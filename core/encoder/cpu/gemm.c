@@ -14,8 +14,8 @@
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
 // Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
-// removed ~1 scalar move per 16 FMAs: 1-thread GFLOP/s on the BGE-M3 shapes went from 120–138 to
-// 152–199 (tools/bench-gemm, the 2-vCPU AMD EPYC dev machine, docs/performance.md).
+// removed ~1 scalar move per 16 FMAs: 1-thread GFLOP/s on the BGE-M3 shapes went from 120–163 to
+// 171–216 (tools/bench-gemm, the 2-vCPU AMD EPYC dev machine, docs/performance.md).
 #include "encoder/cpu/gemm.h"
 
 #include <errno.h>
