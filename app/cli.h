@@ -61,7 +61,9 @@ int m3_cmd_search(int argc, char **argv);
 int m3_cmd_similar(int argc, char **argv);
 int m3_cmd_status(int argc, char **argv);
 int m3_cmd_check(int argc, char **argv);
+int m3_cmd_extract(int argc, char **argv);         // cmd-extract.c
 int m3_cmd_extract_helper(int argc, char **argv);  // internal: the sandboxed extractor process
+int m3_cmd_daemon(int argc, char **argv);          // m3 daemon: talks to m3searchd (cmd-daemon.c)
 
 // Shared by search and similar (cmd-search.c): hybrid weights "D,S,C"; results as text or JSON.
 struct m3_search_hit;

@@ -507,7 +507,7 @@ static m3_status build_index(const synth *s, const char *dir, bool progress, dou
                                     .sparse = f.sparse + c * MAX_CHUNK_TERMS, .n_sparse = f.n_sparse[c],
                                     .colbert = colbert + c * s->rows * d, .n_colbert = s->rows};
             size_t len = chunk_text(s->seed, id, text[c], sizeof text[c]);
-            in[c] = (m3_index_chunk_input){info.size, info.size + len, text[c], len, &emb[c]};
+            in[c] = (m3_index_chunk_input){info.size, info.size + len, text[c], len, &emb[c], NULL};
             info.size += len + 1;
             info.tokens += s->rows + 1;
         }

@@ -57,8 +57,11 @@ void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json
             m3_cli_put_float(out, h->sparse);
             fputs(",\"colbert\":", out);
             m3_cli_put_float(out, h->colbert);
-            fprintf(out, ",\"start\":%llu,\"end\":%llu,\"snippet\":", (unsigned long long)h->start,
+            fprintf(out, ",\"start\":%llu,\"end\":%llu,\"location\":", (unsigned long long)h->start,
                     (unsigned long long)h->end);
+            if (h->location) put_json_string(out, h->location);
+            else fputs("null", out);
+            fputs(",\"snippet\":", out);
             put_json_string(out, h->snippet ? h->snippet : "");
             fputs(",\"highlights\":[", out);
             for (size_t k = 0; k < h->n_highlights; k++)
@@ -71,8 +74,8 @@ void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json
     }
     for (size_t i = 0; i < n; i++) {
         const m3_search_hit *h = &hits[i];
-        fprintf(out, "%.4f  %s  [%llu-%llu]\n", (double)h->score, h->path, (unsigned long long)h->start,
-                (unsigned long long)h->end);
+        fprintf(out, "%.4f  %s  [%llu-%llu]%s%s\n", (double)h->score, h->path, (unsigned long long)h->start,
+                (unsigned long long)h->end, h->location ? "  " : "", h->location ? h->location : "");
         if (h->snippet && *h->snippet) fprintf(out, "        %s\n", h->snippet);
     }
 }

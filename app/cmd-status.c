@@ -30,21 +30,31 @@ typedef struct list_ctx {
     bool json;
 } list_ctx;
 
+// The characters of a JSON string (without the quotes).
+static void put_json_chars(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p == '"' || *p == '\\') putchar('\\');
+        if ((unsigned char)*p < 0x20) printf("\\u%04x", (unsigned char)*p);
+        else putchar(*p);
+    }
+}
+
 static int list_cb(const char *path, const m3_index_file *f, void *user)
 {
     list_ctx *l = user;
     if (l->json) {
         fputs("{\"path\":\"", stdout);
-        for (const char *p = path; *p; p++) {
-            if (*p == '"' || *p == '\\') putchar('\\');
-            if ((unsigned char)*p < 0x20) printf("\\u%04x", (unsigned char)*p);
-            else putchar(*p);
-        }
+        put_json_chars(path);
         printf("\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 ",\"hash\":\"%016" PRIx64 "\",\"state\":\"%s\","
-               "\"extractor\":\"%s\",\"chunks\":%u,\"tokens\":%" PRIu64 "}\n",
-               f->size, f->mtime_ns, f->hash, state_name(f->state), f->extractor, f->n_chunks, f->tokens);
+               "\"extractor\":\"%s\",\"chunks\":%u,\"first_chunk\":%u,\"tokens\":%" PRIu64 ",\"reason\":\"",
+               f->size, f->mtime_ns, f->hash, state_name(f->state), f->extractor, f->n_chunks, f->first_chunk,
+               f->tokens);
+        put_json_chars(f->reason);
+        fputs("\"}\n", stdout);
     } else {
-        printf("%-7s %6u chunks  %s\n", state_name(f->state), f->n_chunks, path);
+        printf("%-7s %6u chunks  %s%s%s\n", state_name(f->state), f->n_chunks, path, f->reason[0] ? ": " : "",
+               f->reason);
     }
     return 0;
 }

@@ -125,7 +125,7 @@ m3_status m3_extract_chunk(const m3_tokenizer *tok, const char *text, size_t len
             }
             out = nc;
         }
-        out[n++] = (m3_text_chunk){s.v[i].start, s.v[j - 1].end, tokens + 2};
+        out[n++] = (m3_text_chunk){s.v[i].start, s.v[j - 1].end, tokens + 2, NULL};
         if (j >= s.n) break;
         // The next chunk repeats the last sentences (at most `overlap` tokens), always progressing.
         size_t k = j, ot = 0;

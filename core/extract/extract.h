@@ -38,6 +38,14 @@ typedef struct m3_offset_anchor {
     size_t text, file;  // text offset `text` comes from file offset `file`
 } m3_offset_anchor;
 
+// Where a stretch of the text comes from, in words a person understands: "page 12", "slide 3",
+// "sheet Budget", "chapter 2", "message 7". The mark holds from its text offset up to the next.
+enum { M3_LOCATION_MAX = 64 };
+typedef struct m3_location_mark {
+    size_t text;                    // text offset where the place starts
+    char where[M3_LOCATION_MAX];    // printable UTF-8, NUL-terminated, never empty
+} m3_location_mark;
+
 typedef struct m3_extracted {
     char *text;               // UTF-8, NUL-terminated (malloc'd)
     size_t len;
@@ -47,6 +55,12 @@ typedef struct m3_extracted {
     m3_offset_anchor *anchors;
     size_t n_anchors;
     char encoding[32];        // "UTF-8", "UTF-16LE", "WINDOWS-1252", ...
+    // Places (malloc'd, sorted by text offset; none for plain text).
+    m3_location_mark *marks;
+    size_t n_marks;
+    // True for such documents: the text is not a byte range of the file, "file offsets" are text
+    // offsets (m3_extracted_file_offset returns them as they are; no anchors).
+    bool derived;
 } m3_extracted;
 
 typedef struct m3_extractor {
@@ -56,10 +70,13 @@ typedef struct m3_extractor {
     // Extracts the text of size bytes. Errors: M3_STATUS_UNSUPPORTED (binary), M3_STATUS_NOMEM.
     m3_status (*extract)(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
                          m3_error *err);
+    // Optional: true when the first bytes are this format (files without a known extension: an
+    // mbox named "Inbox", a PDF named "scan"). Consulted before the plain-text fallback.
+    bool (*sniff)(const unsigned char *head, size_t n);
 } m3_extractor;
 
-// The extractor for path by extension, else by sniffing the first bytes (text without NULs, or a
-// UTF-16 BOM, is "text"). NULL when no extractor applies.
+// The extractor for path by extension, else by sniffing the first bytes (registered extractors'
+// sniff functions, then: text without NULs, or a UTF-16 BOM, is "text"). NULL when none applies.
 const m3_extractor *m3_extract_find(const char *path, const unsigned char *head, size_t n);
 
 // Adds an extractor, consulted before the built-in ones. At most 32. Not thread-safe.
@@ -87,6 +104,9 @@ typedef struct m3_chunk_options {
 typedef struct m3_text_chunk {
     size_t start, end;  // bytes of the text
     size_t tokens;      // estimated (pieces of its sentences + 2)
+    // The place the chunk starts in (borrowed from the m3_extracted's marks: valid until it is
+    // cleared), NULL when the document has no marks. Set by m3_extracted_locate_chunks.
+    const char *location;
 } m3_text_chunk;
 
 // Cuts text into chunks of whole sentences (ICU's sentence break iterator) of at most
@@ -95,5 +115,11 @@ typedef struct m3_text_chunk {
 // *chunks is malloc'd. opt may be NULL.
 m3_status m3_extract_chunk(const m3_tokenizer *tok, const char *text, size_t len, const m3_chunk_options *opt,
                            m3_text_chunk **chunks, size_t *n_chunks, m3_error *err);
+
+// The place of text offset off: the last mark at or before it, NULL when none.
+const char *m3_extracted_location(const m3_extracted *doc, size_t off);
+
+// Sets chunks[i].location from doc's marks (the place where each chunk starts).
+void m3_extracted_locate_chunks(const m3_extracted *doc, m3_text_chunk *chunks, size_t n);
 
 #endif

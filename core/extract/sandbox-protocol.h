@@ -7,7 +7,8 @@
 //   parent → helper, once:      m3_sbx_config
 //   helper → parent, once:      m3_sbx_reply with status (and message) of the set-up, no text
 //   parent → helper, per file:  m3_sbx_request, path bytes, data bytes
-//   helper → parent, per file:  m3_sbx_reply, message bytes, text bytes, anchors (m3_offset_anchor)
+//   helper → parent, per file:  m3_sbx_reply, message bytes, text bytes, anchors (m3_offset_anchor),
+//                              marks (m3_location_mark)
 #ifndef M3_EXTRACT_SANDBOX_PROTOCOL_H
 #define M3_EXTRACT_SANDBOX_PROTOCOL_H
 
@@ -17,7 +18,7 @@ enum {
     M3_SBX_CONFIG_MAGIC = 0x4358334d,   // "M3XC"
     M3_SBX_REQUEST_MAGIC = 0x5158334d,  // "M3XQ"
     M3_SBX_REPLY_MAGIC = 0x5258334d,    // "M3XR"
-    M3_SBX_VERSION = 1,
+    M3_SBX_VERSION = 2,
     M3_SBX_PATH_MAX = 4096,
     M3_SBX_MESSAGE_MAX = 511,
 };
@@ -40,11 +41,11 @@ typedef struct m3_sbx_reply {
     uint32_t magic;
     int32_t status;           // m3_status
     uint32_t version;         // extractor version
-    uint32_t identity;        // 0 or 1
+    uint32_t identity;        // bit 0: identity map; bit 1: derived text (m3_extracted.derived)
     uint64_t text_len;
     uint64_t n_anchors;
     uint32_t message_len;     // ≤ M3_SBX_MESSAGE_MAX, only with an error status
-    uint32_t reserved;
+    uint32_t n_marks;         // places (m3_location_mark), at most one per byte of text
     char extractor[16];       // NUL-terminated
     char encoding[32];        // NUL-terminated
 } m3_sbx_reply;

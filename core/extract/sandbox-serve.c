@@ -344,14 +344,22 @@ static int serve_one(input *in, int out_fd, const m3_sbx_request *rq)
     m3_sbx_reply h = {
         .magic = M3_SBX_REPLY_MAGIC,
         .version = ex->version,
-        .identity = doc.identity,
+        .identity = (doc.identity ? 1u : 0u) | (doc.derived ? 2u : 0u),
         .text_len = doc.len,
         .n_anchors = doc.n_anchors,
+        .n_marks = (uint32_t)doc.n_marks,
     };
     snprintf(h.extractor, sizeof h.extractor, "%s", ex->name);
     snprintf(h.encoding, sizeof h.encoding, "%s", doc.encoding);
-    struct iovec v[3] = {{&h, sizeof h}, {doc.text, doc.len}, {doc.anchors, doc.n_anchors * sizeof *doc.anchors}};
-    int rc = write_iov_full(out_fd, v, 3);
+    if (doc.n_marks > UINT32_MAX) {
+        m3_extracted_clear(&doc);
+        return reply_error(out_fd, M3_STATUS_LIMIT, "%s: too many places", path);
+    }
+    struct iovec v[4] = {{&h, sizeof h},
+                         {doc.text, doc.len},
+                         {doc.anchors, doc.n_anchors * sizeof *doc.anchors},
+                         {doc.marks, doc.n_marks * sizeof *doc.marks}};
+    int rc = write_iov_full(out_fd, v, 4);
     m3_extracted_clear(&doc);
     return rc;
 }

@@ -312,7 +312,7 @@ static m3_status start(m3_sandbox *sb, m3_error *err)
         return m3_error_set(err, M3_STATUS_IO, e2.code, "cannot start the extraction helper: %s", e2.message);
     }
     if (rep.magic != M3_SBX_REPLY_MAGIC || (rep.status != 0 && !known_status(rep.status)) ||
-        rep.message_len > M3_SBX_MESSAGE_MAX || rep.text_len || rep.n_anchors ||
+        rep.message_len > M3_SBX_MESSAGE_MAX || rep.text_len || rep.n_anchors || rep.n_marks ||
         (rep.status == 0 && rep.message_len)) {
         kill_helper(sb);
         return m3_error_set(err, M3_STATUS_FORMAT, 0, "cannot start the extraction helper (%s): malformed reply",
@@ -390,14 +390,16 @@ static const char *check_header(const m3_sandbox *sb, const m3_sbx_reply *h, siz
 {
     if (h->magic != M3_SBX_REPLY_MAGIC) return "bad magic";
     if (h->status != 0 && !known_status(h->status)) return "unknown status";
-    if (h->status != 0 && (h->text_len || h->n_anchors)) return "text with an error";
+    if (h->status != 0 && (h->text_len || h->n_anchors || h->n_marks)) return "text with an error";
     if (h->status == 0 && h->message_len) return "message without an error";
     if (h->message_len > M3_SBX_MESSAGE_MAX) return "message too long";
-    if (h->identity > 1) return "bad identity flag";
+    if (h->identity > 2) return "bad identity flag";  // identity (1) or derived (2), not both
+    if (h->n_marks > h->text_len + 1) return "more places than bytes of text";
     if (h->text_len > sb->opt.max_text || h->text_len > SIZE_MAX / 2) return "text longer than the limit";
     // At most one anchor per byte of the file, plus one.
     if (h->n_anchors > (uint64_t)size + 1) return "more anchors than bytes";
-    if (h->identity && h->n_anchors < 1) return "identity map without an anchor";
+    if (h->identity == 1 && h->n_anchors < 1) return "identity map without an anchor";
+    if (h->identity == 2 && h->n_anchors) return "anchors with derived text";
     if (h->status == 0 && (!printable_name(h->extractor, sizeof h->extractor) || !h->extractor[0]))
         return "bad extractor name";
     if (h->status == 0 && !printable_name(h->encoding, sizeof h->encoding)) return "bad encoding name";
@@ -413,6 +415,16 @@ static const char *check_body(const m3_extracted *d, size_t size)
         if (i && (a->text < a[-1].text || a->file < a[-1].file)) return "anchors not sorted";
     }
     if (d->identity && d->anchors[0].file + d->len > size) return "identity map beyond the file";
+    for (size_t i = 0; i < d->n_marks; i++) {
+        const m3_location_mark *m = &d->marks[i];
+        size_t n = strnlen(m->where, sizeof m->where);
+        if (m->text > d->len) return "place out of range";
+        if (i && m->text <= m[-1].text) return "places not sorted";
+        if (!n || n == sizeof m->where || !m3_extract_utf8_valid((const unsigned char *)m->where, n, false))
+            return "bad place name";
+        for (size_t k = 0; k < n; k++)
+            if ((unsigned char)m->where[k] < 0x20 || m->where[k] == 0x7f) return "bad place name";
+    }
     return NULL;
 }
 
@@ -459,17 +471,23 @@ m3_status m3_sandbox_extract(m3_sandbox *sb, const char *path, const unsigned ch
     char msg[M3_SBX_MESSAGE_MAX + 1];
     out->len = (size_t)h.text_len;
     out->n_anchors = (size_t)h.n_anchors;
-    out->identity = h.identity;
+    out->identity = h.identity == 1;
+    out->derived = h.identity == 2;
+    out->n_marks = h.n_marks;
     out->text = malloc(out->len + 1);
     out->anchors = out->n_anchors ? malloc(out->n_anchors * sizeof *out->anchors) : NULL;
-    if (!out->text || (out->n_anchors && !out->anchors)) {
+    out->marks = out->n_marks ? malloc(out->n_marks * sizeof *out->marks) : NULL;
+    if (!out->text || (out->n_anchors && !out->anchors) || (out->n_marks && !out->marks)) {
         kill_helper(sb);
         m3_extracted_clear(out);
         s = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory for the extracted text", path);
         goto out;
     }
-    struct iovec bv[3] = {{msg, h.message_len}, {out->text, out->len}, {out->anchors, out->n_anchors * sizeof *out->anchors}};
-    if ((r = read_iov(sb->from_fd, bv, 3, deadline, false)) != IO_OK) goto io_failed;
+    struct iovec bv[4] = {{msg, h.message_len},
+                          {out->text, out->len},
+                          {out->anchors, out->n_anchors * sizeof *out->anchors},
+                          {out->marks, out->n_marks * sizeof *out->marks}};
+    if ((r = read_iov(sb->from_fd, bv, 4, deadline, false)) != IO_OK) goto io_failed;
     out->text[out->len] = 0;
     if (h.status != 0) {
         msg[h.message_len] = 0;

@@ -45,8 +45,9 @@
 // A helper that cannot set this up refuses to serve: m3_sandbox_new fails (nothing runs unconfined).
 //
 // The parent never trusts the helper's reply: the frame is length-checked against the limits
-// below, the text must be UTF-8 without NUL bytes, the anchors in range and sorted, the names
-// printable. Per document it enforces a wall-clock timeout with poll() (timeout_s +
+// below, the text must be UTF-8 without NUL bytes, the anchors in range and sorted, the places
+// (m3_location_mark) in range, strictly increasing and with printable UTF-8 names, derived text
+// without anchors, the names printable. Per document it enforces a wall-clock timeout with poll() (timeout_s +
 // timeout_per_mb_s × MiB of the file). When the helper crashes, times out, answers a malformed
 // frame or runs out of memory it is killed if need be, reaped (no zombies) and started again at
 // the next call; the document gets the error. A helper found dead before a document is sent (its

@@ -208,11 +208,30 @@ void m3_extracted_clear(m3_extracted *doc)
     if (!doc) return;
     free(doc->text);
     free(doc->anchors);
+    free(doc->marks);
     memset(doc, 0, sizeof *doc);
+}
+
+const char *m3_extracted_location(const m3_extracted *doc, size_t off)
+{
+    // Last mark at or before off (binary search: a long PDF has thousands of pages).
+    size_t lo = 0, hi = doc->n_marks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (doc->marks[mid].text <= off) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo ? doc->marks[lo - 1].where : NULL;
+}
+
+void m3_extracted_locate_chunks(const m3_extracted *doc, m3_text_chunk *chunks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) chunks[i].location = m3_extracted_location(doc, chunks[i].start);
 }
 
 uint64_t m3_extracted_file_offset(const m3_extracted *doc, size_t text_off, bool round_up, uint64_t file_size)
 {
+    if (doc->derived) return text_off < doc->len ? text_off : doc->len;
     if (!doc->n_anchors) return 0;
     if (doc->identity) return doc->anchors[0].file + text_off;
     // Last anchor at or before text_off.
@@ -242,9 +261,9 @@ static const char *const code_ext[] = {
     NULL};
 
 static const m3_extractor builtin[] = {
-    {"text", EXTRACT_TEXT_VERSION, text_ext, extract_text},
-    {"markdown", EXTRACT_TEXT_VERSION, markdown_ext, extract_text},
-    {"code", EXTRACT_TEXT_VERSION, code_ext, extract_text},
+    {"text", EXTRACT_TEXT_VERSION, text_ext, extract_text, NULL},
+    {"markdown", EXTRACT_TEXT_VERSION, markdown_ext, extract_text, NULL},
+    {"code", EXTRACT_TEXT_VERSION, code_ext, extract_text, NULL},
 };
 
 static const m3_extractor *registered[MAX_REGISTERED];
@@ -276,7 +295,10 @@ const m3_extractor *m3_extract_find(const char *path, const unsigned char *head,
         for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
             if (has_ext(&builtin[i], dot + 1)) return &builtin[i];
     }
-    // Unknown or no extension: text when it looks like text.
+    // Unknown or no extension: a registered format that recognises its first bytes, else text
+    // when it looks like text.
+    for (size_t i = 0; i < n_registered; i++)
+        if (registered[i]->sniff && registered[i]->sniff(head, n)) return registered[i];
     if (n >= 2 && ((head[0] == 0xff && head[1] == 0xfe) || (head[0] == 0xfe && head[1] == 0xff))) return &builtin[0];
     if (n == 0 || memchr(head, 0, n)) return NULL;
     size_t ctrl = 0;

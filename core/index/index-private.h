@@ -29,6 +29,8 @@ enum {
 struct m3_index {
     MDB_env *env;
     MDB_dbi meta, files, fileids, chunks, text, dense, bits, post, fwd, colbert;
+    MDB_dbi location;           // chunk id → place ("page 12"); optional table (see has_location)
+    bool has_location;          // false for an index written before places existed, opened read-only
     char *dir;
     m3_index_model model;
     bool exact, readonly;
@@ -136,6 +138,8 @@ m3_status m3_index_read_embedding(m3_index *idx, MDB_txn *txn, uint32_t id, unsi
                                   m3_embedding *out, m3_error *err);
 m3_status m3_index_read_text(m3_index *idx, MDB_txn *txn, uint32_t id, char **text, size_t *len,
                              m3_error *err);
+// The chunk's place into buf (NUL-terminated); false when it has none (or the index predates places).
+bool m3_index_read_location(m3_index *idx, MDB_txn *txn, uint32_t id, char *buf, size_t cap);
 m3_status m3_index_read_path(m3_index *idx, MDB_txn *txn, uint32_t file_id, char **path, m3_error *err);
 m3_status m3_index_read_file(m3_index *idx, MDB_txn *txn, const char *path, m3_index_file *out,
                              m3_error *err);

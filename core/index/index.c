@@ -269,6 +269,11 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
         rc = mdb_dbi_open(txn, db_names[i].name, idx->readonly ? 0 : MDB_CREATE, dbi);
         if (rc) {
             mdb_txn_abort(txn);
+            // No table at all: the index was being created when its writer died, before its first
+            // commit. Nothing was lost; it is simply not there yet.
+            if (rc == MDB_NOTFOUND && i == 0)
+                return m3_error_set(err, M3_STATUS_NOT_FOUND, rc, "no index in %s yet (run 'm3 index PATH' first)",
+                                    idx->dir);
             if (rc == MDB_NOTFOUND)
                 return m3_error_set(err, M3_STATUS_FORMAT, rc,
                                     "index %s is damaged or incomplete (no '%s' table); remove it or run "
@@ -277,6 +282,14 @@ static m3_status open_dbs_and_meta(m3_index *idx, const m3_index_options *opt, m
             return m3_index_mdb_error(idx, rc, db_names[i].name, err);
         }
     }
+    // Places came later: an older index gets the table when opened for writing, and is read
+    // without places when opened read-only.
+    rc = mdb_dbi_open(txn, "location", idx->readonly ? 0 : MDB_CREATE, &idx->location);
+    if (rc && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return m3_index_mdb_error(idx, rc, "location", err);
+    }
+    idx->has_location = rc == 0;
     uint32_t version, dim, exact;
     MDB_val v;
     if (!meta_get(txn, idx->meta, "format", &v)) {
@@ -668,6 +681,30 @@ m3_status m3_index_read_chunk(m3_index *idx, MDB_txn *txn, uint32_t id, chunk_re
     return M3_STATUS_OK;
 }
 
+bool m3_index_read_location(m3_index *idx, MDB_txn *txn, uint32_t id, char *buf, size_t cap)
+{
+    if (!idx->has_location || !cap) return false;
+    unsigned char kb[4];
+    MDB_val k, v;
+    key_be32(&k, kb, id);
+    if (mdb_get(txn, idx->location, &k, &v) != 0 || !v.mv_size || v.mv_size >= cap || v.mv_size >= M3_INDEX_LOCATION_MAX)
+        return false;
+    memcpy(buf, v.mv_data, v.mv_size);
+    buf[v.mv_size] = 0;
+    return strlen(buf) == v.mv_size;
+}
+
+m3_status m3_index_get_chunk_location(m3_index *idx, uint32_t chunk_id, char *buf, size_t cap, m3_error *err)
+{
+    MDB_txn *txn;
+    int rc = m3_index_begin_read(idx, &txn);
+    if (rc) return m3_index_mdb_error(idx, rc, "begin", err);
+    bool ok = m3_index_read_location(idx, txn, chunk_id, buf, cap);
+    mdb_txn_abort(txn);
+    if (!ok) return m3_error_set(err, M3_STATUS_NOT_FOUND, 0, "chunk %u has no place", chunk_id);
+    return M3_STATUS_OK;
+}
+
 m3_status m3_index_get_chunk(m3_index *idx, uint32_t chunk_id, m3_index_chunk *out, m3_error *err)
 {
     MDB_txn *txn;
@@ -848,6 +885,7 @@ typedef struct pending_chunk {
     size_t colbert_len;
     void *fwd;         // n × (u32 id, f32 weight)
     size_t n_sparse;
+    char location[M3_INDEX_LOCATION_MAX];  // "" for none
 } pending_chunk;
 
 typedef struct pending_op {
@@ -1035,6 +1073,14 @@ static m3_status prepare_chunk(m3_index_writer *w, const m3_index_chunk_input *i
     if (in->text_len > (32u << 20)) return m3_error_set(err, M3_STATUS_LIMIT, 0, "chunk text over 32 MiB");
     c->rec.start = in->start;
     c->rec.end = in->end;
+    if (in->location) {
+        // Cut at a character boundary.
+        size_t n = strnlen(in->location, sizeof c->location - 1);
+        if (n == sizeof c->location - 1)
+            while (n && ((unsigned char)in->location[n] & 0xc0) == 0x80) n--;
+        memcpy(c->location, in->location, n);
+        c->location[n] = 0;
+    }
     c->rec.tokens = (uint32_t)e->tokens;
     size_t bound = ZSTD_compressBound(in->text_len);
     if (!(c->text = malloc(4 + bound))) goto nomem;
@@ -1315,7 +1361,7 @@ static int remove_chunks(m3_index_writer *w, MDB_cursor *pc, const m3_index_file
         }
         if ((rc = del_key(w->txn, idx->fwd, id)) || (rc = del_key(w->txn, idx->chunks, id)) ||
             (rc = del_key(w->txn, idx->text, id)) || (rc = del_key(w->txn, idx->dense, id)) ||
-            (rc = del_key(w->txn, idx->colbert, id)))
+            (rc = del_key(w->txn, idx->colbert, id)) || (rc = del_key(w->txn, idx->location, id)))
             return rc;
         unsigned char *blk;
         if ((rc = block_get(w, id / BITS_BLOCK, &blk))) return rc;
@@ -1402,7 +1448,8 @@ static int apply_op(m3_index_writer *w, MDB_cursor *pc, pending_op *op)
             (rc = put_id(w->txn, idx->text, id, c->text, c->text_len)) ||
             (rc = put_id(w->txn, idx->dense, id, c->dense, idx->dense_bytes)) ||
             (c->colbert && (rc = put_id(w->txn, idx->colbert, id, c->colbert, c->colbert_len))) ||
-            (rc = put_id(w->txn, idx->fwd, id, c->fwd ? c->fwd : "", 8 * c->n_sparse)))
+            (rc = put_id(w->txn, idx->fwd, id, c->fwd ? c->fwd : "", 8 * c->n_sparse)) ||
+            (c->location[0] && (rc = put_id(w->txn, idx->location, id, c->location, strlen(c->location)))))
             return rc;
         for (size_t t = 0; t < c->n_sparse; t++) {
             uint32_t term;

@@ -162,6 +162,12 @@ typedef struct m3_index_chunk {
 
 m3_status m3_index_get_chunk(m3_index *idx, uint32_t chunk_id, m3_index_chunk *out, m3_error *err);
 
+// The place a chunk comes from ("page 12", "slide 3", "sheet Budget", "chapter 2", "message 7";
+// at most M3_INDEX_LOCATION_MAX - 1 bytes) into buf. M3_STATUS_NOT_FOUND when the chunk has none
+// (plain text, or an index written before places were kept: such an index opens as it is).
+enum { M3_INDEX_LOCATION_MAX = 64 };
+m3_status m3_index_get_chunk_location(m3_index *idx, uint32_t chunk_id, char *buf, size_t cap, m3_error *err);
+
 // The chunk's text (UTF-8, malloc'd, NUL-terminated, *len without the NUL).
 m3_status m3_index_dup_chunk_text(m3_index *idx, uint32_t chunk_id, char **text, size_t *len,
                                   m3_error *err);
@@ -185,6 +191,8 @@ typedef struct m3_index_chunk_input {
     const char *text;         // the chunk's text (UTF-8), stored compressed for snippets
     size_t text_len;
     const m3_embedding *emb;  // dense, sparse and colbert all required
+    const char *location;     // the chunk's place (m3_text_chunk.location), NULL or "" for none;
+                              // cut to M3_INDEX_LOCATION_MAX - 1 bytes at a character boundary
 } m3_index_chunk_input;
 
 // A writer buffers changes and applies them in one write transaction per commit. On
@@ -248,6 +256,7 @@ typedef struct m3_search_hit {
     char *snippet;             // UTF-8, one line
     uint32_t (*highlights)[2]; // byte ranges [start, end) of the snippet's words that matched the
     size_t n_highlights;       // query best (its terms, or where its multi-vectors align)
+    char *location;            // the chunk's place ("page 12"), NULL when it has none
 } m3_search_hit;
 
 // Hybrid search for an encoded query (dense, sparse and colbert as asked by the weights).

@@ -37,6 +37,7 @@ static void hit_clear(m3_search_hit *h)
     free(h->path);
     free(h->snippet);
     free(h->highlights);
+    free(h->location);
 }
 
 void m3_search_hits_free(m3_search_hit *hits, size_t n)
@@ -1090,6 +1091,12 @@ static m3_status search_txn(m3_index *idx, MDB_txn *txn, const m3_embedding *q, 
         h->dense = cands[i].dense;
         h->sparse = cands[i].sparse;
         h->colbert = cands[i].colbert;
+        char where[M3_INDEX_LOCATION_MAX];
+        if (m3_index_read_location(idx, txn, cands[i].id, where, sizeof where) && !(h->location = strdup(where))) {
+            m3_search_hits_free(out, nh);
+            s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
+            goto done;
+        }
         char *text;
         size_t len;
         if ((s = m3_index_read_text(idx, txn, cands[i].id, &text, &len, err)) != M3_STATUS_OK) {

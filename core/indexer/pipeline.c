@@ -33,6 +33,7 @@ typedef struct work_file {
     bool retry;              // a failure worth retrying at the next look (a read that raced a write)
     const char *move_from;   // ACTION_MOVE: the gone file's path (owned by the gone list)
     char *text;              // extracted UTF-8; chunk offsets refer to it
+    m3_location_mark *marks; // the document's places; chunks[i].location points into them
     size_t n_chunks;
     m3_text_chunk *chunks;
     uint64_t *fstart, *fend; // file byte ranges
@@ -64,6 +65,7 @@ static void work_free(work_file *w)
     free(w->fend);
     free(w->chunks);
     free(w->text);
+    free(w->marks);
     free(w->path);
     free(w);
 }
@@ -192,6 +194,9 @@ static work_file *prepare(job *j, const char *path)
     m3_error err = {0};
     if (m3_sandbox_extract(ix->sandbox, path, data, got, &doc, NULL, &err) != M3_STATUS_OK) {
         free(data);
+        // An encrypted document is skipped, not failed (docs/formats.md): "PATH: skipped: encrypted".
+        const char *skip = err.status == M3_STATUS_UNSUPPORTED ? strstr(err.message, "skipped: ") : NULL;
+        if (skip) return finish(w, ACTION_SKIPPED, NULL, "%s", skip);
         return finish(w, ACTION_FAILED, NULL, "%s", err.message);
     }
     free(data);
@@ -214,8 +219,13 @@ static work_file *prepare(job *j, const char *path)
         w->tokens += w->n_ids[i];
     }
     w->info.tokens = w->tokens;
+    // Each chunk's place (page, slide, sheet...): the pointers go into the marks, kept with the text.
+    m3_extracted_locate_chunks(&doc, w->chunks, w->n_chunks);
     w->text = doc.text;
+    w->marks = doc.marks;
     doc.text = NULL;
+    doc.marks = NULL;
+    doc.n_marks = 0;
     m3_extracted_clear(&doc);
     w->info.state = M3_FILE_DONE;
     w->action = ACTION_INDEX;
@@ -302,7 +312,7 @@ static m3_status encode_and_put(m3_indexer *ix, work_file **files, size_t nf, m3
         work_file *w = files[i];
         for (size_t c = 0; c < w->n_chunks; c++, k++)
             in[c] = (m3_index_chunk_input){w->fstart[c], w->fend[c], w->text + w->chunks[c].start,
-                                           w->chunks[c].end - w->chunks[c].start, &embs[k]};
+                                           w->chunks[c].end - w->chunks[c].start, &embs[k], w->chunks[c].location};
         s = m3_index_writer_put_file(ix->wr, w->path, &w->info, in, w->n_chunks, err);
         ix->prog.chunks += w->n_chunks;
         ix->prog.tokens += w->tokens;

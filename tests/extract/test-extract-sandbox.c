@@ -184,7 +184,7 @@ static m3_status x_doublefree(const unsigned char *d, size_t n, const char *p, m
 
 #define TEST_EXTRACTOR(ext, fn) \
     static const char *const ext##_ext[] = {#ext, NULL}; \
-    static const m3_extractor ext##_x = {"test-" #ext, 7, ext##_ext, fn};
+    static const m3_extractor ext##_x = {"test-" #ext, 7, ext##_ext, fn, NULL};
 TEST_EXTRACTOR(crashabort, x_abort)
 TEST_EXTRACTOR(crashsegv, x_segv)
 TEST_EXTRACTOR(spin, x_spin)
@@ -272,7 +272,15 @@ static int liar(void)
         else if (ends_with(path, ".ctrlname")) strcpy(h.encoding, "UTF\n8");
         else if (ends_with(path, ".badstatus")) h.status = -1000;
         else if (ends_with(path, ".errwithtext")) h.status = M3_STATUS_FORMAT;
-        else if (ends_with(path, ".identity")) h.identity = 2;
+        else if (ends_with(path, ".identity")) h.identity = 3;
+        else if (ends_with(path, ".derivedanchors")) h.identity = 2;
+        m3_location_mark marks[2] = {{1, "page 2"}, {3, "page 3"}};
+        if (ends_with(path, ".goodplace")) h.identity = 2, h.n_anchors = 0, h.n_marks = 2;
+        else if (ends_with(path, ".manyplaces")) h.identity = 2, h.n_anchors = 0, h.n_marks = 7;
+        else if (ends_with(path, ".placerange")) h.identity = 2, h.n_anchors = 0, h.n_marks = 2, marks[1].text = 6;
+        else if (ends_with(path, ".placeorder")) h.identity = 2, h.n_anchors = 0, h.n_marks = 2, marks[1].text = 1;
+        else if (ends_with(path, ".placename")) h.identity = 2, h.n_anchors = 0, h.n_marks = 2, marks[1].where[4] = '\n';
+        else if (ends_with(path, ".placeempty")) h.identity = 2, h.n_anchors = 0, h.n_marks = 1, marks[0].where[0] = 0;
         else if (ends_with(path, ".longmsg")) h.status = M3_STATUS_FORMAT, h.text_len = 0, h.n_anchors = 0,
                                                  h.message_len = M3_SBX_MESSAGE_MAX + 1;
         else if (ends_with(path, ".escape")) msg = "\x1b[31mred\x1b[0m\nsecond line";
@@ -295,6 +303,7 @@ static int liar(void)
         if (h.text_len == 5) full_write(1, text, 5);
         if (h.n_anchors == 1) full_write(1, &anchor, sizeof anchor);
         else if (h.n_anchors > 1) for (uint64_t i = 0; i < h.n_anchors; i++) full_write(1, &anchor, sizeof anchor);
+        for (uint32_t i = 0; i < h.n_marks; i++) full_write(1, &marks[i < 2 ? i : 1], sizeof marks[0]);
     }
 }
 
@@ -577,6 +586,12 @@ static void check_liar(const doc *ordinary)
         {"badstatus", "(unknown status)", M3_STATUS_FORMAT},
         {"errwithtext", "(text with an error)", M3_STATUS_FORMAT},
         {"identity", "(bad identity flag)", M3_STATUS_FORMAT},
+        {"derivedanchors", "(anchors with derived text)", M3_STATUS_FORMAT},
+        {"manyplaces", "(more places than bytes of text)", M3_STATUS_FORMAT},
+        {"placerange", "(place out of range)", M3_STATUS_FORMAT},
+        {"placeorder", "(places not sorted)", M3_STATUS_FORMAT},
+        {"placename", "(bad place name)", M3_STATUS_FORMAT},
+        {"placeempty", "(bad place name)", M3_STATUS_FORMAT},
         {"longmsg", "(message too long)", M3_STATUS_FORMAT},
         {"truncated", "extractor exited with status 0", M3_STATUS_FORMAT},
         {"stall", "timed out after 2 s", M3_STATUS_LIMIT},
@@ -608,6 +623,16 @@ static void check_liar(const doc *ordinary)
         CHECK(s == M3_STATUS_OK && out.len == 5 && !strcmp(out.text, "hello") && !strcmp(who.name, "liar") &&
                   who.version == 3 && out.n_anchors == 1,
               "after lie %s: a good reply was refused: %s", lies[i].ext, err.message);
+        m3_extracted_clear(&out);
+    }
+    // Places of derived text are taken as sent.
+    {
+        m3_extracted out;
+        m3_error err = {0};
+        m3_status s = m3_sandbox_extract(sb, "/docs/x.goodplace", data, 64, &out, NULL, &err);
+        CHECK(s == M3_STATUS_OK && out.derived && !out.n_anchors && out.n_marks == 2 && out.marks[0].text == 1 &&
+                  !strcmp(out.marks[1].where, "page 3") && !strcmp(m3_extracted_location(&out, 2), "page 2"),
+              "a reply with places was refused or changed: %s", err.message);
         m3_extracted_clear(&out);
     }
     free(data);

@@ -147,7 +147,8 @@ static void index_docs(m3_index *idx, doc *d, size_t n, size_t chunk_tokens)
         }
         OK(m3_encoder_encode(enc, seqs, nc, M3_OUTPUT_ALL, e, NULL));
         for (size_t c = 0; c < nc; c++)
-            in[c] = (m3_index_chunk_input){ch[c].start, ch[c].end, d[i].text + ch[c].start, ch[c].end - ch[c].start, &e[c]};
+            in[c] = (m3_index_chunk_input){ch[c].start, ch[c].end, d[i].text + ch[c].start, ch[c].end - ch[c].start, &e[c],
+                                           "page 1"};
         m3_index_file info = {.size = d[i].len, .hash = m3_index_hash(d[i].text, d[i].len, 0), .state = M3_FILE_DONE};
         OK(m3_index_writer_put_file(w, d[i].path, &info, in, nc, NULL));
         for (size_t c = 0; c < nc; c++) {
@@ -419,6 +420,18 @@ static void corpus_free(corpus *c)
     free(c->embs);
 }
 
+// Places of the corpus's chunks: none in even documents (plain text), "page K/2" in odd ones; one
+// longer than the index keeps, cut at a character boundary (the 2-byte "é" straddles byte 63).
+static const char *chunk_place(size_t doc, size_t k)
+{
+    static const char *const pages[] = {"page 1", "page 1", "page 2", "page 2", "page 3",
+                                        "sheet Übersicht 2024", "chapter 7", "message 12, attachment a.pdf"};
+    static const char long_place[] = "sheet 01234567890123456789012345678901234567890123456789012345é tail";
+    if (doc % 2 == 0) return NULL;
+    if (doc == 3 && k == 1) return long_place;
+    return pages[k % 8];
+}
+
 // The salad documents chunked and encoded once with the tiny model.
 static void corpus_encode(corpus *c, doc *d, size_t n)
 {
@@ -443,7 +456,7 @@ static void corpus_encode(corpus *c, doc *d, size_t n)
             const char *t = c->texts[i] + ch[i][k].start;
             size_t len = ch[i][k].end - ch[i][k].start;
             encode_query_len(t, len, &c->embs[j]);
-            c->in[j] = (m3_index_chunk_input){ch[i][k].start, ch[i][k].end, t, len, &c->embs[j]};
+            c->in[j] = (m3_index_chunk_input){ch[i][k].start, ch[i][k].end, t, len, &c->embs[j], chunk_place(i, k)};
             c->tokens += c->embs[j].n_colbert;
         }
         free(ch[i]);
@@ -483,6 +496,25 @@ static m3_index *corpus_write(const char *dir, const m3_index_model *mid, m3_col
     uint64_t problems = 99;
     OK(m3_index_check(idx, NULL, NULL, &problems, NULL));
     CHECK(problems == 0, "check (%s): %llu problems", dir, (unsigned long long)problems);
+    // Every chunk's place comes back as written (cut to the index's limit), none where none was given.
+    for (size_t i = 0; i < c->n_docs; i++) {
+        OK(m3_index_get_file(idx, c->paths[i], &f, NULL));
+        for (size_t k = 0; k < c->count[i]; k++) {
+            char where[M3_INDEX_LOCATION_MAX];
+            const char *want = c->in[c->first[i] + k].location;
+            m3_status s = m3_index_get_chunk_location(idx, f.first_chunk + (uint32_t)k, where, sizeof where, NULL);
+            if (!want) {
+                CHECK(s == M3_STATUS_NOT_FOUND, "%s chunk %zu: a place where none was given", c->paths[i], k);
+            } else if (strlen(want) < sizeof where) {
+                CHECK(s == M3_STATUS_OK && !strcmp(where, want), "%s chunk %zu: place '%s', wrote '%s'", c->paths[i],
+                      k, s == M3_STATUS_OK ? where : "(none)", want);
+            } else {
+                CHECK(s == M3_STATUS_OK && strlen(where) == 62 && !strncmp(where, want, 62),
+                      "%s chunk %zu: long place not cut before the straddling character: '%s'", c->paths[i], k,
+                      s == M3_STATUS_OK ? where : "(none)");
+            }
+        }
+    }
     return idx;
 }
 
@@ -690,9 +722,32 @@ static void test_snippets(const char *dir, const m3_index_model *mid)
         OK(m3_index_search(idx, &q, &so, &hits, &nh, NULL));
         CHECK(nh == 1 && hits[0].snippet && strstr(hits[0].snippet, "Finanzamt"), "%s: snippet '%s'", sc->name,
               nh ? hits[0].snippet : "");
+        CHECK(nh == 1 && hits[0].location && !strcmp(hits[0].location, "page 1"), "%s: hit location '%s'", sc->name,
+              nh && hits[0].location ? hits[0].location : "(none)");
         m3_search_hits_free(hits, nh);
-        m3_embedding_clear(&q);
         m3_index_close(idx);
+        if (k == 0) {
+            // An index written before places were kept (no "location" table) opens read-only and
+            // searches as before, its hits without a place.
+            MDB_env *env;
+            MDB_txn *txn;
+            MDB_dbi dbi;
+            OK(mdb_env_create(&env) ? M3_STATUS_IO : M3_STATUS_OK);
+            mdb_env_set_maxdbs(env, 16);
+            mdb_env_set_mapsize(env, (size_t)1 << 30);
+            CHECK(!mdb_env_open(env, p, MDB_NOTLS, 0600) && !mdb_txn_begin(env, NULL, 0, &txn) &&
+                      !mdb_dbi_open(txn, "location", 0, &dbi) && !mdb_drop(txn, dbi, 1) && !mdb_txn_commit(txn),
+                  "cannot drop the location table of %s", p);
+            mdb_env_close(env);
+            m3_index_options ro = {.flags = M3_INDEX_READONLY, .model = mid};
+            OK(m3_index_open(p, &ro, &idx, NULL));
+            OK(m3_index_search(idx, &q, &so, &hits, &nh, NULL));
+            CHECK(nh == 1 && !hits[0].location && hits[0].snippet && strstr(hits[0].snippet, "Finanzamt"),
+                  "index without places: %zu hits, location '%s'", nh, nh && hits[0].location ? hits[0].location : "(none)");
+            m3_search_hits_free(hits, nh);
+            m3_index_close(idx);
+        }
+        m3_embedding_clear(&q);
     }
 }
 
@@ -1041,7 +1096,7 @@ static void test_fidelity_1024(const char *dir)
         for (size_t k = 0; k < CHUNKS; k++) {
             size_t j = i * CHUNKS + k;
             synth_text(&g, topics + i * D, topic_words + i * 40, 0.3, TOKENS, &c.embs[j]);
-            c.in[j] = (m3_index_chunk_input){0, c.lens[i], c.texts[i], c.lens[i], &c.embs[j]};
+            c.in[j] = (m3_index_chunk_input){0, c.lens[i], c.texts[i], c.lens[i], &c.embs[j], NULL};
             c.tokens += TOKENS;
         }
     }

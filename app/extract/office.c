@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+//
+// Office documents: OpenDocument (odt, ods, odp: content.xml) and Office Open XML (docx:
+// word/document.xml; pptx: the slides in presentation order; xlsx: the sheets in workbook order,
+// shared strings resolved). Both are zip files of XML read with libzip and libxml2's streaming
+// reader (docs-zip.c). Places: "slide N", "sheet NAME". Speaker notes, comments, headers and
+// footers are not read (they are not the document's running text).
+#include <stdlib.h>
+#include <string.h>
+
+#include "extract/docs-private.h"
+
+enum { OFFICE_VERSION = 1 };
+
+typedef enum kind { WRITER, CALC, IMPRESS } kind;
+
+static bool is(xmlTextReaderPtr r, const char *local)
+{
+    const xmlChar *n = xmlTextReaderConstLocalName(r);
+    return n && !strcmp((const char *)n, local);
+}
+
+// The text of the current text node (or significant white space).
+static bool append_value(m3_text_builder *b, xmlTextReaderPtr r)
+{
+    const xmlChar *v = xmlTextReaderConstValue(r);
+    return !v || m3_text_builder_append_str(b, (const char *)v);
+}
+
+static m3_status finish_read(int rc, m3_text_builder *b, const char *path, const char *name, m3_error *err)
+{
+    if (rc < 0) return docs_xml_error(path, name, err);
+    if (m3_text_builder_failed(b)) return m3_error_set(err, b->oom ? M3_STATUS_NOMEM : M3_STATUS_LIMIT, 0,
+                                                       "%s: text longer than %d MiB", path, DOCS_MAX_TEXT >> 20);
+    return M3_STATUS_OK;
+}
+
+// ---- OpenDocument ----------------------------------------------------------------------------------
+
+static m3_status odf_content(m3_text_builder *b, const char *xml, size_t len, kind k, const char *path, m3_error *err)
+{
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, "content.xml");
+    if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    int rc, skip = 0, cell = 0, slide = 0;
+    while ((rc = xmlTextReaderRead(r)) == 1) {
+        int type = xmlTextReaderNodeType(r);
+        bool empty = type == XML_READER_TYPE_ELEMENT && xmlTextReaderIsEmptyElement(r);
+        if (type == XML_READER_TYPE_ELEMENT) {
+            // Speaker notes, annotations and change-tracked deletions are not the running text.
+            if (skip || is(r, "notes") || is(r, "annotation") || is(r, "tracked-changes")) {
+                if (!empty) skip++;
+                continue;
+            }
+            if (is(r, "s")) {
+                m3_text_builder_append(b, " ", 1);
+            } else if (is(r, "tab") || is(r, "line-break")) {
+                m3_text_builder_append(b, " ", 1);
+            } else if (k == IMPRESS && is(r, "page")) {
+                m3_text_builder_mark(b, "slide %d", ++slide);
+            } else if (k == CALC && is(r, "table") && xmlTextReaderDepth(r) <= 3) {
+                char *name = docs_xml_attr(r, "name");
+                m3_text_builder_mark(b, "sheet %s", name ? name : "?");
+                xmlFree(name);
+            } else if (is(r, "table-cell") && !empty) {
+                cell++;
+            }
+        } else if (type == XML_READER_TYPE_END_ELEMENT) {
+            if (skip) {
+                skip--;
+                continue;
+            }
+            if (is(r, "p") || is(r, "h")) {
+                if (cell) m3_text_builder_append(b, " ", 1);
+                else m3_text_builder_break(b);
+            } else if (is(r, "table-cell")) {
+                if (cell) cell--;
+                m3_text_builder_append(b, " ", 1);
+            } else if (is(r, "table-row") || is(r, "list-item")) {
+                m3_text_builder_break(b);
+            }
+        } else if (!skip && (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)) {
+            append_value(b, r);
+        }
+        if (m3_text_builder_failed(b)) break;
+    }
+    xmlFreeTextReader(r);
+    return finish_read(rc, b, path, "content.xml", err);
+}
+
+static m3_status extract_odf(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
+                             m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    docs_zip z;
+    m3_status s = docs_zip_open(&z, data, size, path, err);
+    if (s != M3_STATUS_OK) return s;
+    char *mime = NULL, *xml = NULL;
+    size_t len;
+    kind k = WRITER;
+    if (docs_zip_read(&z, "mimetype", &mime, &len, NULL) == M3_STATUS_OK) {
+        if (strstr(mime, "spreadsheet")) k = CALC;
+        else if (strstr(mime, "presentation")) k = IMPRESS;
+    }
+    free(mime);
+    // A password-protected document lists its encrypted parts in the manifest.
+    if (docs_zip_read(&z, "META-INF/manifest.xml", &xml, &len, NULL) == M3_STATUS_OK && strstr(xml, "encryption-data")) {
+        free(xml);
+        docs_zip_close(&z);
+        return docs_encrypted(path, err);
+    }
+    free(xml);
+    m3_text_builder b;
+    m3_text_builder_init(&b, DOCS_MAX_TEXT);
+    s = docs_zip_read(&z, "content.xml", &xml, &len, err);
+    if (s == M3_STATUS_OK) s = odf_content(&b, xml, len, k, path, err);
+    free(xml);
+    docs_zip_close(&z);
+    if (s != M3_STATUS_OK) {
+        m3_text_builder_clear(&b);
+        return s == M3_STATUS_NOT_FOUND ? m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: not an OpenDocument file (no content.xml)", path) : s;
+    }
+    return m3_text_builder_finish(&b, path, out, err);
+}
+
+static const char *const odf_ext[] = {"odt", "ods", "odp", "ott", "ots", "otp", "fodt", NULL};
+const m3_extractor m3_docs_odf = {"opendocument", OFFICE_VERSION, odf_ext, extract_odf, NULL};
+
+// ---- Office Open XML -----------------------------------------------------------------------------
+
+// One XML part of a docx (document), pptx (slide) or xlsx (shared strings, sheet). For a sheet,
+// shared[] resolves cells of type "s".
+typedef struct ooxml_part {
+    const char *name;
+    char **shared;        // xlsx shared strings (sheet parts)
+    size_t n_shared;
+    char ***collect;      // xlsx: collect shared strings into *collect
+    size_t *n_collect;
+} ooxml_part;
+
+static bool push_str(char ***v, size_t *n, size_t *cap, const char *s, size_t len)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 256;
+        char **nv = realloc(*v, c * sizeof *nv);
+        if (!nv) return false;
+        *v = nv;
+        *cap = c;
+    }
+    char *d = strndup(s, len);
+    if (!d) return false;
+    (*v)[(*n)++] = d;
+    return true;
+}
+
+static m3_status ooxml_part_read(m3_text_builder *b, const char *xml, size_t len, const ooxml_part *p, const char *path,
+                                 m3_error *err)
+{
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, p->name);
+    if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    int rc;
+    int in_t = 0, skip = 0;
+    bool in_v = false, shared_cell = false, oom = false;
+    size_t cap_collect = 0;
+    char *si = NULL;  // the shared string being collected
+    size_t si_len = 0;
+    while ((rc = xmlTextReaderRead(r)) == 1 && !oom) {
+        int type = xmlTextReaderNodeType(r);
+        bool empty = type == XML_READER_TYPE_ELEMENT && xmlTextReaderIsEmptyElement(r);
+        if (type == XML_READER_TYPE_ELEMENT) {
+            // Deleted (tracked) text, field codes and phonetic guides are not the text.
+            if (skip || is(r, "del") || is(r, "instrText") || is(r, "rPh") || is(r, "delText")) {
+                if (!empty) skip++;
+                continue;
+            }
+            if (is(r, "t") && !empty) in_t++;
+            else if (is(r, "tab") || is(r, "br") || is(r, "cr")) m3_text_builder_append(b, " ", 1);
+            else if (is(r, "c") && p->shared) {
+                char *t = docs_xml_attr(r, "t");
+                shared_cell = t && !strcmp(t, "s");
+                xmlFree(t);
+            } else if (is(r, "v") && !empty) in_v = true;
+            else if (is(r, "si") && p->collect && !empty) {
+                free(si);
+                si = NULL;
+                si_len = 0;
+            }
+        } else if (type == XML_READER_TYPE_END_ELEMENT) {
+            if (skip) {
+                skip--;
+                continue;
+            }
+            if (is(r, "t")) {
+                if (in_t) in_t--;
+            } else if (is(r, "p")) {
+                m3_text_builder_break(b);
+            } else if (is(r, "v")) {
+                in_v = false;
+            } else if (is(r, "c") && p->shared) {
+                m3_text_builder_append(b, " ", 1);
+            } else if (is(r, "row")) {
+                m3_text_builder_break(b);
+            } else if (is(r, "si") && p->collect) {
+                oom = !push_str(p->collect, p->n_collect, &cap_collect, si ? si : "", si_len);
+                free(si);
+                si = NULL;
+                si_len = 0;
+            }
+        } else if (!skip && (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)) {
+            const char *v = (const char *)xmlTextReaderConstValue(r);
+            if (!v) continue;
+            if (p->collect) {
+                if (!in_t) continue;
+                size_t n = strlen(v);
+                char *ns = realloc(si, si_len + n + 1);
+                if (!ns || *p->n_collect >= (size_t)DOCS_MAX_ENTRY / 16) {
+                    free(ns ? ns : NULL);
+                    si = ns ? NULL : si;
+                    oom = true;
+                    break;
+                }
+                memcpy(ns + si_len, v, n + 1);
+                si = ns;
+                si_len += n;
+            } else if (in_v && shared_cell) {
+                char *end;
+                unsigned long i = strtoul(v, &end, 10);
+                if (end != v && i < p->n_shared) m3_text_builder_append_str(b, p->shared[i]);
+            } else if (in_t || in_v) {
+                m3_text_builder_append_str(b, v);
+            }
+        }
+        if (m3_text_builder_failed(b)) break;
+    }
+    free(si);
+    xmlFreeTextReader(r);
+    if (oom) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    return finish_read(rc, b, path, p->name, err);
+}
+
+static m3_status ooxml_read_part(docs_zip *z, m3_text_builder *b, const ooxml_part *p, m3_error *err)
+{
+    char *xml;
+    size_t len;
+    m3_status s = docs_zip_read(z, p->name, &xml, &len, err);
+    if (s != M3_STATUS_OK) return s;
+    s = ooxml_part_read(b, xml, len, p, z->path, err);
+    free(xml);
+    return s;
+}
+
+// The ordered list parts of a pptx (sldId r:id in presentation.xml) or xlsx (sheet r:id, name in
+// workbook.xml), resolved through the relationships. Calls fn for each.
+typedef m3_status (*part_fn)(docs_zip *z, m3_text_builder *b, const char *target, const char *name, int n,
+                             void *user, m3_error *err);
+
+static m3_status ooxml_each(docs_zip *z, m3_text_builder *b, const char *main_part, const char *element, part_fn fn,
+                            void *user, m3_error *err)
+{
+    docs_rels rels;
+    m3_status s = docs_rels_read(z, main_part, &rels, err);
+    if (s != M3_STATUS_OK) return s;
+    char *xml;
+    size_t len;
+    if ((s = docs_zip_read(z, main_part, &xml, &len, err)) != M3_STATUS_OK) {
+        docs_rels_free(&rels);
+        return s;
+    }
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, main_part);
+    int rc = -1, n = 0;
+    while (r && s == M3_STATUS_OK && (rc = xmlTextReaderRead(r)) == 1) {
+        if (xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT || !is(r, element)) continue;
+        // r:id (transitional or strict namespace), not the element's own numeric id.
+        char *id = (char *)xmlTextReaderGetAttributeNs(
+            r, BAD_CAST "id", BAD_CAST "http://schemas.openxmlformats.org/officeDocument/2006/relationships");
+        if (!id)
+            id = (char *)xmlTextReaderGetAttributeNs(r, BAD_CAST "id",
+                                                     BAD_CAST "http://purl.oclc.org/ooxml/officeDocument/relationships");
+        char *name = docs_xml_attr(r, "name");
+        const char *target = id ? docs_rels_get(&rels, id) : NULL;
+        if (target && ++n <= DOCS_MAX_PARTS) s = fn(z, b, target, name, n, user, err);
+        xmlFree(id);
+        xmlFree(name);
+    }
+    if (r) xmlFreeTextReader(r);
+    free(xml);
+    docs_rels_free(&rels);
+    if (s == M3_STATUS_OK && rc < 0) s = r ? docs_xml_error(z->path, main_part, err) : m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", z->path);
+    return s;
+}
+
+static m3_status slide_fn(docs_zip *z, m3_text_builder *b, const char *target, const char *name, int n, void *user,
+                          m3_error *err)
+{
+    (void)name, (void)user;
+    m3_text_builder_mark(b, "slide %d", n);
+    ooxml_part p = {.name = target};
+    return ooxml_read_part(z, b, &p, err);
+}
+
+typedef struct shared_strings {
+    char **v;
+    size_t n;
+} shared_strings;
+
+static m3_status sheet_fn(docs_zip *z, m3_text_builder *b, const char *target, const char *name, int n, void *user,
+                          m3_error *err)
+{
+    (void)n;
+    shared_strings *ss = user;
+    m3_text_builder_mark(b, "sheet %s", name ? name : "?");
+    ooxml_part p = {.name = target, .shared = ss->v ? ss->v : (char *[]){NULL}, .n_shared = ss->n};
+    return ooxml_read_part(z, b, &p, err);
+}
+
+// An encrypted OOXML file is not a zip at all but an OLE compound file holding "EncryptedPackage".
+static bool ole_encrypted(const unsigned char *d, size_t size)
+{
+    static const unsigned char ole[8] = {0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1};
+    static const char name[] = "E\0n\0c\0r\0y\0p\0t\0e\0d\0P\0a\0c\0k\0a\0g\0e";
+    return size >= 8 && !memcmp(d, ole, 8) && memmem(d, size, name, sizeof name - 1);
+}
+
+static m3_status extract_ooxml(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
+                               m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (ole_encrypted(data, size)) return docs_encrypted(path, err);
+    docs_zip z;
+    m3_status s = docs_zip_open(&z, data, size, path, err);
+    if (s != M3_STATUS_OK) return s;
+    m3_text_builder b;
+    m3_text_builder_init(&b, DOCS_MAX_TEXT);
+    if (docs_zip_has(&z, "word/document.xml")) {
+        ooxml_part p = {.name = "word/document.xml"};
+        s = ooxml_read_part(&z, &b, &p, err);
+    } else if (docs_zip_has(&z, "ppt/presentation.xml")) {
+        s = ooxml_each(&z, &b, "ppt/presentation.xml", "sldId", slide_fn, NULL, err);
+    } else if (docs_zip_has(&z, "xl/workbook.xml")) {
+        shared_strings ss = {0};
+        if (docs_zip_has(&z, "xl/sharedStrings.xml")) {
+            ooxml_part p = {.name = "xl/sharedStrings.xml", .collect = &ss.v, .n_collect = &ss.n};
+            m3_text_builder ignored;
+            m3_text_builder_init(&ignored, DOCS_MAX_TEXT);
+            s = ooxml_read_part(&z, &ignored, &p, err);
+            m3_text_builder_clear(&ignored);
+        }
+        if (s == M3_STATUS_OK) s = ooxml_each(&z, &b, "xl/workbook.xml", "sheet", sheet_fn, &ss, err);
+        for (size_t i = 0; i < ss.n; i++) free(ss.v[i]);
+        free(ss.v);
+    } else {
+        s = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: not an Office Open XML document (no document, presentation or workbook)", path);
+    }
+    docs_zip_close(&z);
+    if (s != M3_STATUS_OK) {
+        m3_text_builder_clear(&b);
+        // A part the format requires is missing: the file is damaged.
+        if (s == M3_STATUS_NOT_FOUND && err) err->status = M3_STATUS_FORMAT;
+        return s == M3_STATUS_NOT_FOUND ? M3_STATUS_FORMAT : s;
+    }
+    return m3_text_builder_finish(&b, path, out, err);
+}
+
+static const char *const ooxml_ext[] = {"docx", "docm", "dotx", "xlsx", "xlsm", "pptx", "pptm", "ppsx", NULL};
+const m3_extractor m3_docs_ooxml = {"ooxml", OFFICE_VERSION, ooxml_ext, extract_ooxml, NULL};

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Documents through the command line as a user meets them: `m3 extract` (text, --json places and
+# chunks), then `m3 index` of a folder of PDF, pptx, EPUB, mbox, an encrypted PDF and a zip bomb,
+# and `m3 search --json` results carrying their "location"; re-indexing leaves them unchanged.
+# Usage: test-documents-cli.sh PATH/TO/m3 TESTS_DATA_DIR
+set -euo pipefail
+m3=$1
+data=$2
+model=$data/m3-tiny
+docs=$data/documents
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+pass() { echo "ok: $*"; }
+
+# extract: plain text, CJK without the PDF's line wraps.
+"$m3" extract "$docs/sample.pdf" >"$tmp/pdf.txt"
+if grep -q '^灯塔守护者每天晚上记录天气。冬天港口结冰，渔民们留在岸上。$' "$tmp/pdf.txt"; then pass "extract: PDF text"; else fail "extract: PDF text"; cat "$tmp/pdf.txt"; fi
+# extract --json: places, and chunks with their location.
+"$m3" extract --json "$docs/sample.pptx" >"$tmp/pptx.json"
+if [[ $(jq -c '[.places[].location]' "$tmp/pptx.json") == '["slide 1","slide 2","slide 3","slide 4"]' &&
+      $(jq -r '.extractor' "$tmp/pptx.json") == ooxml ]]; then pass "extract --json: places"; else fail "extract --json places"; fi
+"$m3" extract --json --model "$model" "$docs/sample.epub" >"$tmp/epub.json"
+if jq -e '(.chunks | length) >= 1 and all(.chunks[]; .location | startswith("chapter ")) and
+          ((.chunks[0].start) as $s | .text[$s:$s+5]) != null' "$tmp/epub.json" >/dev/null; then
+    pass "extract --json --model: chunks located"
+else
+    fail "extract --json --model chunks"; jq -c '.chunks' "$tmp/epub.json" | head -c 500
+fi
+# extract: errors name the file, exit 1.
+set +e
+msg=$("$m3" extract "$docs/encrypted.pdf" 2>&1 >/dev/null); rc=$?
+set -e
+if [[ $rc -eq 1 && $msg == "m3 extract: $docs/encrypted.pdf: skipped: encrypted" ]]; then pass "extract: encrypted"; else fail "extract encrypted: $rc $msg"; fi
+
+# index and search: results carry their place; the encrypted PDF and the bomb are per-file states.
+mkdir "$tmp/docs"
+cp "$docs"/{sample.pdf,sample.pptx,sample.epub,sample.mbox,encrypted.pdf,bomb.docx} "$tmp/docs/"
+"$m3" index --model "$model" --index "$tmp/idx" --backend cpu "$tmp/docs" >"$tmp/index.out" 2>&1 || true
+if grep -q 'encrypted.pdf: skipped: encrypted' "$tmp/index.out" && grep -q 'bomb.docx: zip bomb' "$tmp/index.out" &&
+   grep -q '4 indexed' "$tmp/index.out"; then pass "index: documents"; else fail "index"; cat "$tmp/index.out"; fi
+# The encrypted PDF is skipped (not failed: nothing to retry), the bomb failed.
+if "$m3" status --index "$tmp/idx" | grep -q '^files .*(1 failed, 1 skipped)'; then pass "status: skipped and failed"; else fail "status"; "$m3" status --index "$tmp/idx"; fi
+"$m3" search --model "$model" --index "$tmp/idx" --backend cpu --json --limit 10 "Ice in the harbour" >"$tmp/hits.json"
+declare -A want=([sample.pdf]='page ' [sample.pptx]='slide ' [sample.epub]='chapter ' [sample.mbox]='message ')
+for f in "${!want[@]}"; do
+    loc=$(jq -r --arg f "$tmp/docs/$f" '.results[] | select(.path == $f) | .location' "$tmp/hits.json")
+    if [[ $loc == "${want[$f]}"* ]]; then pass "search: $f at '$loc'"; else fail "search: $f location '$loc'"; fi
+done
+"$m3" index --model "$model" --index "$tmp/idx" --backend cpu "$tmp/docs" >"$tmp/index2.out" 2>&1 || true
+if grep -q '0 indexed' "$tmp/index2.out"; then pass "index again: documents unchanged"; else fail "index again"; cat "$tmp/index2.out"; fi
+
+[[ $fails -eq 0 ]] || { echo "$fails failures" >&2; exit 1; }
