@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "cli.h"
 
+#include "encoder/encoder.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -91,6 +93,16 @@ bool m3_cli_parse_size(const char *command, const char *option, const char *valu
         return false;
     }
     *out = (size_t)v;
+    return true;
+}
+
+bool m3_cli_parse_precision(const char *command, const char *value, m3_encoder_options *opt)
+{
+    m3_error err = {0};
+    if (m3_precision_parse(value, &opt->precision, &err) != M3_STATUS_OK) {
+        m3_cli_fail(command, "--precision: expected auto, fp32 or bf16, got '%s'", value);
+        return false;
+    }
     return true;
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 bench [--backend cpu|vulkan|auto] [--threads N] [--shapes BxT,...] [--model DIR] [--json]
+// m3 bench [--backend cpu|vulkan|auto] [--precision P] [--threads N] [--shapes BxT,...] [--model DIR] [--json]
 // m3 bench search ... (index search latency: cmd-bench-search.c)
 // Encoder throughput. Without --model the weights are pseudo-random with the exact BGE-M3 shape:
 // compute cost does not depend on the values, and no 2.3 GB download is needed.
@@ -16,9 +16,11 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 bench [--backend NAME] [--threads N] [--shapes BxT,...] [--model DIR] [--seconds S] [--json]\n\n"
+    "usage: m3 bench [--backend NAME] [--precision P] [--threads N] [--shapes BxT,...] [--model DIR]\n"
+    "                [--seconds S] [--json]\n\n"
     "Measures encoder throughput (all three outputs) for batches of B texts of T tokens each.\n\n"
     "  --backend NAME   cpu (default), vulkan, or auto (vulkan on a GPU if there is one, else cpu)\n"
+    M3_CLI_PRECISION_HELP
     "  --threads N      worker threads (default: one per CPU)\n"
     "  --shapes LIST    default 1x16,4x512,1x8192; with vulkan 64x512,256x128,1x16,1x8192\n"
     "  --model DIR      use this model folder instead of random weights of the BGE-M3 shape\n"
@@ -81,6 +83,7 @@ int m3_cmd_bench(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "search")) return m3_cmd_bench_search(argc - 1, argv + 1);
     static const struct option options[] = {
         {"backend", required_argument, NULL, 'b'},
+        {"precision", required_argument, NULL, 'p'},
         {"threads", required_argument, NULL, 't'},
         {"shapes", required_argument, NULL, 's'},
         {"model", required_argument, NULL, 'm'},
@@ -90,6 +93,7 @@ int m3_cmd_bench(int argc, char **argv)
         {0},
     };
     m3_encoder_options opt = m3_encoder_options_default();
+    opt.precision = M3_PRECISION_AUTO;
     size_t threads = 0, seconds = 3, shapes[MAX_SHAPES][2], n_shapes = 0;
     const char *model_dir = NULL;
     bool json = false, shapes_given = false;
@@ -99,6 +103,9 @@ int m3_cmd_bench(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (c) {
         case 'b': opt.backend = optarg; break;
+        case 'p':
+            if (!m3_cli_parse_precision("bench", optarg, &opt)) return M3_EXIT_USAGE;
+            break;
         case 't':
             if (!m3_cli_parse_size("bench", "--threads", optarg, 1, 1024, &threads)) return M3_EXIT_USAGE;
             break;
@@ -150,8 +157,10 @@ int m3_cmd_bench(int argc, char **argv)
         printf("model: %s (%d layers, hidden %d, vocab %d), loaded in %.2f s, encoder ready in %.2f s\n",
                model_dir ? model_dir : "random weights, BGE-M3 shape", cfg->layers, cfg->hidden, cfg->vocab,
                t1 - t0, t2 - t1);
-        printf("backend: %s, threads: %d\n", m3_encoder_backend_name(enc), m3_encoder_threads(enc));
-        if (gpu) printf("device: %s\nkernels: %s\n", dev.name, m3_encoder_kernel_name(enc));
+        printf("backend: %s, threads: %d, precision: %s\n", m3_encoder_backend_name(enc),
+               m3_encoder_threads(enc), m3_precision_name(m3_encoder_precision(enc)));
+        if (gpu) printf("device: %s\n", dev.name);
+        printf("kernels: %s\n", m3_encoder_kernel_name(enc));
         printf("%-12s %10s %12s %14s\n", "batch", "runs", "ms/batch", "tokens/s");
     }
 
@@ -200,19 +209,20 @@ int m3_cmd_bench(int argc, char **argv)
         if (status == M3_EXIT_OK) {
             double ms = elapsed / (double)runs * 1e3, tps = (double)(b * t) * (double)runs / elapsed;
             if (json) {
-                printf("{\"backend\": \"%s\", \"threads\": %d, \"batch\": %zu, \"seq\": %zu, \"runs\": %zu, "
-                       "\"ms\": %.2f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f",
-                       m3_encoder_backend_name(enc), m3_encoder_threads(enc), b, t, runs, ms, tps, peak_rss_mib());
+                printf("{\"backend\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"batch\": %zu, "
+                       "\"seq\": %zu, \"runs\": %zu, \"ms\": %.2f, \"tokens_per_s\": %.1f, \"peak_rss_mib\": %.0f",
+                       m3_encoder_backend_name(enc), m3_precision_name(m3_encoder_precision(enc)),
+                       m3_encoder_threads(enc), b, t, runs, ms, tps, peak_rss_mib());
                 if (gpu) {
                     m3_encoder_get_device(enc, &dev);
                     fputs(", \"device\": ", stdout);
                     put_json_string(dev.name);
-                    printf(", \"kernels\": ");
-                    put_json_string(m3_encoder_kernel_name(enc));
                     printf(", \"device_peak_mib\": %.1f, \"host_visible_peak_mib\": %.1f, \"heap_usage_mib\": %.1f, "
                            "\"heap_budget_mib\": %.1f",
                            mib(dev.peak_bytes), mib(dev.host_peak_bytes), mib(dev.heap_usage), mib(dev.heap_budget));
                 }
+                printf(", \"kernels\": ");
+                put_json_string(m3_encoder_kernel_name(enc));
                 printf("}\n");
             } else
                 printf("%5zu x %-5zu %10zu %12.2f %14.1f\n", b, t, runs, ms, tps);

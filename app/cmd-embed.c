@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 embed --model DIR [--backend cpu] [--max-length N] [--threads N] [--outputs LIST]
+// m3 embed --model DIR [--backend cpu] [--precision P] [--max-length N] [--threads N] [--outputs LIST]
 // stdin: one JSON string per line; stdout: one JSON object per line:
 //   {"tokens": N, "dense": [...], "sparse": {"<id>": w, ...}, "colbert": [[...], ...]}
 // Texts are tokenized as they arrive and encoded in batches of up to a token budget, because the
@@ -15,11 +15,13 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 embed --model DIR [--backend cpu] [--max-length N] [--threads N] [--outputs LIST]\n\n"
+    "usage: m3 embed --model DIR [--backend cpu] [--precision P] [--max-length N] [--threads N]\n"
+    "                [--outputs LIST]\n\n"
     "Reads one JSON string per line on standard input and writes one JSON object per line:\n"
     "  {\"tokens\": N, \"dense\": [...], \"sparse\": {\"<id>\": weight, ...}, \"colbert\": [[...], ...]}\n\n"
     "  --model DIR        the model folder (Hugging Face layout of BAAI/bge-m3)\n"
     "  --backend NAME     cpu (default), vulkan, or auto (vulkan on a GPU, else cpu)\n"
+    M3_CLI_PRECISION_HELP
     "  --max-length N     truncate each text to N tokens, <s> and </s> included (default 8192)\n"
     "  --threads N        worker threads (default: one per CPU)\n"
     "  --outputs LIST     comma-separated subset of dense,sparse,colbert (default: all three)\n"
@@ -107,6 +109,7 @@ int m3_cmd_embed(int argc, char **argv)
     static const struct option options[] = {
         {"model", required_argument, NULL, 'm'},
         {"backend", required_argument, NULL, 'b'},
+        {"precision", required_argument, NULL, 'p'},
         {"max-length", required_argument, NULL, 'l'},
         {"threads", required_argument, NULL, 't'},
         {"outputs", required_argument, NULL, 'o'},
@@ -116,6 +119,7 @@ int m3_cmd_embed(int argc, char **argv)
     };
     const char *model_dir = NULL;
     m3_encoder_options opt = m3_encoder_options_default();
+    opt.precision = M3_PRECISION_AUTO;
     size_t max_length = 8192, threads = 0, batch_tokens = 16384;
     unsigned outputs = M3_OUTPUT_ALL;
     int c;
@@ -124,6 +128,9 @@ int m3_cmd_embed(int argc, char **argv)
         switch (c) {
         case 'm': model_dir = optarg; break;
         case 'b': opt.backend = optarg; break;
+        case 'p':
+            if (!m3_cli_parse_precision("embed", optarg, &opt)) return M3_EXIT_USAGE;
+            break;
         case 'l':
             if (!m3_cli_parse_size("embed", "--max-length", optarg, 2, 1u << 30, &max_length)) return M3_EXIT_USAGE;
             break;

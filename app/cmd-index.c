@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// m3 index [--index DIR] --model DIR [--backend auto] [--rebuild] [--exact] [--colbert KIND]
+// m3 index [--index DIR] --model DIR [--backend auto] [--precision P] [--rebuild] [--exact] [--colbert KIND]
 //          [--colbert-pool N] PATH...
 // Keeps the index current with the files and folders given, through the indexing pipeline
 // (core/indexer/indexer.h: walk, compare, read-ahead, sandboxed extraction, chunking, batches,
@@ -23,14 +23,16 @@
 #include "model/model.h"
 
 static const char usage_text[] =
-    "usage: m3 index [--index DIR] --model DIR [--backend auto] [--rebuild] [--exact]\n"
-    "                [--colbert int8|bits|none] [--colbert-pool 1|2] PATH...\n\n"
+    "usage: m3 index [--index DIR] --model DIR [--backend auto] [--precision P] [--rebuild]\n"
+    "                [--exact] [--colbert int8|bits|none] [--colbert-pool 1|2] PATH...\n\n"
     "Indexes the text files under each PATH (files or folders) for 'm3 search'.\n"
     "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped.\n\n"
     "  --index DIR          the index folder (default $XDG_DATA_HOME/m3search/index)\n"
     "  --model PATH         the model folder (BAAI/bge-m3 layout) or its converted .gguf file;\n"
     "                       default $M3_MODEL\n"
     "  --backend NAME       encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
+    "  --precision P        CPU encoder arithmetic: auto (default: bf16 where the CPU has\n"
+    "                       AVX512_BF16, else fp32), fp32, bf16\n"
     "  --threads N          encoder threads (default: one per CPU)\n"
     "  --rebuild            delete the index first and index everything again\n"
     "  --exact              (new index) also keep exact fp32 vectors\n"
@@ -85,11 +87,13 @@ int m3_cmd_index(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
         {"commit-interval", required_argument, NULL, 'I'},
         {"colbert", required_argument, NULL, 'C'},   {"colbert-pool", required_argument, NULL, 'P'},
+        {"precision", required_argument, NULL, 'p'},
         {0},
     };
     const char *index_dir = NULL, *model_dir = getenv("M3_MODEL");
     m3_encoder_options eopt = m3_encoder_options_default();
     eopt.backend = "auto";  // a GPU when there is one (encoder.h)
+    eopt.precision = M3_PRECISION_AUTO;  // bf16 where the CPU has AVX512_BF16
     size_t threads = 0, chunk_tokens = 512, overlap = 64, batch_tokens = 8192, max_size = 64u << 20;
     size_t commit_ms = 2000;
     bool rebuild = false, exact = false, quiet = false;
@@ -102,6 +106,7 @@ int m3_cmd_index(int argc, char **argv)
         case 'i': index_dir = optarg; break;
         case 'm': model_dir = optarg; break;
         case 'b': eopt.backend = optarg; break;
+        case 'p': if (!m3_cli_parse_precision("index", optarg, &eopt)) return M3_EXIT_USAGE; break;
         case 't': if (!m3_cli_parse_size("index", "--threads", optarg, 1, 1024, &threads)) return M3_EXIT_USAGE; break;
         case 'r': rebuild = true; break;
         case 'e': exact = true; break;

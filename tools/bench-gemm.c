@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // GFLOP/s of m3_gemm on the encoder's shapes (BGE-M3: hidden 1024, FFN 4096), 1 and 2 threads,
-// against this machine's measured FMA peak (an FMA loop with no memory traffic).
+// against this machine's measured peak for the precision (tools/peak-kernels.h: fp32 FMA or
+// VDPBF16PS loops with no memory traffic).
 //
-//     bench-gemm [seconds per case]          M3_GEMM_KERNEL=avx2 bench-gemm   (force a kernel)
-#include <immintrin.h>
+//     bench-gemm [seconds per case] [fp32|bf16]     M3_GEMM_KERNEL=avx2 bench-gemm  (force a kernel)
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 
 #include "base/threadpool.h"
 #include "encoder/cpu/gemm.h"
+#include "peak-kernels.h"
 
 static double now(void) {
     struct timespec ts;
@@ -20,58 +21,54 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-#if defined(__x86_64__)
-// 16 independent chains of 16-wide FMAs: the core's FMA throughput, nothing else.
-__attribute__((target("avx512f,fma"))) static void peak_avx512(void *ctx, size_t task, int thread) {
-    (void)thread;
-    double *flops = ctx;
-    __m512 acc[16];
-    __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
-    for (int i = 0; i < 16; i++)
-        acc[i] = _mm512_set1_ps((float)i);
-    long iters = 20 * 1000 * 1000;
-    for (long it = 0; it < iters; it++) {
-        for (int i = 0; i < 16; i++)
-            acc[i] = _mm512_fmadd_ps(acc[i], b, c);
-    }
-    float s = 0;
-    for (int i = 0; i < 16; i++)
-        s += _mm512_reduce_add_ps(acc[i]);
-    flops[task] = (double)iters * 16 * 32 + (s == 12345.0f);
-}
-#endif
+typedef struct peak_job {
+    double (*fn)(void);
+    double ops[64];
+} peak_job;
 
-static double measure_peak(m3_threadpool *pool) {
+static void peak_task(void *ctx, size_t task, int thread) {
+    (void)thread;
+    peak_job *job = ctx;
+    job->ops[task] = job->fn();
+}
+
+// The pool's peak for the precision's instruction (tools/peak-kernels.h), best of 3; 0 when the
+// CPU lacks it.
+static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
 #if defined(__x86_64__)
-    if (!__builtin_cpu_supports("avx512f"))
+    peak_job job = {.fn = precision == M3_GEMM_BF16 ? peak_bf16_zmm : peak_fp32_zmm};
+    if (!__builtin_cpu_supports("avx512f") ||
+        (precision == M3_GEMM_BF16 && !__builtin_cpu_supports("avx512bf16")))
         return 0;
     int n = m3_threadpool_size(pool);
-    double flops[64] = {0};
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = now();
-        m3_threadpool_run(pool, (size_t)n, peak_avx512, flops);
+        m3_threadpool_run(pool, (size_t)n, peak_task, &job);
         double t = now() - t0, total = 0;
         for (int i = 0; i < n; i++)
-            total += flops[i];
+            total += job.ops[i];
         if (total / t / 1e9 > best)
             best = total / t / 1e9;
     }
     return best;
 #else
     (void)pool;
+    (void)precision;
     return 0;
 #endif
 }
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    m3_gemm_precision precision = argc > 2 && strcmp(argv[2], "bf16") == 0 ? M3_GEMM_BF16
+                                                                           : M3_GEMM_FP32;
     static const struct { size_t m, k, n; const char *what; } shapes[] = {
         {2048, 1024, 1024, "qkv/out proj"}, {2048, 1024, 4096, "ffn in (gelu)"},
         {2048, 4096, 1024, "ffn out (resid)"}, {16, 1024, 1024, "query proj"},
         {16, 1024, 4096, "query ffn in"}, {16, 4096, 1024, "query ffn out"},
     };
-    printf("kernel: %s\n", m3_gemm_kernel_name());
+    printf("kernel: %s\n", m3_gemm_kernel_name_for(precision));
     for (int threads = 1; threads <= 2; threads++) {
         m3_threadpool *pool;
         m3_error err = {0};
@@ -79,8 +76,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
-        double peak = measure_peak(pool);
-        printf("threads %d: measured AVX-512 FMA peak %.1f GFLOP/s\n", threads, peak);
+        double peak = measure_peak(pool, precision);
+        printf("threads %d: measured %s peak %.1f GFLOP/s\n", threads,
+               precision == M3_GEMM_BF16 ? "VDPBF16PS" : "AVX-512 FMA", peak);
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
             float *a = malloc(m * k * sizeof *a), *w = malloc(n * k * sizeof *w);
@@ -96,7 +94,7 @@ int main(int argc, char **argv) {
             m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2,
                            .shape = {(int64_t)n, (int64_t)k}, .strides = {(int64_t)k, 1}, .data = w};
             m3_packed_matrix *p;
-            if (m3_packed_matrix_new(&t, &p, &err) != M3_STATUS_OK) {
+            if (m3_packed_matrix_new_as(&t, precision, &p, &err) != M3_STATUS_OK) {
                 fprintf(stderr, "%s\n", err.message);
                 return 1;
             }

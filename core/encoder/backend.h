@@ -45,6 +45,7 @@ struct m3_backend {
     const char *name;    // "cpu", "vulkan"
     void *ctx;
     size_t max_tokens;   // the most tokens one encode call accepts (>= max_positions - 2)
+    m3_precision precision;  // what it computes in (never AUTO); zero, FP32, unless it says
     m3_status (*encode)(m3_backend *be, const m3_backend_batch *batch, m3_error *err);
     int (*threads)(const m3_backend *be);
     // A short description of the kernels in use ("gemm avx512, attention avx512").

@@ -31,7 +31,33 @@ struct m3_encoder {
 
 m3_encoder_options m3_encoder_options_default(void)
 {
-    return (m3_encoder_options){.backend = "cpu", .threads = 0};
+    return (m3_encoder_options){.backend = "cpu", .threads = 0, .precision = M3_PRECISION_FP32};
+}
+
+static const char *const precision_names[] = {
+    [M3_PRECISION_FP32] = "fp32", [M3_PRECISION_BF16] = "bf16", [M3_PRECISION_AUTO] = "auto"};
+
+m3_status m3_precision_parse(const char *name, m3_precision *out, m3_error *err)
+{
+    for (size_t i = 0; i < sizeof precision_names / sizeof *precision_names; i++)
+        if (name && strcmp(name, precision_names[i]) == 0) {
+            *out = (m3_precision)i;
+            return M3_STATUS_OK;
+        }
+    return m3_error_set(err, M3_STATUS_INVALID, 0,
+                        "encoder: unknown precision \"%s\" (auto, fp32, bf16)", name ? name : "");
+}
+
+const char *m3_precision_name(m3_precision precision)
+{
+    return (unsigned)precision < sizeof precision_names / sizeof *precision_names
+               ? precision_names[precision]
+               : "?";
+}
+
+m3_precision m3_encoder_precision(const m3_encoder *enc)
+{
+    return enc->be->precision;
 }
 
 m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *options, m3_encoder **out,
@@ -45,6 +71,8 @@ m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *option
     m3_encoder_options opt = options ? *options : m3_encoder_options_default();
     if (opt.threads < 0)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: %d threads", opt.threads);
+    if ((unsigned)opt.precision > M3_PRECISION_AUTO)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: precision %d", (int)opt.precision);
     const char *name = opt.backend ? opt.backend : "cpu";
     // ---- Vulkan backend hook (GPU engineer) ----
 #ifdef M3_HAVE_VULKAN

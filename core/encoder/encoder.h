@@ -44,13 +44,34 @@ typedef enum m3_output {
     M3_OUTPUT_ALL = 7u,
 } m3_output;
 
+// The arithmetic of the CPU backend's linear layers (the GPU backend keeps its own):
+//   FP32  exact to 1e-4 against the transformers reference (the library default);
+//   BF16  weights and activations rounded to bf16, products summed in fp32: twice the speed where
+//         the CPU has AVX512_BF16 (VDPBF16PS); elsewhere it runs a portable kernel, slower than
+//         fp32. Measured fidelity: docs/performance.md ("CPU precisions");
+//   AUTO  BF16 where the CPU has AVX512_BF16, else FP32 (the command line's default).
+// LayerNorm, attention, GELU and the heads' post-processing stay fp32 in every precision.
+typedef enum m3_precision {
+    M3_PRECISION_FP32 = 0,
+    M3_PRECISION_BF16,
+    M3_PRECISION_AUTO,
+} m3_precision;
+
 typedef struct m3_encoder_options {
-    const char *backend;  // "cpu" (default), "vulkan", or "auto": Vulkan on a GPU when the build
-                          // has it and a GPU is there (never lavapipe), else cpu
-    int threads;          // worker threads; 0 = one per online CPU
+    const char *backend;     // "cpu" (default), "vulkan", or "auto": Vulkan on a GPU when the
+                             // build has it and a GPU is there (never lavapipe), else cpu
+    int threads;             // worker threads; 0 = one per online CPU
+    m3_precision precision;  // of the CPU backend; FP32 by default
 } m3_encoder_options;
 
 m3_encoder_options m3_encoder_options_default(void);
+
+// "fp32", "bf16", "auto" to the enum. Errors: M3_STATUS_INVALID naming the word and the choices.
+m3_status m3_precision_parse(const char *name, m3_precision *out, m3_error *err);
+const char *m3_precision_name(m3_precision precision);
+
+// The precision the encoder computes in, AUTO resolved for this CPU (FP32 for a GPU backend).
+m3_precision m3_encoder_precision(const m3_encoder *enc);
 
 // One input: HF ids including <s> and </s>, 1 <= n <= max_positions - 2 (8192 for BGE-M3).
 typedef struct m3_sequence {

@@ -24,10 +24,11 @@ n=$(wc -l <"$tmp/texts")
 if cmp -s "$tmp/ids.expected" "$tmp/ids.got"; then pass "tokenize: $n cases"; else fail "tokenize differs"; diff "$tmp/ids.expected" "$tmp/ids.got" | head -5; fi
 if cmp -s "$tmp/ids16.expected" "$tmp/ids16.got"; then pass "tokenize --max-length 16"; else fail "tokenize --max-length 16 differs"; fi
 
-# embed: the short reference cases; shapes, norms and lexical weights against the reference.
+# embed: the short reference cases; shapes, norms and lexical weights against the reference (fp32:
+# exact to 1e-4; the default, auto, may be bf16, whose bars test-encoder-precision checks).
 jq -c '.cases[] | select(.tokens < 100) | .text' "$data/m3_public.json" >"$tmp/etexts"
 jq -c '[.cases[] | select(.tokens < 100)]' "$data/m3_public.json" >"$tmp/ecases"
-"$m3" embed --model "$model" <"$tmp/etexts" >"$tmp/emb"
+"$m3" embed --model "$model" --precision fp32 <"$tmp/etexts" >"$tmp/emb"
 ne=$(wc -l <"$tmp/etexts")
 [[ $(wc -l <"$tmp/emb") -eq $ne ]] || fail "embed wrote $(wc -l <"$tmp/emb") lines for $ne texts"
 bad=$(jq -s --slurpfile ref "$tmp/ecases" '
@@ -66,6 +67,13 @@ printf '"a" "b"\n' | expect_error 1 "line 1" -- "$m3" embed --model "$model"
 expect_error 2 "max-length" -- "$m3" tokenize --model "$model" --max-length 1 </dev/null
 expect_error 2 "unknown command" -- "$m3" frobnicate </dev/null
 expect_error 1 "backend" -- "$m3" embed --model "$model" --backend nosuch </dev/null
+expect_error 2 "precision" -- "$m3" embed --model "$model" --precision fp16 </dev/null
+# --precision bf16: dense vectors within cosine 0.9995 of fp32's.
+"$m3" embed --model "$model" --precision bf16 --outputs dense <"$tmp/etexts" >"$tmp/emb16"
+bad=$(jq -s --slurpfile f "$tmp/emb" '[range(0; length) as $i | .[$i].dense as $a | $f[$i].dense as $b
+    | ([range(0; $a | length) | $a[.] * $b[.]] | add) | select(. < 0.9995)] | length' "$tmp/emb16")
+[[ $bad == 0 ]] && pass "embed --precision bf16: dense cosine >= 0.9995 against fp32" \
+    || fail "embed --precision bf16: $bad texts below cosine 0.9995"
 for cmd in tokenize embed bench; do
     "$m3" "$cmd" --help | grep -q "usage: m3 $cmd" && pass "$cmd --help" || fail "$cmd --help"
 done
@@ -76,5 +84,8 @@ done
 "$m3" bench --model "$model" --shapes 1x16,2x40 --seconds 0 --threads 2 --json >"$tmp/bench"
 [[ $(jq -s 'length == 2 and all(.tokens_per_s > 0 and .threads == 2)' "$tmp/bench") == true ]] \
     && pass "bench --json" || fail "bench output: $(cat "$tmp/bench")"
+"$m3" bench --model "$model" --shapes 1x16 --seconds 0 --precision bf16 --json >"$tmp/bench16"
+[[ $(jq -r '.precision + " " + .kernels' "$tmp/bench16") == "bf16 gemm bf16-"* ]] \
+    && pass "bench --precision bf16" || fail "bench --precision bf16: $(cat "$tmp/bench16")"
 
 [[ $fails -eq 0 ]] || { echo "$fails failure(s)" >&2; exit 1; }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // The GEMM against a double-precision reference: every kernel this CPU has (forced through
-// M3_GEMM_KERNEL), odd shapes, all epilogues, strides, a residual that aliases C, several k blocks,
-// 1 and 3 threads; then erf and GELU of each kernel against libm over a sweep.
+// M3_GEMM_KERNEL), fp32 and bf16 (whose reference multiplies the bf16-rounded A and W in double),
+// odd shapes (odd k for the bf16 pairs), all epilogues, strides, a residual that aliases C,
+// several k blocks, 1 and 3 threads; then erf and GELU of each kernel against libm over a sweep.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,8 +42,16 @@ static double gelu_ref(double x) {
 static const float SENTINEL = 1234.5f;
 
 // layout 0: W fp32 [n, k] contiguous; 1: fp32 transposed view (strides {1, n}); 2: bf16.
-static void check_case(m3_threadpool *pool, const char *kname, size_t m, size_t n, size_t k,
-                       m3_gemm_epilogue epi, bool alias, int layout, bool with_bias) {
+static float round_bf16(float x) {
+    uint32_t bits = (uint32_t)m3_gemm_bf16_round(x) << 16;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m, size_t n,
+                       size_t k, m3_gemm_epilogue epi, bool alias, int layout, bool with_bias) {
+    const char *kname = kern->name;
+    bool bf16 = kern->precision == M3_GEMM_BF16;
     size_t lda = k + 3, ldc = n + 5, ldr = alias ? ldc : n + 2;
     float *a = malloc(m * lda * sizeof *a);
     float *w = malloc(n * k * sizeof *w);  // logical W[j][kk] = w[j*k + kk]
@@ -98,7 +107,8 @@ static void check_case(m3_threadpool *pool, const char *kname, size_t m, size_t 
         for (size_t j = 0; j < n; j++) {
             double s = with_bias ? bias[j] : 0.0;
             for (size_t kk = 0; kk < k; kk++)
-                s += (double)a[i * lda + kk] * w[j * k + kk];
+                s += bf16 ? (double)round_bf16(a[i * lda + kk]) * round_bf16(w[j * k + kk])
+                          : (double)a[i * lda + kk] * w[j * k + kk];
             if (epi == M3_GEMM_BIAS_GELU)
                 s = gelu_ref(s);
             if (residual)
@@ -108,7 +118,7 @@ static void check_case(m3_threadpool *pool, const char *kname, size_t m, size_t 
 
     m3_error err = {0};
     m3_packed_matrix *p = NULL;
-    m3_status st = m3_packed_matrix_new(&t, &p, &err);
+    m3_status st = m3_packed_matrix_new_as(&t, kern->precision, &p, &err);
     CHECK(st == M3_STATUS_OK, "pack: %s", err.message);
     if (st == M3_STATUS_OK) {
         CHECK(m3_packed_matrix_rows(p) == n && m3_packed_matrix_cols(p) == k, "packed shape");
@@ -196,11 +206,12 @@ static void check_gelu(const m3_gemm_kernel *kern) {
 }
 
 int main(void) {
-    static const char *const kernels[] = {"scalar", "avx2", "avx512"};
+    static const char *const kernels[] = {"scalar", "avx2", "avx512", "bf16-scalar",
+                                          "bf16-avx512"};
     static const size_t ms[] = {1, 2, 3, 7, 16, 33, 100};
     static const size_t ns[] = {1, 5, 17, 64, 129};
     static const size_t ks[] = {1, 3, 31, 128, 130};
-    static const struct { size_t m, n, k; } big[] = {{300, 700, 600}, {17, 1000, 1030}, {129, 33, 2049}};
+    static const struct { size_t m, n, k; } big[] = {{200, 300, 600}, {17, 1000, 1030}, {129, 33, 2049}};
     m3_error err = {0};
     m3_threadpool *pools[2];
     if (m3_threadpool_new(1, &pools[0], &err) || m3_threadpool_new(3, &pools[1], &err)) {
@@ -219,12 +230,14 @@ int main(void) {
     for (size_t ki = 0; ki < sizeof kernels / sizeof *kernels; ki++) {
         const char *name = kernels[ki];
         setenv("M3_GEMM_KERNEL", name, 1);
-        if (strcmp(m3_gemm_kernel_name(), name) != 0) {
+        m3_gemm_precision prec = strncmp(name, "bf16-", 5) == 0 ? M3_GEMM_BF16 : M3_GEMM_FP32;
+        const m3_gemm_kernel *kern = m3_gemm_kernel_select_for(prec);
+        if (strcmp(kern->name, name) != 0) {
             printf("%s: not available on this CPU, skipped\n", name);
             continue;
         }
         tested++;
-        check_gelu(m3_gemm_kernel_select());
+        check_gelu(kern);
         int cases = 0;
         for (size_t pi = 0; pi < 2; pi++)
             for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
@@ -233,7 +246,7 @@ int main(void) {
                         int v = (int)(a + b + c + pi);
                         for (int epi = 0; epi < 3; epi++) {
                             bool alias = epi == M3_GEMM_BIAS_RESIDUAL && v % 2;
-                            check_case(pools[pi], name, ms[a], ns[b], ks[c], (m3_gemm_epilogue)epi,
+                            check_case(pools[pi], kern, ms[a], ns[b], ks[c], (m3_gemm_epilogue)epi,
                                        alias, (v + epi) % 3, (v + epi) % 4 != 3);
                             cases++;
                         }
@@ -242,14 +255,23 @@ int main(void) {
             for (size_t bi = 0; bi < sizeof big / sizeof *big; bi++)
                 for (int epi = 0; epi < 3; epi++)
                     for (int alias = 0; alias < 1 + (epi == M3_GEMM_BIAS_RESIDUAL); alias++) {
-                        check_case(pools[pi], name, big[bi].m, big[bi].n, big[bi].k,
+                        check_case(pools[pi], kern, big[bi].m, big[bi].n, big[bi].k,
                                    (m3_gemm_epilogue)epi, alias, (int)bi % 2, true);
                         cases++;
                     }
         printf("%s: %d cases\n", name, cases);
     }
     unsetenv("M3_GEMM_KERNEL");
-    printf("default kernel: %s\n", m3_gemm_kernel_name());
+    printf("default kernels: %s, %s (bf16 native: %s)\n", m3_gemm_kernel_name(),
+           m3_gemm_kernel_name_for(M3_GEMM_BF16),
+           m3_gemm_precision_native(M3_GEMM_BF16) ? "yes" : "no");
+    {   // A denormal rounds to a zero of its sign (as VCVTNE2PS2BF16), ties to even, NaN stays NaN.
+        float tiny = 1e-40f, nan = NAN;
+        CHECK(m3_gemm_bf16_round(tiny) == 0 && m3_gemm_bf16_round(-tiny) == 0x8000, "denormal");
+        CHECK(m3_gemm_bf16_round(1.00390625f) == 0x3f80, "tie to even (down)");
+        CHECK(m3_gemm_bf16_round(1.01171875f) == 0x3f82, "tie to even (up)");
+        CHECK((m3_gemm_bf16_round(nan) & 0x7fc0) == 0x7fc0, "NaN");
+    }
     m3_threadpool_free(pools[0]);
     m3_threadpool_free(pools[1]);
     CHECK(tested > 0, "no kernel tested");

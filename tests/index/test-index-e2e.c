@@ -13,7 +13,12 @@
 //     snippets align in every storage (pooled: shared weight; none: lexical);
 //   - writer: replace, delete, map growth from a tiny map (MDB_MAP_FULL → grow → redo), and
 //     m3_index_check finds no problem after each step;
-//   - extractors: UTF-16 and legacy encodings decode, chunk byte ranges point at the right bytes.
+//   - extractors: UTF-16 and legacy encodings decode, chunk byte ranges point at the right bytes;
+//   - the CPU encoder in bf16 (index and queries) ranks the files of the default index as fp32
+//     does, for every query and weighting, up to ties: the generated corpus repeats sentences, so
+//     several files often share a best chunk and score; a file may only change places with files
+//     whose fp32 scores are within RANK_TIE of its own (relative above 1; bf16 moves these
+//     tiny-model scores by up to ~3e-3), and the top-10 score curves agree within RANK_TIE.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1170,6 +1175,100 @@ static void test_extract(void)
     free(ch);
 }
 
+// The default (compressed) index of one corpus, built and queried with the encoder in one
+// precision; writes the ranked paths of every (query, weighting) into ranks (limit 10 each).
+enum { RANK_QUERIES = 6, RANK_WEIGHTS = 3, RANK_LIMIT = 10 };
+#define RANK_TIE 5e-3
+// Within RANK_TIE, relative above 1 (hybrid scores grow with the sparse score, which is unbounded).
+static bool rank_near(double x, double y) { return fabs(x - y) <= RANK_TIE * fmax(1.0, fmax(fabs(x), fabs(y))); }
+typedef struct rank_list {
+    size_t n;
+    char path[RANK_LIMIT][256];
+    double score[RANK_LIMIT];
+} rank_list;
+typedef rank_list rank_paths[RANK_QUERIES * RANK_WEIGHTS];
+
+static void rank_with(const char *dir, const m3_index_model *mid, m3_precision precision, doc *docs, size_t nd,
+                      rank_paths ranks)
+{
+    m3_encoder *saved = enc;
+    m3_encoder_options eo = m3_encoder_options_default();
+    eo.threads = 1;
+    eo.precision = precision;
+    OK(m3_encoder_new(model, &eo, &enc, NULL));
+    m3_index_options o = {.flags = M3_INDEX_CREATE, .model = mid};
+    m3_index *idx;
+    OK(m3_index_open(dir, &o, &idx, NULL));
+    index_docs(idx, docs, nd, 24);
+    static const char *const queries[RANK_QUERIES] = {"tax letter income", "Steuererklärung Finanzamt", "猫 ソファ",
+                                                      "compiler program", "train Berlin", "library books"};
+    static const float weights[RANK_WEIGHTS][3] = {{0.4f, 0.2f, 0.4f}, {1, 0, 0}, {0, 0, 1}};
+    for (size_t qi = 0; qi < RANK_QUERIES; qi++) {
+        m3_embedding q;
+        encode_query(queries[qi], &q);
+        for (size_t wi = 0; wi < RANK_WEIGHTS; wi++) {
+            m3_search_options so = m3_search_options_default();
+            memcpy(so.weights, weights[wi], sizeof so.weights);
+            so.limit = RANK_LIMIT;
+            m3_search_hit *hits;
+            size_t nh, r = qi * RANK_WEIGHTS + wi;
+            OK(m3_index_search(idx, &q, &so, &hits, &nh, NULL));
+            ranks[r].n = nh < RANK_LIMIT ? nh : RANK_LIMIT;
+            for (size_t i = 0; i < ranks[r].n; i++) {
+                snprintf(ranks[r].path[i], sizeof ranks[r].path[i], "%s", hits[i].path);
+                ranks[r].score[i] = hits[i].score;
+            }
+            m3_search_hits_free(hits, nh);
+        }
+        m3_embedding_clear(&q);
+    }
+    m3_index_close(idx);
+    m3_encoder_free(enc);
+    enc = saved;
+}
+
+static void test_bf16_ranking(const char *dir)
+{
+    m3_index_model mid;
+    char mdir[512], d32[700], d16[700];
+    snprintf(mdir, sizeof mdir, "%s/m3-tiny", getenv("M3_TEST_DATA"));
+    OK(m3_index_model_identify(mdir, &mid, NULL));
+    snprintf(d32, sizeof d32, "%s-fp32", dir);
+    snprintf(d16, sizeof d16, "%s-bf16", dir);
+    size_t nd = 30;
+    doc *docs = make_corpus(nd);
+    static rank_paths r32, r16;
+    rank_with(d32, &mid, M3_PRECISION_FP32, docs, nd, r32);
+    rank_with(d16, &mid, M3_PRECISION_BF16, docs, nd, r16);
+    size_t same = 0;
+    for (size_t r = 0; r < RANK_QUERIES * RANK_WEIGHTS; r++) {
+        const rank_list *a = &r32[r], *b = &r16[r];
+        CHECK(a->n == b->n, "query/weighting %zu: %zu hits in fp32, %zu in bf16", r, a->n, b->n);
+        bool eq = a->n == b->n;
+        for (size_t i = 0; i < a->n && i < b->n; i++) {
+            eq = eq && strcmp(a->path[i], b->path[i]) == 0;
+            CHECK(rank_near(a->score[i], b->score[i]), "query/weighting %zu rank %zu: score %g (fp32) vs %g (bf16)",
+                  r, i, a->score[i], b->score[i]);
+            for (size_t j = 0; j < a->n; j++)  // where fp32 put bf16's file i
+                if (strcmp(a->path[j], b->path[i]) == 0)
+                    CHECK(rank_near(a->score[j], a->score[i]),
+                          "query/weighting %zu: bf16 ranks %s %zu, fp32 %zu (fp32 scores %g vs %g)", r, b->path[i], i, j,
+                          a->score[j], a->score[i]);
+        }
+        for (size_t j = 0; j < a->n; j++) {  // a file clearly inside fp32's top stays in bf16's
+            bool found = false;
+            for (size_t i = 0; i < b->n; i++) found = found || strcmp(a->path[j], b->path[i]) == 0;
+            CHECK(found || rank_near(a->score[j], a->score[a->n - 1]), "query/weighting %zu: %s (fp32 rank %zu) missing in bf16",
+                  r, a->path[j], j);
+        }
+        same += eq;
+    }
+    printf("bf16 vs fp32: %zu of %d top-%d file rankings identical, the others equal up to ties within %g\n", same,
+           RANK_QUERIES * RANK_WEIGHTS, RANK_LIMIT, RANK_TIE);
+    for (size_t i = 0; i < nd; i++) free(docs[i].text);
+    free(docs);
+}
+
 int main(void)
 {
     const char *data = getenv("M3_TEST_DATA");
@@ -1193,6 +1292,7 @@ int main(void)
     test_exact_vs_bruteforce(d1);
     test_fidelity(d2);
     test_fidelity_1024(d2);
+    test_bf16_ranking(d2);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

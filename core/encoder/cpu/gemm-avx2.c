@@ -2,7 +2,7 @@
 //
 // The AVX2+FMA micro-kernel: a 6 × 16 block of C in 12 ymm accumulators (16 registers: 12 + two
 // W vectors + one broadcast); each k step loads 2 vectors of the packed W panel and broadcasts 6
-// floats of the packed A tile. Compiled with -mavx2 -mfma and only called when the CPU has both.
+// floats of A (read in place, one row per accumulator row). Compiled with -mavx2 -mfma and only called when the CPU has both.
 #include <immintrin.h>
 
 #include "encoder/cpu/gemm.h"
@@ -15,7 +15,8 @@
 #define KC 256
 
 static inline __attribute__((always_inline)) void tile_body(size_t kc, const float *ap,
-                                                            const float *wp, float *c, size_t ldc,
+                                                            size_t lda, const float *wp, float *c,
+                                                            size_t ldc,
                                                             const int mr, size_t nr, bool first,
                                                             const float *bias, const float *r,
                                                             size_t ldr) {
@@ -32,7 +33,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
             w[v] = _mm256_load_ps(wp + k * NR + 8 * v);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++) {
-            __m256 a = _mm256_broadcast_ss(ap + k * MR + i);
+            __m256 a = _mm256_broadcast_ss(ap + i * lda + k);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; v++)
                 acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
@@ -74,11 +75,13 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
 
 #define TILE(R)                                                                                \
     case R:                                                                                    \
-        tile_body(kc, ap, wp, c, ldc, R, nr, first, bias, r, ldr);                             \
+        tile_body(kc, ap, lda, wp, c, ldc, R, nr, first, bias, r, ldr);                        \
         break;
 
-static void avx2_tile(size_t kc, const float *ap, const float *wp, float *c, size_t ldc, size_t mr,
-                      size_t nr, bool first, const float *bias, const float *r, size_t ldr) {
+static void avx2_tile(size_t kc, const void *av, size_t lda, const void *wv, float *c, size_t ldc,
+                      size_t mr, size_t nr, bool first, const float *bias, const float *r,
+                      size_t ldr) {
+    const float *ap = av, *wp = wv;
     switch (mr) {
         TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6)
     default:
@@ -90,6 +93,8 @@ M3_GEMM_DEFINE_GELU(avx2)
 
 const m3_gemm_kernel m3_gemm_kernel_avx2 = {
     .name = "avx2",
+    .cpu_features = "avx2,fma",
+    .precision = M3_GEMM_FP32,
     .mr = MR,
     .nr = NR,
     .kc = KC,

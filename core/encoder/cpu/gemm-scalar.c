@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// The portable micro-kernel (no -m flags): a 4 × 16 block of C in a local array, which the
-// compiler keeps in baseline vector registers. The fallback for CPUs without AVX2 and the
-// reference the SIMD kernels are tested beside.
+// The portable micro-kernels (no -m flags): a 4 × 16 block of C in a local array, which the
+// compiler keeps in baseline vector registers. The fallbacks for CPUs without AVX2 (fp32) or
+// AVX512_BF16 (bf16) and the references the SIMD kernels are tested beside. The bf16 one adds the
+// two products of a pair in VDPBF16PS's order (odd element first), each product exact in fp32.
+#include <stdint.h>
+#include <string.h>
+
 #include "encoder/cpu/gemm.h"
 #include "encoder/cpu/gemm-gelu.h"
 #include "encoder/cpu/gemm-private.h"
@@ -11,16 +15,9 @@
 #define NR 16
 #define KC 256
 
-static void scalar_tile(size_t kc, const float *ap, const float *wp, float *c, size_t ldc,
-                        size_t mr, size_t nr, bool first, const float *bias, const float *r,
-                        size_t ldr) {
-    float acc[MR][NR] = {{0}};
-    for (size_t k = 0; k < kc; k++)
-        for (size_t i = 0; i < MR; i++) {
-            float a = ap[k * MR + i];
-            for (size_t j = 0; j < NR; j++)
-                acc[i][j] += a * wp[k * NR + j];
-        }
+// Writes the accumulators to C: the first k block adds bias and residual, later ones add to C.
+static void store_tile(float acc[MR][NR], float *c, size_t ldc, size_t mr, size_t nr, bool first,
+                       const float *bias, const float *r, size_t ldr) {
     for (size_t i = 0; i < mr; i++)
         for (size_t j = 0; j < nr; j++) {
             if (first) {
@@ -34,14 +31,84 @@ static void scalar_tile(size_t kc, const float *ap, const float *wp, float *c, s
         }
 }
 
+static void scalar_tile(size_t kc, const void *av, size_t lda, const void *wv, float *c,
+                        size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
+                        const float *r, size_t ldr) {
+    const float *ap = av, *wp = wv;
+    float acc[MR][NR] = {{0}};
+    for (size_t k = 0; k < kc; k++)
+        for (size_t i = 0; i < mr; i++) {
+            float a = ap[i * lda + k];
+            for (size_t j = 0; j < NR; j++)
+                acc[i][j] += a * wp[k * NR + j];
+        }
+    store_tile(acc, c, ldc, mr, nr, first, bias, r, ldr);
+}
+
+static float bf16_lo(uint32_t pair) {
+    uint32_t b = pair << 16;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static float bf16_hi(uint32_t pair) {
+    uint32_t b = pair & 0xffff0000u;
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+static void bf16_scalar_tile(size_t kc, const void *av, size_t lda, const void *wv, float *c,
+                             size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
+                             const float *r, size_t ldr) {
+    const uint32_t *ap = av, *wp = wv;
+    float acc[MR][NR] = {{0}};
+    for (size_t q = 0; q < (kc + 1) / 2; q++)
+        for (size_t i = 0; i < mr; i++) {
+            uint32_t a = ap[i * lda + q];
+            float a_lo = bf16_lo(a), a_hi = bf16_hi(a);
+            for (size_t j = 0; j < NR; j++) {
+                float x = acc[i][j] + a_hi * bf16_hi(wp[q * NR + j]);
+                acc[i][j] = x + a_lo * bf16_lo(wp[q * NR + j]);
+            }
+        }
+    store_tile(acc, c, ldc, mr, nr, first, bias, r, ldr);
+}
+
+static void bf16_scalar_to_bf16(const float *a, size_t lda, size_t rows, size_t kc, uint32_t *dst,
+                                size_t ldd) {
+    for (size_t i = 0; i < rows; i++)
+        for (size_t q = 0; q < (kc + 1) / 2; q++) {
+            uint32_t lo = m3_gemm_bf16_round(a[i * lda + 2 * q]);
+            uint32_t hi = 2 * q + 1 < kc ? m3_gemm_bf16_round(a[i * lda + 2 * q + 1]) : 0;
+            dst[i * ldd + q] = lo | hi << 16;
+        }
+}
+
 M3_GEMM_DEFINE_GELU(scalar)
 
 const m3_gemm_kernel m3_gemm_kernel_scalar = {
     .name = "scalar",
+    .cpu_features = "",
+    .precision = M3_GEMM_FP32,
     .mr = MR,
     .nr = NR,
     .kc = KC,
     .tile = scalar_tile,
+    .gelu = scalar_gelu,
+    .erf = scalar_erf,
+};
+
+const m3_gemm_kernel m3_gemm_kernel_bf16_scalar = {
+    .name = "bf16-scalar",
+    .cpu_features = "",
+    .precision = M3_GEMM_BF16,
+    .mr = MR,
+    .nr = NR,
+    .kc = KC,
+    .tile = bf16_scalar_tile,
+    .to_bf16 = bf16_scalar_to_bf16,
     .gelu = scalar_gelu,
     .erf = scalar_erf,
 };

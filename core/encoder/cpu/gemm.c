@@ -5,18 +5,23 @@
 //
 // Blocking, for a task that owns rows [m0, m1) and columns [n0, n1) of C:
 //   for each k block of kc:                        the task's W block (kc × (n1-n0)) sits in L2
-//     for each micro-tile of mr rows:              its A tile is packed (mr × kc, in L1)
+//     for each micro-tile of mr rows:              its A rows (mr × kc) are read in place (fp32)
+//                                                  or converted to bf16 pairs (bf16), in L1
 //       for each panel of nr columns:              the panel streams from L2 through the FMAs
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
+// Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
+// removed ~1 scalar move per 16 FMAs: 1-thread GFLOP/s on the BGE-M3 shapes went from 120–163 to
+// 171–216 (tools/bench-gemm, the 2-vCPU AMD EPYC dev machine, docs/performance.md).
 #include "encoder/cpu/gemm.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,49 +29,77 @@
 
 struct m3_packed_matrix {
     size_t n, k;
+    size_t kp;  // k rounded up to the kernel's k step (bf16: pairs)
     const m3_gemm_kernel *kernel;
-    float *data;  // ceil(n / nr) panels of k × nr floats, 64-byte aligned
+    void *data;  // ceil(n / nr) panels of kp × nr elements, 64-byte aligned
 };
 
-static bool cpu_has(const char *isa) {
+// Every kernel this build has, best first within each precision.
+static const m3_gemm_kernel *const all_kernels[] = {
+#if defined(__x86_64__)
+    &m3_gemm_kernel_avx512, &m3_gemm_kernel_avx2, &m3_gemm_kernel_bf16_avx512,
+#endif
+    &m3_gemm_kernel_scalar, &m3_gemm_kernel_bf16_scalar,
+};
+enum { N_KERNELS = sizeof all_kernels / sizeof *all_kernels };
+
+static bool cpu_has(const m3_gemm_kernel *k) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (strcmp(isa, "avx512") == 0)
-        return __builtin_cpu_supports("avx512f");
-    if (strcmp(isa, "avx2") == 0)
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    // __builtin_cpu_supports takes a literal, so each feature a kernel may name is listed here.
+    char features[64];
+    snprintf(features, sizeof features, "%s", k->cpu_features);
+    for (char *save = NULL, *f = strtok_r(features, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        bool ok = strcmp(f, "avx512f") == 0      ? __builtin_cpu_supports("avx512f")
+                  : strcmp(f, "avx512bf16") == 0 ? __builtin_cpu_supports("avx512bf16")
+                  : strcmp(f, "avx2") == 0       ? __builtin_cpu_supports("avx2")
+                  : strcmp(f, "fma") == 0        ? __builtin_cpu_supports("fma")
+                                                 : false;
+        if (!ok)
+            return false;
+    }
+    return true;
+#else
+    return k->cpu_features[0] == '\0';
 #endif
-    return strcmp(isa, "scalar") == 0;
 }
 
-static const m3_gemm_kernel *kernel_by_name(const char *name) {
-#if defined(__x86_64__)
-    if (strcmp(name, "avx512") == 0)
-        return &m3_gemm_kernel_avx512;
-    if (strcmp(name, "avx2") == 0)
-        return &m3_gemm_kernel_avx2;
-#endif
-    if (strcmp(name, "scalar") == 0)
-        return &m3_gemm_kernel_scalar;
-    return NULL;
+const m3_gemm_kernel *m3_gemm_kernel_select_for(m3_gemm_precision precision) {
+    const char *forced = getenv("M3_GEMM_KERNEL");
+    if (forced && *forced) {
+        char list[128];
+        snprintf(list, sizeof list, "%s", forced);
+        for (char *save = NULL, *name = strtok_r(list, ",", &save); name;
+             name = strtok_r(NULL, ",", &save))
+            for (size_t i = 0; i < N_KERNELS; i++)
+                if (strcmp(all_kernels[i]->name, name) == 0 &&
+                    all_kernels[i]->precision == precision && cpu_has(all_kernels[i]))
+                    return all_kernels[i];
+    }
+    for (size_t i = 0; i < N_KERNELS; i++)
+        if (all_kernels[i]->precision == precision && cpu_has(all_kernels[i]))
+            return all_kernels[i];
+    return precision == M3_GEMM_BF16 ? &m3_gemm_kernel_bf16_scalar : &m3_gemm_kernel_scalar;
 }
 
 const m3_gemm_kernel *m3_gemm_kernel_select(void) {
-    const char *forced = getenv("M3_GEMM_KERNEL");
-    if (forced && *forced && cpu_has(forced)) {
-        const m3_gemm_kernel *k = kernel_by_name(forced);
-        if (k)
-            return k;
-    }
-    static const char *const best_first[] = {"avx512", "avx2", "scalar"};
-    for (size_t i = 0; i < sizeof best_first / sizeof *best_first; i++)
-        if (cpu_has(best_first[i]) && kernel_by_name(best_first[i]))
-            return kernel_by_name(best_first[i]);
-    return &m3_gemm_kernel_scalar;
+    return m3_gemm_kernel_select_for(M3_GEMM_FP32);
+}
+
+const char *m3_gemm_kernel_name_for(m3_gemm_precision precision) {
+    return m3_gemm_kernel_select_for(precision)->name;
 }
 
 const char *m3_gemm_kernel_name(void) {
-    return m3_gemm_kernel_select()->name;
+    return m3_gemm_kernel_name_for(M3_GEMM_FP32);
+}
+
+bool m3_gemm_precision_native(m3_gemm_precision precision) {
+    for (size_t i = 0; i < N_KERNELS; i++)
+        if (all_kernels[i]->precision == precision && all_kernels[i]->cpu_features[0] &&
+            cpu_has(all_kernels[i]))
+            return true;
+    return false;
 }
 
 const m3_gemm_kernel *m3_packed_matrix_kernel(const m3_packed_matrix *p) {
@@ -80,22 +113,24 @@ float m3_gelu_erf(float x) {
 
 // ---- Packing -------------------------------------------------------------------------------------
 
-m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err) {
+m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
+                                  m3_packed_matrix **out, m3_error *err) {
     *out = NULL;
     const char *name = w->name ? w->name : "(unnamed)";
     if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
         return m3_error_set(err, M3_STATUS_INVALID, 0,
                             "gemm: weight %s must be a non-empty matrix [out, in]", name);
     size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
-    const m3_gemm_kernel *kernel = m3_gemm_kernel_select();
-    size_t nr = kernel->nr;
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    bool bf16 = precision == M3_GEMM_BF16;
+    size_t nr = kernel->nr, esize = bf16 ? 2 : 4, kp = bf16 ? (k + 1) / 2 * 2 : k;
     size_t panels = (n + nr - 1) / nr;
-    if (k > SIZE_MAX / sizeof(float) / nr / panels)
+    if (kp > SIZE_MAX / esize / nr / panels)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
-    size_t bytes = panels * nr * k * sizeof(float);
+    size_t bytes = panels * nr * kp * esize;
 
     m3_packed_matrix *p = calloc(1, sizeof *p);
-    float *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!p || !data) {
         free(p);
         free(data);
@@ -121,23 +156,40 @@ m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_er
         s1 = 1;
     }
     for (size_t pi = 0; pi < panels; pi++) {
-        float *panel = data + pi * k * nr;
         size_t j0 = pi * nr, cols = n - j0 < nr ? n - j0 : nr;
-        for (size_t kk = 0; kk < k; kk++) {
-            float *dst = panel + kk * nr;
-            for (size_t j = 0; j < cols; j++)
-                dst[j] = src[(j0 + j) * s0 + kk * s1];
-            for (size_t j = cols; j < nr; j++)
-                dst[j] = 0.0f;
+        if (bf16) {
+            uint16_t *panel = (uint16_t *)data + pi * kp * nr;
+            for (size_t q = 0; q < kp / 2; q++)
+                for (size_t j = 0; j < nr; j++)
+                    for (size_t h = 0; h < 2; h++) {
+                        size_t kk = 2 * q + h;
+                        panel[(q * nr + j) * 2 + h] =
+                            j < cols && kk < k ? m3_gemm_bf16_round(src[(j0 + j) * s0 + kk * s1])
+                                               : 0;
+                    }
+        } else {
+            float *panel = (float *)data + pi * k * nr;
+            for (size_t kk = 0; kk < k; kk++) {
+                float *dst = panel + kk * nr;
+                for (size_t j = 0; j < cols; j++)
+                    dst[j] = src[(j0 + j) * s0 + kk * s1];
+                for (size_t j = cols; j < nr; j++)
+                    dst[j] = 0.0f;
+            }
         }
     }
     free(converted);
     p->n = n;
     p->k = k;
+    p->kp = kp;
     p->kernel = kernel;
     p->data = data;
     *out = p;
     return M3_STATUS_OK;
+}
+
+m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err) {
+    return m3_packed_matrix_new_as(w, M3_GEMM_FP32, out, err);
 }
 
 size_t m3_packed_matrix_rows(const m3_packed_matrix *p) {
@@ -181,8 +233,10 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     const gemm_job *job = ctx;
     const m3_packed_matrix *w = job->w;
     const m3_gemm_kernel *kern = w->kernel;
-    const size_t mr_max = kern->mr, nr = kern->nr, k = w->k, n = w->n;
+    const size_t mr_max = kern->mr, nr = kern->nr, kp = w->kp, n = w->n, k = w->k;
     const size_t kc = kern->kc;
+    const bool bf16 = kern->precision == M3_GEMM_BF16;
+    const size_t esize = bf16 ? 2 : 4;
     size_t m0 = task / job->n_col_tasks * job->mt, n0 = task % job->n_col_tasks * job->nt;
     size_t m1 = m0 + job->mt < job->m ? m0 + job->mt : job->m;
     size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
@@ -190,7 +244,8 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
-    _Alignas(64) float ap[M3_GEMM_MR_MAX * KC_MAX];
+    // bf16: the micro-tile's rows of A as k pairs (fp32 A is read in place).
+    _Alignas(64) uint32_t abf[M3_GEMM_MR_MAX * (KC_MAX / 2)];
 
     for (size_t k0 = 0; k0 < k; k0 += kc) {
         size_t kb = k - k0 < kc ? k - k0 : kc;
@@ -198,17 +253,19 @@ static void gemm_task(void *ctx, size_t task, int thread) {
         for (size_t i0 = m0; i0 < m1; i0 += mr_even) {
             size_t mr = m1 - i0 < mr_even ? m1 - i0 : mr_even;
             const float *a = job->a + i0 * job->lda + k0;
-            for (size_t i = 0; i < mr; i++)
-                for (size_t kk = 0; kk < kb; kk++)
-                    ap[kk * mr_max + i] = a[i * job->lda + kk];
-            for (size_t i = mr; i < mr_max; i++)
-                for (size_t kk = 0; kk < kb; kk++)
-                    ap[kk * mr_max + i] = 0.0f;
+            const void *at = a;
+            size_t lda = job->lda;
+            if (bf16) {
+                lda = (kb + 1) / 2;
+                kern->to_bf16(a, job->lda, mr, kb, abf, lda);
+                at = abf;
+            }
             for (size_t j0 = n0; j0 < n1; j0 += nr) {
                 size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
-                const float *wp = w->data + j0 * k + k0 * nr;  // panel j0/nr starts at j0*k
+                // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
+                const void *wp = (const char *)w->data + (j0 * kp + k0 * nr) * esize;
                 float *c = job->c + i0 * job->ldc + j0;
-                kern->tile(kb, ap, wp, c, job->ldc, mr, cols, first,
+                kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
                            job->bias ? job->bias + j0 : NULL,
                            residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
                 if (last && gelu)
@@ -225,7 +282,7 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     if (m == 0)
         return;
     const m3_gemm_kernel *kern = w->kernel;
-    M3_ASSERT(kern->kc <= KC_MAX && kern->mr <= M3_GEMM_MR_MAX);
+    M3_ASSERT(kern->kc <= KC_MAX && kern->kc % 2 == 0 && kern->mr <= M3_GEMM_MR_MAX);
     M3_ASSERT(lda >= w->k && ldc >= w->n);
     M3_ASSERT(epilogue != M3_GEMM_BIAS_RESIDUAL || (r && ldr >= w->n));
     size_t nr = kern->nr, mr = kern->mr;

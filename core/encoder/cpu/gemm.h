@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 //
-// Private to the CPU backend: fp32 matrix multiply for the encoder's linear layers,
+// Private to the CPU backend: the matrix multiply of the encoder's linear layers,
 //   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] + bias[n] )
 // with W a PyTorch Linear weight ([out, in], row-major), packed once at load time into the layout
-// the micro-kernel streams. Runtime dispatch: AVX-512F, AVX2+FMA, scalar.
+// the micro-kernel streams. A, C, bias and R are fp32 whatever the precision; the precision is
+// that of the products: fp32, or bf16 (W and A rounded to bf16, products summed in fp32).
+// Runtime dispatch: fp32 AVX-512F, AVX2+FMA, scalar; bf16 AVX512_BF16 (VDPBF16PS), scalar.
 //
 // Threads: m3_gemm runs on the given pool; a packed matrix is immutable and shared.
 #ifndef M3_ENCODER_CPU_GEMM_H
 #define M3_ENCODER_CPU_GEMM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/status.h"
@@ -17,14 +20,22 @@
 
 typedef struct m3_packed_matrix m3_packed_matrix;
 
+typedef enum m3_gemm_precision {
+    M3_GEMM_FP32,
+    M3_GEMM_BF16,
+} m3_gemm_precision;
+
 typedef enum m3_gemm_epilogue {
     M3_GEMM_BIAS,           // C = A·Wᵀ + bias
     M3_GEMM_BIAS_GELU,      // C = gelu_erf(A·Wᵀ + bias)
     M3_GEMM_BIAS_RESIDUAL,  // C = A·Wᵀ + bias + R   (R may alias C)
 } m3_gemm_epilogue;
 
-// Packs W ([n, k], any dtype, any strides) as fp32. Errors: M3_STATUS_NOMEM, M3_STATUS_INVALID.
-m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);
+// Packs W ([n, k], any dtype, any strides) for the chosen kernel of `precision` (bf16: rounded to
+// nearest even). Errors: M3_STATUS_NOMEM, M3_STATUS_INVALID.
+m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
+                                  m3_packed_matrix **out, m3_error *err);
+m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);  // fp32
 size_t m3_packed_matrix_rows(const m3_packed_matrix *p);  // n
 size_t m3_packed_matrix_cols(const m3_packed_matrix *p);  // k
 void m3_packed_matrix_free(m3_packed_matrix *p);
@@ -35,8 +46,14 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
              const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
              size_t ldc);
 
-// The name of the kernel chosen at run time ("avx512", "avx2", "scalar").
-const char *m3_gemm_kernel_name(void);
+// The name of the kernel chosen at run time ("avx512", "avx2", "scalar"; "bf16-avx512",
+// "bf16-scalar").
+const char *m3_gemm_kernel_name(void);  // fp32
+const char *m3_gemm_kernel_name_for(m3_gemm_precision precision);
+
+// Whether this CPU multiplies in `precision` with a kernel of its own (not the scalar fallback):
+// what `auto` asks before it picks bf16.
+bool m3_gemm_precision_native(m3_gemm_precision precision);
 
 // Exact-erf GELU, 0.5 x (1 + erf(x / sqrt 2)), vectorised inside the kernels; this is the scalar
 // reference they are tested against.

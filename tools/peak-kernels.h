@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+//
+// The loops that measure this machine's arithmetic peak (tools/peak-flops.c, tools/bench-gemm.c):
+// each runs ITERS steps of CHAINS independent accumulators of one instruction with no memory
+// traffic, and returns the operations it did (flops; int8: multiply-adds × 2).
+//
+// 12 accumulators per thread: more than latency × throughput (4 × 2 on Zen 4/5, Sapphire
+// Rapids), fewer than the 16/32 registers, so the loop is bound by the arithmetic ports alone.
+// Each chain's values stay finite (x·0.999999 + 1e-6 converges), so no denormal slows it.
+#ifndef M3_TOOLS_PEAK_KERNELS_H
+#define M3_TOOLS_PEAK_KERNELS_H
+
+#include <immintrin.h>
+
+enum { PEAK_ITERS = 4 * 1000 * 1000, PEAK_CHAINS = 12 };
+
+// The sink keeps the compiler from dropping the work.
+static volatile float peak_sink;
+
+#define REP12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+__attribute__((target("avx512f"), unused)) static double peak_fp32_zmm(void) {
+    __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define STEP(i) a##i = _mm512_fmadd_ps(a##i, b, c);
+#define SUM(i) s += _mm512_reduce_add_ps(a##i);
+    REP12(DECL)
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        REP12(STEP)
+        __asm__ volatile("" ::: "memory");
+    }
+    float s = 0;
+    REP12(SUM)
+    peak_sink = s;
+    return (double)PEAK_ITERS * PEAK_CHAINS * 16 * 2;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+__attribute__((target("avx2,fma"), unused)) static double peak_fp32_ymm(void) {
+    __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+#define DECL(i) __m256 a##i = _mm256_set1_ps((float)(i));
+#define STEP(i) a##i = _mm256_fmadd_ps(a##i, b, c);
+#define SUM(i) s += a##i[0];
+    REP12(DECL)
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        REP12(STEP)
+        __asm__ volatile("" ::: "memory");
+    }
+    float s = 0;
+    REP12(SUM)
+    peak_sink = s;
+    return (double)PEAK_ITERS * PEAK_CHAINS * 8 * 2;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+__attribute__((target("avx512f,avx512bf16"), unused)) static double peak_bf16_zmm(void) {
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x0001);
+#define DECL(i) __m512 a##i = _mm512_set1_ps((float)(i));
+#define STEP(i) a##i = _mm512_dpbf16_ps(a##i, x, y);
+#define SUM(i) s += _mm512_reduce_add_ps(a##i);
+    REP12(DECL)
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        REP12(STEP)
+        __asm__ volatile("" ::: "memory");
+    }
+    float s = 0;
+    REP12(SUM)
+    peak_sink = s;
+    return (double)PEAK_ITERS * PEAK_CHAINS * 16 * 4;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+__attribute__((target("avx512f,avx512vnni"), unused)) static double peak_int8_zmm(void) {
+    __m512i x = _mm512_set1_epi8(1), y = _mm512_set1_epi8(1);
+#define DECL(i) __m512i a##i = _mm512_set1_epi32(i);
+#define STEP(i) a##i = _mm512_dpbusd_epi32(a##i, x, y);
+#define SUM(i) s += _mm512_reduce_add_epi32(a##i);
+    REP12(DECL)
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        REP12(STEP)
+        __asm__ volatile("" ::: "memory");
+    }
+    int s = 0;
+    REP12(SUM)
+    peak_sink = (float)s;
+    return (double)PEAK_ITERS * PEAK_CHAINS * 16 * 8;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+__attribute__((target("avx2,avxvnni"), unused)) static double peak_int8_ymm(void) {
+    __m256i x = _mm256_set1_epi8(1), y = _mm256_set1_epi8(1);
+#define DECL(i) __m256i a##i = _mm256_set1_epi32(i);
+#define STEP(i) a##i = _mm256_dpbusd_avx_epi32(a##i, x, y);
+#define SUM(i) s += _mm256_extract_epi32(a##i, 0);
+    REP12(DECL)
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        REP12(STEP)
+        __asm__ volatile("" ::: "memory");
+    }
+    int s = 0;
+    REP12(SUM)
+    peak_sink = (float)s;
+    return (double)PEAK_ITERS * PEAK_CHAINS * 8 * 8;
+#undef DECL
+#undef STEP
+#undef SUM
+}
+
+#endif
