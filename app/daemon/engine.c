@@ -29,6 +29,7 @@ typedef struct Resources {
     m3_encoder *search_enc;  // made on first use, normal priority
     m3_sandbox *sandbox;     // extraction for FindSimilar on files outside the index
     char *backend;
+    m3_precision precision;
     double weights[3];
 } Resources;
 
@@ -65,6 +66,7 @@ void m3_engine_config_clear(M3EngineConfig *c)
     g_strfreev(c->folders);
     g_strfreev(c->exclude);
     g_free(c->backend);
+    g_free(c->precision);
     memset(c, 0, sizeof *c);
 }
 
@@ -76,6 +78,7 @@ void m3_engine_config_copy(M3EngineConfig *dst, const M3EngineConfig *src)
     dst->folders = g_strdupv(src->folders);
     dst->exclude = g_strdupv(src->exclude);
     dst->backend = g_strdup(src->backend);
+    dst->precision = g_strdup(src->precision);
 }
 
 // ---- resources --------------------------------------------------------------------------------
@@ -294,6 +297,12 @@ static gboolean open_resources(Worker *w)
     r->refs = 1;
     g_mutex_init(&r->search_mu);
     r->backend = g_strdup(c->backend);
+    // Both paths compute in one precision, so that they share the packed weights and a query's
+    // vectors match the indexed ones'.
+    if (m3_precision_parse(c->precision && *c->precision ? c->precision : "auto", &r->precision, &err) != M3_STATUS_OK) {
+        g_message("%s: using auto", err.message);
+        r->precision = M3_PRECISION_AUTO;
+    }
     memcpy(r->weights, c->weights, sizeof r->weights);
     m3_index_model mid;
     if (m3_model_open(c->model, &r->model, &err) != M3_STATUS_OK ||
@@ -343,6 +352,7 @@ static gboolean make_pipeline(Worker *w)
     m3_encoder_options eo = m3_encoder_options_default();
     eo.backend = c->backend && *c->backend ? c->backend : "auto";
     eo.threads = (int)c->cpu_threads;
+    eo.precision = w->res->precision;
     if (!helper_argv_ok()) {
         g_autofree char *msg = g_strdup_printf("The extraction helper %s is missing: reinstall m3search", helper_argv()[0]);
         set_state(e, "error", msg);
@@ -391,7 +401,8 @@ static gboolean make_pipeline(Worker *w)
 static void apply_config(Worker *w, const M3EngineConfig *next)
 {
     const M3EngineConfig *old = &w->config;
-    gboolean reopen = !w->res || g_strcmp0(old->model, next->model) || g_strcmp0(old->index_dir, next->index_dir);
+    gboolean reopen = !w->res || g_strcmp0(old->model, next->model) || g_strcmp0(old->index_dir, next->index_dir) ||
+                      g_strcmp0(old->precision, next->precision) || g_strcmp0(old->backend, next->backend);
     // Only what changes which files belong in the index calls for a new walk.
     gboolean resync = reopen || !g_strv_equal((const char *const *)(old->folders ? old->folders : (char *[]){NULL}),
                                               (const char *const *)(next->folders ? next->folders : (char *[]){NULL})) ||
@@ -795,6 +806,7 @@ static gboolean ensure_search_encoder(Resources *r, GError **error)
     if (!r->search_enc) {
         m3_encoder_options eo = m3_encoder_options_default();
         eo.backend = r->backend && *r->backend ? r->backend : "auto";
+        eo.precision = r->precision;
         if (m3_encoder_new(r->model, &eo, &r->search_enc, &err) != M3_STATUS_OK) {
             g_set_error(error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_FAILED, "Cannot start the encoder: %s", err.message);
             return FALSE;

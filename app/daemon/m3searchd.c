@@ -114,6 +114,7 @@ static void build_config(Service *s, M3EngineConfig *c)
     c->max_file_size = g_settings_get_uint64(s->settings, "max-file-size");
     c->backend = g_settings_get_string(s->settings, "backend");
     c->cpu_threads = g_settings_get_uint(s->settings, "cpu-threads");
+    c->precision = g_settings_get_string(s->settings, "precision");
     g_autoptr(GVariant) w = g_settings_get_value(s->settings, "weights");
     gsize n = 0;
     const double *wv = g_variant_get_fixed_array(w, &n, sizeof(double));

@@ -93,7 +93,13 @@ static work_file *finish(work_file *w, action a, const char *extractor, const ch
         // The reason is listed beside the path: "PATH: damaged" would say the path twice.
         size_t pl = strlen(w->path);
         const char *r = !strncmp(full, w->path, pl) && full[pl] == ':' && full[pl + 1] == ' ' ? full + pl + 2 : full;
-        snprintf(w->info.reason, sizeof w->info.reason, "%s", r);
+        size_t n = strlen(r);
+        if (n >= sizeof w->info.reason) {
+            n = sizeof w->info.reason - 1;
+            while (n && ((unsigned char)r[n] & 0xc0) == 0x80) n--;  // whole characters only
+        }
+        memcpy(w->info.reason, r, n);
+        w->info.reason[n] = 0;
     }
     return w;
 }

@@ -13,6 +13,8 @@
 // place (any dtype); linear weights are packed once when the backend is made, in the options'
 // precision (fp32, or bf16 for the AVX512_BF16 kernel: half the memory, twice the speed).
 #include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +38,11 @@ typedef struct cpu_layer {
     float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
 } cpu_layer;
 
+typedef struct cpu_shared cpu_shared;
+
 typedef struct cpu_backend {
     m3_backend base;  // first: a m3_backend * is a cpu_backend *
+    cpu_shared *shared;          // the packed weights below belong to it (NULL while being made)
     m3_model_config cfg;
     m3_gemm_precision precision;  // of every linear layer
     const m3_model_weights *w;
@@ -451,14 +456,54 @@ static size_t cpu_activation_bytes(const m3_backend *be)
     return ((const cpu_backend *)be)->bytes;
 }
 
-static void cpu_free(m3_backend *be)
+// ---- weights shared by the encoders of one model ----------------------------------------------
+// Two encoders on one model (the indexer service's indexing and search paths) would otherwise pack
+// every linear layer twice: the packed weights are made once per model and precision, and freed
+// with the last encoder that uses them.
+
+typedef struct cpu_weights {
+    cpu_layer *layers;
+    float *type_row, *emb_ln_w, *emb_ln_b;
+    m3_packed_matrix *colbert;
+    float *colbert_b, *sparse_w;
+    float sparse_b;
+} cpu_weights;
+
+struct cpu_shared {
+    cpu_shared *next;
+    int refs;
+    const m3_model *model;
+    m3_gemm_precision precision;
+    int n_layers;
+    cpu_weights w;
+};
+
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static cpu_shared *shared_list;
+
+static void weights_get(const cpu_backend *cb, cpu_weights *w)
 {
-    cpu_backend *cb = (cpu_backend *)be;
-    if (!cb)
-        return;
-    if (cb->layers) {
-        for (int l = 0; l < cb->cfg.layers; l++) {
-            cpu_layer *L = &cb->layers[l];
+    *w = (cpu_weights){cb->layers, cb->type_row, cb->emb_ln_w, cb->emb_ln_b,
+                       cb->colbert, cb->colbert_b, cb->sparse_w, cb->sparse_b};
+}
+
+static void weights_set(cpu_backend *cb, const cpu_weights *w)
+{
+    cb->layers = w->layers;
+    cb->type_row = w->type_row;
+    cb->emb_ln_w = w->emb_ln_w;
+    cb->emb_ln_b = w->emb_ln_b;
+    cb->colbert = w->colbert;
+    cb->colbert_b = w->colbert_b;
+    cb->sparse_w = w->sparse_w;
+    cb->sparse_b = w->sparse_b;
+}
+
+static void weights_free(cpu_weights *w, int n_layers)
+{
+    if (w->layers) {
+        for (int l = 0; l < n_layers; l++) {
+            cpu_layer *L = &w->layers[l];
             m3_packed_matrix_free(L->qkv);
             m3_packed_matrix_free(L->attn_out);
             m3_packed_matrix_free(L->ffn_in);
@@ -472,14 +517,51 @@ static void cpu_free(m3_backend *be)
             free(L->ffn_ln_w);
             free(L->ffn_ln_b);
         }
-        free(cb->layers);
+        free(w->layers);
     }
-    m3_packed_matrix_free(cb->colbert);
-    free(cb->colbert_b);
-    free(cb->sparse_w);
-    free(cb->type_row);
-    free(cb->emb_ln_w);
-    free(cb->emb_ln_b);
+    m3_packed_matrix_free(w->colbert);
+    free(w->colbert_b);
+    free(w->sparse_w);
+    free(w->type_row);
+    free(w->emb_ln_w);
+    free(w->emb_ln_b);
+}
+
+// The shared weights for this model and precision, with a reference taken; NULL when none yet.
+// Called with shared_mu held.
+static cpu_shared *shared_find(const m3_model *model, m3_gemm_precision precision)
+{
+    for (cpu_shared *s = shared_list; s; s = s->next)
+        if (s->model == model && s->precision == precision) {
+            s->refs++;
+            return s;
+        }
+    return NULL;
+}
+
+static void cpu_free(m3_backend *be)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    if (!cb)
+        return;
+    if (cb->shared) {
+        pthread_mutex_lock(&shared_mu);
+        cpu_shared *sh = cb->shared;
+        if (--sh->refs == 0) {
+            for (cpu_shared **p = &shared_list; *p; p = &(*p)->next)
+                if (*p == sh) {
+                    *p = sh->next;
+                    break;
+                }
+            weights_free(&sh->w, sh->n_layers);
+            free(sh);
+        }
+        pthread_mutex_unlock(&shared_mu);
+    } else {
+        cpu_weights w;
+        weights_get(cb, &w);
+        weights_free(&w, cb->cfg.layers);
+    }
     free(cb->x);
     free(cb->big);
     free(cb->ids);
@@ -540,6 +622,7 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     cpu_backend *cb = calloc(1, sizeof *cb);
     if (!cb)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+    bool locked = false;  // shared_mu, while this encoder packs the shared weights
     cb->cfg = *cfg;
     cb->w = w;
     m3_precision precision = options ? options->precision : M3_PRECISION_FP32;
@@ -551,6 +634,16 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     m3_status st = m3_threadpool_new(options ? options->threads : 0, &cb->pool, err);
     if (st != M3_STATUS_OK)
         goto fail;
+    // Another encoder of this model packed the weights already: use them. Otherwise pack them here,
+    // holding the lock, so that an encoder made meanwhile waits and then shares them.
+    pthread_mutex_lock(&shared_mu);
+    locked = true;
+    if ((cb->shared = shared_find(model, cb->precision))) {
+        pthread_mutex_unlock(&shared_mu);
+        locked = false;
+        weights_set(cb, &cb->shared->w);
+        goto scratch;
+    }
 
     if ((st = check_shape2(w->word, cfg->vocab, cfg->hidden, err)) ||
         (st = check_shape2(w->position, cfg->max_positions, cfg->hidden, err)) ||
@@ -599,7 +692,19 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     free(loads.err);
     if (st != M3_STATUS_OK)
         goto fail;
+    cpu_shared *sh = calloc(1, sizeof *sh);
+    if (!sh) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
+        goto fail;
+    }
+    *sh = (cpu_shared){shared_list, 1, model, cb->precision, cfg->layers, {0}};
+    weights_get(cb, &sh->w);
+    shared_list = sh;
+    cb->shared = sh;
+    pthread_mutex_unlock(&shared_mu);
+    locked = false;
 
+scratch:;
     int threads = m3_threadpool_size(cb->pool);
     cb->attn_stride = m3_attention_scratch_size(cfg->hidden / cfg->heads);
     cb->attn_scratch = alloc64(cb->attn_stride * (size_t)threads);
@@ -627,6 +732,8 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     return M3_STATUS_OK;
 
 fail:
+    if (locked)
+        pthread_mutex_unlock(&shared_mu);
     cpu_free(&cb->base);
     return st;
 }
