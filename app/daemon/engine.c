@@ -55,6 +55,8 @@ struct M3Engine {
     M3EngineNotify status_changed, index_changed;
     gpointer user;
     gint searches;           // in flight (teardown waits)
+    GHashTable *latest;      // client → the serial of its newest request (under mu)
+    guint serial;
 };
 
 // ---- configuration ----------------------------------------------------------------------------
@@ -490,7 +492,10 @@ static gpointer worker_main(gpointer data)
     Worker w = {.e = e, .last_work = g_get_monotonic_time()};
     // Everything this thread starts (encoder workers, the reader, the extraction helper) inherits
     // the idle CPU and I/O class: indexing only uses what nobody else wants.
-    if (!m3_indexer_lower_priority()) g_message("cannot lower the indexing thread's priority");
+    // M3SEARCHD_PRIORITY=normal (tests on a busy machine, where an idle-class thread may not run
+    // for minutes) keeps the normal class.
+    if (g_strcmp0(g_getenv("M3SEARCHD_PRIORITY"), "normal") && !m3_indexer_lower_priority())
+        g_message("cannot lower the indexing thread's priority");
     for (;;) {
         g_mutex_lock(&e->mu);
         for (;;) {
@@ -565,6 +570,7 @@ M3Engine *m3_engine_new(M3EngineNotify status_changed, M3EngineNotify index_chan
     g_mutex_init(&e->mu);
     g_cond_init(&e->cond);
     e->paths = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    e->latest = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     e->state = g_strdup("idle");
     e->error = g_strdup("");
     e->main_ctx = g_main_context_ref_thread_default();
@@ -592,6 +598,7 @@ void m3_engine_free(M3Engine *e)
     e->status_changed = e->index_changed = NULL;
     while (g_main_context_iteration(e->main_ctx, FALSE)) {}
     g_hash_table_unref(e->paths);
+    g_hash_table_unref(e->latest);
     m3_engine_config_clear(&e->config);
     g_free(e->state);
     g_free(e->error);
@@ -663,6 +670,8 @@ void m3_engine_set_paused(M3Engine *e, const char *reason)
 
 typedef struct SearchJob {
     M3Engine *e;
+    char *client;
+    guint serial;
     char *query;             // Search
     char *path;              // FindSimilar
     GVariant *options;
@@ -671,6 +680,7 @@ typedef struct SearchJob {
 static void search_job_free(gpointer data)
 {
     SearchJob *j = data;
+    g_free(j->client);
     g_free(j->query);
     g_free(j->path);
     if (j->options) g_variant_unref(j->options);
@@ -827,7 +837,18 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
     size_t n = 0;
     m3_status s = M3_STATUS_OK;
     g_mutex_lock(&r->search_mu);
-    if (g_cancellable_set_error_if_cancelled(cancel, error) || !ensure_search_encoder(r, error)) goto out;
+    if (g_cancellable_set_error_if_cancelled(cancel, error)) goto out;
+    if (j->client) {
+        g_mutex_lock(&j->e->mu);
+        guint latest = GPOINTER_TO_UINT(g_hash_table_lookup(j->e->latest, j->client));
+        g_mutex_unlock(&j->e->mu);
+        if (latest != j->serial) {
+            g_set_error(error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_SUPERSEDED,
+                        "Superseded by a newer request from the same client");
+            goto out;
+        }
+    }
+    if (!ensure_search_encoder(r, error)) goto out;
     if (j->query) {
         int32_t *ids = NULL;
         size_t n_ids = 0;
@@ -908,6 +929,12 @@ static void search_thread(GTask *task, gpointer source, gpointer data, GCancella
 
 static void start_search(M3Engine *e, SearchJob *j, GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
 {
+    if (j->client) {
+        g_mutex_lock(&e->mu);
+        j->serial = ++e->serial;
+        g_hash_table_insert(e->latest, g_strdup(j->client), GUINT_TO_POINTER(j->serial));
+        g_mutex_unlock(&e->mu);
+    }
     GTask *task = g_task_new(NULL, cancel, cb, user);
     g_task_set_source_tag(task, start_search);
     g_task_set_task_data(task, j, search_job_free);
@@ -916,21 +943,23 @@ static void start_search(M3Engine *e, SearchJob *j, GCancellable *cancel, GAsync
     g_object_unref(task);
 }
 
-void m3_engine_search_async(M3Engine *e, const char *query, GVariant *options, GCancellable *cancel,
-                            GAsyncReadyCallback cb, gpointer user)
+void m3_engine_search_async(M3Engine *e, const char *client, const char *query, GVariant *options,
+                            GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
 {
     SearchJob *j = g_new0(SearchJob, 1);
     j->e = e;
+    j->client = g_strdup(client);
     j->query = g_strdup(query);
     j->options = g_variant_ref_sink(options ? options : g_variant_new("a{sv}", NULL));
     start_search(e, j, cancel, cb, user);
 }
 
-void m3_engine_similar_async(M3Engine *e, const char *path, GVariant *options, GCancellable *cancel,
-                             GAsyncReadyCallback cb, gpointer user)
+void m3_engine_similar_async(M3Engine *e, const char *client, const char *path, GVariant *options,
+                             GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
 {
     SearchJob *j = g_new0(SearchJob, 1);
     j->e = e;
+    j->client = g_strdup(client);
     j->path = g_strdup(path);
     j->options = g_variant_ref_sink(options ? options : g_variant_new("a{sv}", NULL));
     start_search(e, j, cancel, cb, user);

@@ -60,10 +60,13 @@ GVariant *m3_engine_dup_status(M3Engine *e);
 gboolean m3_engine_is_busy(M3Engine *e);  // crawling or indexing (tests, the idle exit)
 
 // Search / FindSimilar: results as aa{sv}. Errors in the org.m3search.Indexer1.Error domain below.
-void m3_engine_search_async(M3Engine *e, const char *query, GVariant *options, GCancellable *cancel,
-                            GAsyncReadyCallback cb, gpointer user);
-void m3_engine_similar_async(M3Engine *e, const char *path, GVariant *options, GCancellable *cancel,
-                             GAsyncReadyCallback cb, gpointer user);
+// client names who asks (the caller's unique bus name): a client's newer request supersedes its
+// requests still waiting, which then fail with M3_INDEXER_ERROR_SUPERSEDED instead of running (a
+// window sends one per keystroke; only the last one matters, and none may queue behind stale ones).
+void m3_engine_search_async(M3Engine *e, const char *client, const char *query, GVariant *options,
+                            GCancellable *cancel, GAsyncReadyCallback cb, gpointer user);
+void m3_engine_similar_async(M3Engine *e, const char *client, const char *path, GVariant *options,
+                             GCancellable *cancel, GAsyncReadyCallback cb, gpointer user);
 GVariant *m3_engine_results_finish(M3Engine *e, GAsyncResult *res, GError **error);
 
 // Failed and skipped files as a(ss) (unsupported types left out: those are no news to anyone).
@@ -76,6 +79,7 @@ typedef enum {
     M3_INDEXER_ERROR_INVALID_ARGUMENT,
     M3_INDEXER_ERROR_NOT_FOUND,
     M3_INDEXER_ERROR_FAILED,
+    M3_INDEXER_ERROR_SUPERSEDED,
 } M3IndexerError;
 
 #endif

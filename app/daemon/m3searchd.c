@@ -250,9 +250,10 @@ static void watcher_rescan_cb(const char *const *folders, gsize n, gpointer data
 
 static void return_error(GDBusMethodInvocation *inv, GError *error)
 {
-    static const char *const names[] = {"NotReady", "InvalidArgument", "NotFound", "Failed"};
-    const char *name = error->domain == M3_INDEXER_ERROR && error->code >= 0 && error->code < 4 ? names[error->code]
-                                                                                                : "Failed";
+    static const char *const names[] = {"NotReady", "InvalidArgument", "NotFound", "Failed", "Superseded"};
+    const char *name = error->domain == M3_INDEXER_ERROR && error->code >= 0 && error->code < (int)G_N_ELEMENTS(names)
+                           ? names[error->code]
+                           : "Failed";
     g_autofree char *full = g_strconcat(INTERFACE ".Error.", name, NULL);
     g_dbus_method_invocation_return_dbus_error(inv, full, error->message);
     g_error_free(error);
@@ -281,7 +282,7 @@ static char *to_path(const char *path_or_uri)
 static void method_cb(GDBusConnection *bus, const char *sender, const char *object, const char *iface,
                       const char *method, GVariant *params, GDBusMethodInvocation *inv, gpointer data)
 {
-    (void)bus, (void)sender, (void)object, (void)iface;
+    (void)bus, (void)object, (void)iface;
     Service *s = data;
     if (!strcmp(method, "Search") || !strcmp(method, "FindSimilar")) {
         const char *arg;
@@ -290,7 +291,7 @@ static void method_cb(GDBusConnection *bus, const char *sender, const char *obje
         g_object_set_data(G_OBJECT(inv), "m3-service", s);
         g_object_ref(inv);
         if (!strcmp(method, "Search")) {
-            m3_engine_search_async(s->engine, arg, opts, NULL, results_cb, inv);
+            m3_engine_search_async(s->engine, sender, arg, opts, NULL, results_cb, inv);
         } else {
             g_autofree char *path = to_path(arg);
             if (!path) {
@@ -300,7 +301,7 @@ static void method_cb(GDBusConnection *bus, const char *sender, const char *obje
                                                            "FindSimilar needs an absolute path or a file:// URI");
                 return;
             }
-            m3_engine_similar_async(s->engine, path, opts, NULL, results_cb, inv);
+            m3_engine_similar_async(s->engine, sender, path, opts, NULL, results_cb, inv);
         }
         g_variant_unref(opts);
     } else if (!strcmp(method, "Status")) {

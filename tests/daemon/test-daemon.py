@@ -50,7 +50,10 @@ env = dict(os.environ)
 env.update(HOME=home, XDG_DATA_HOME=os.path.join(tmp, "data"), XDG_CONFIG_HOME=os.path.join(tmp, "config"),
            XDG_CACHE_HOME=os.path.join(tmp, "cache"), GSETTINGS_BACKEND="keyfile",
            GSETTINGS_SCHEMA_DIR=os.path.join(BUILD, "packaging"), M3SEARCHD_QUIET_MS="300",
-           M3SEARCHD_COMMIT_MS="100", M3SEARCHD_RESCAN_S="2", M3SEARCHD_BATCH_TOKENS="600")
+           M3SEARCHD_COMMIT_MS="100", M3SEARCHD_RESCAN_S="2", M3SEARCHD_BATCH_TOKENS="600",
+           # Idle-class indexing may not run at all while the rest of the test suite keeps both CPUs
+           # busy: the normal class here, and the idle class checked once below.
+           M3SEARCHD_PRIORITY="normal")
 os.environ.update(env)  # Gio.Settings in this process writes the same keyfile
 
 
@@ -165,6 +168,33 @@ def index_files(idx=index_dir):
     return {j["path"]: j for j in map(json.loads, lines)}
 
 
+# ---- priority ------------------------------------------------------------------------------------
+# Without the test knob the indexing thread (and what it starts) is idle class for CPU and I/O.
+start(extra_env={"M3SEARCHD_PRIORITY": ""})
+
+
+def thread_policy(pid, name):
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().strip() == name:
+                stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+                policy = int(stat[stat.rindex(")") + 2:].split()[38])  # field 41: policy
+                io = subprocess.run(["ionice", "-p", tid], capture_output=True, text=True).stdout.strip()
+                return policy, io
+        except OSError:
+            pass
+    return None, None
+
+
+wait(lambda: thread_policy(daemon.pid, "m3-indexer")[0] == 5, "the indexing thread has lowered its priority")
+policy, io = thread_policy(daemon.pid, "m3-indexer")
+ok(policy == 5 and io.startswith("idle"), f"the indexing thread runs at idle priority (policy {policy}: SCHED_IDLE "
+   f"is 5; I/O: {io})")
+policy, io = thread_policy(daemon.pid, "m3searchd")
+ok(policy == 0, f"the main thread (searches, the bus) keeps the normal class (policy {policy})")
+stop()
+shutil.rmtree(index_dir, ignore_errors=True)
+
 # ---- crawl ---------------------------------------------------------------------------------------
 start()
 wait(lambda: idle() and status()["files-indexed"] == 5, "crawl: the 5 text files indexed")
@@ -188,6 +218,31 @@ try:
     ok(False, "a bad mode is refused")
 except GLib.Error as e:
     ok("InvalidArgument" in e.message, "a bad mode is refused: " + e.message.split(":")[-1].strip())
+
+# A burst of searches from one client, as a window sends while the user types: the newest is answered
+# with its results; the older ones are answered too, with results or at once as superseded.
+burst = {}
+
+
+def burst_done(conn, res, i):
+    try:
+        burst[i] = ("ok", conn.call_finish(res).unpack()[0])
+    except GLib.Error as e:
+        burst[i] = ("error", e.message)
+
+
+for i in range(12):
+    bus.call("org.m3search.Indexer", "/org/m3search/Indexer", "org.m3search.Indexer1", "Search",
+             GLib.Variant("(sa{sv})", ("Steuererklärung Finanzamt"[:6 + 2 * i], {})), GLib.VariantType("(aa{sv})"),
+             Gio.DBusCallFlags.NO_AUTO_START, 30000, None, burst_done, i)
+end = time.monotonic() + DEADLINE
+while len(burst) < 12 and time.monotonic() < end:
+    GLib.MainContext.default().iteration(False)
+    time.sleep(0.005)
+ok(len(burst) == 12 and burst[11][0] == "ok" and burst[11][1] and burst[11][1][0]["path"].endswith("/tax.txt"),
+   "a burst of 12 searches: the newest answers with its results")
+ok(all(r[0] == "ok" or "Superseded" in r[1] for r in burst.values()),
+   f"the older ones: results or Superseded ({sum(r[0] != 'ok' for r in burst.values())} superseded)")
 
 # ---- changes -------------------------------------------------------------------------------------
 new = os.path.join(docs, "new.txt")
