@@ -82,6 +82,14 @@ const m3_extractor *m3_extract_find(const char *path, const unsigned char *head,
 // Adds an extractor, consulted before the built-in ones. At most 32. Not thread-safe.
 m3_status m3_extract_register(const m3_extractor *ex);
 
+// The extractor called name (as m3_extract_find would pick among those of that name), NULL when
+// there is none.
+const m3_extractor *m3_extract_find_name(const char *name);
+
+// A number that changes whenever the extractors change (their names and versions): files that no
+// extractor could read are looked at again when it changes, since a new one may read them.
+uint32_t m3_extract_set_version(void);
+
 // The file offset of a text offset: exact for UTF-8; for other encodings the start of the line
 // (round_up false) or of the next line (round_up true).
 uint64_t m3_extracted_file_offset(const m3_extracted *doc, size_t text_off, bool round_up, uint64_t file_size);

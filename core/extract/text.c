@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <iconv.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <uchardet/uchardet.h>
@@ -272,9 +273,36 @@ static size_t n_registered;
 m3_status m3_extract_register(const m3_extractor *ex)
 {
     if (!ex || !ex->name || !ex->extract) return M3_STATUS_INVALID;
+    // One of a name already registered replaces it (an upgrade: its version tells the index).
+    for (size_t i = 0; i < n_registered; i++)
+        if (!strcmp(registered[i]->name, ex->name)) {
+            registered[i] = ex;
+            return M3_STATUS_OK;
+        }
     if (n_registered == MAX_REGISTERED) return M3_STATUS_LIMIT;
     registered[n_registered++] = ex;
     return M3_STATUS_OK;
+}
+
+const m3_extractor *m3_extract_find_name(const char *name)
+{
+    for (size_t i = 0; i < n_registered; i++)
+        if (!strcmp(registered[i]->name, name)) return registered[i];
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (!strcmp(builtin[i].name, name)) return &builtin[i];
+    return NULL;
+}
+
+uint32_t m3_extract_set_version(void)
+{
+    uint32_t h = 2166136261u;  // FNV-1a over "name:version;" of every extractor, in lookup order
+    char buf[64];
+    for (size_t i = 0; i < n_registered + sizeof builtin / sizeof builtin[0]; i++) {
+        const m3_extractor *ex = i < n_registered ? registered[i] : &builtin[i - n_registered];
+        int n = snprintf(buf, sizeof buf, "%s:%u;", ex->name, ex->version);
+        for (int k = 0; k < n && k < (int)sizeof buf; k++) h = (h ^ (unsigned char)buf[k]) * 16777619u;
+    }
+    return h;
 }
 
 static bool has_ext(const m3_extractor *ex, const char *ext)

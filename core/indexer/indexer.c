@@ -225,6 +225,18 @@ typedef struct compare_ctx {
     bool force, nomem;
 } compare_ctx;
 
+// Whether the file was read by the extractor that would read it today: an upgraded extractor
+// (another version) re-reads the files it read, and a change in the set of extractors gives the
+// files none could read another look. A file skipped for its size or failed before any extractor
+// ran has no extractor to compare.
+static bool extractor_current(const m3_index_file *f)
+{
+    if (!strcmp(f->extractor, "none")) return f->extractor_version == m3_extract_set_version();
+    if (!f->extractor[0] || !strcmp(f->extractor, "read")) return true;
+    const m3_extractor *ex = m3_extract_find_name(f->extractor);
+    return ex && ex->version == f->extractor_version;
+}
+
 // For each indexed file: gone (not found, or not wanted any more), changed, or unchanged.
 static int compare_cb(const char *path, const m3_index_file *f, void *user)
 {
@@ -236,12 +248,13 @@ static int compare_cb(const char *path, const m3_index_file *f, void *user)
         if (!gone_push(c->gone, path, f)) c->nomem = true;
         return c->nomem;
     }
-    // Found: a cheap look at size and mtime; the reader hashes the rest.
+    // Found: a cheap look at size and mtime (and whether its extractor changed); the reader hashes
+    // the rest.
     struct stat st;
     if (lstat(path, &st) == 0 && !c->force) {
         int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         if (f->size == (uint64_t)st.st_size && f->mtime_ns == mt && f->state != M3_FILE_PENDING &&
-            (f->model_version == ix->model_version || f->state != M3_FILE_DONE)) {
+            (f->model_version == ix->model_version || f->state != M3_FILE_DONE) && extractor_current(f)) {
             ix->prog.unchanged++;
             return 0;
         }

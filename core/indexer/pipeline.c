@@ -165,6 +165,7 @@ static work_file *prepare(job *j, const char *path)
     if (ok && !ex) {
         close(fd);
         free(data);
+        w->info.extractor_version = m3_extract_set_version();  // looked at again when that changes
         return finish(w, ACTION_SKIPPED, "none", "skipped: type not supported");
     }
     ok = ok && read_all(fd, data + head, w->info.size - head);
