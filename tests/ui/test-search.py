@@ -14,7 +14,8 @@ from gi.repository import Gio, GLib
 
 import a11y
 import harness
-from harness import REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, type_text
+from harness import (REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, text_of,
+                     type_text)
 
 BUILD = os.environ["M3_BUILD"]
 tmp = os.environ["M3_TEST_TMP"]
@@ -72,6 +73,18 @@ def names(results):
     return [os.path.basename(r["path"]) for r in results]
 
 
+def passage(app):
+    """The text of the passage the preview shows (the selected result's), or None."""
+    node = a11y.find(app, role="text", name="Matched passage")
+    return text_of(node) if node else None
+
+
+def previewed(app, name):
+    """Waits for the preview to show the passage of NAME (one of TEXTS): the selected result."""
+    start = TEXTS[name][:20]
+    return wait(f"the preview of {name}", lambda: start in (passage(app) or ""))
+
+
 def shown(app):
     """The file names of the result rows the window shows, top to bottom."""
     rows = a11y.find(app, role="list", name="Results")
@@ -114,13 +127,21 @@ try:
     got = wait("the results of the typed query", lambda: shown(app) if shown(app) == expected else None)
     check(f"typing shows the service's results in its order: {got}", got == expected)
     check("the German tax letter is first", got and got[0] == "tax.txt")
-    check("the preview shows the first result's passage",
-          wait("the preview", lambda: a11y.find(app, role="label", name="tax.txt")) is not None
-          and a11y.find(app, role="text", name="Matched passage") is not None)
+    # The first row is selected: its passage is in the preview (a new query's results start at the
+    # best match, not at the file selected in the previous keystroke's results).
+    check("the preview shows the first result's passage", previewed(app, "tax.txt"))
     screenshot("results")
+    # Down moves into the results onto the selected row; the next Down selects the row below it.
+    key("Down")
+    time.sleep(0.3)
+    check("Down from the search entry keeps the first result selected", previewed(app, "tax.txt"))
+    key("Down")
+    check(f"Down in the results selects the second, {expected[1]}", previewed(app, expected[1]))
+    key("Up")
+    check("Up selects the first again", previewed(app, "tax.txt"))
 
     # Find similar from the selected (first) result, with its shortcut.
-    key("ctrl+m")  # acts on the selected result, the first
+    key("ctrl+m")
     check("find similar shows “Similar to tax.txt”", label_shown(app, "Similar to tax.txt") is not None)
     sim = names(call("FindSimilar", GLib.Variant("(sa{sv})", (os.path.join(docs, "tax.txt"),
                                                              {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
