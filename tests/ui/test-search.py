@@ -103,7 +103,9 @@ def type_query(app, text):
         try:
             return wait(f"the search entry to hold {text!r}", lambda: entry_holds(app, text), 3)
         except AssertionError:
-            print(f"note: xdotool lost a character of {text!r}; typing it again", flush=True)
+            held = [text_of(n) for n, _ in a11y.walk(app) if n.get_role_name() in ("text", "entry") and a11y.showing(n)]
+            print(f"note: the search entry holds {held[:1]!r}, not {text!r} (xdotool lost a key); typing again",
+                  flush=True)
     return None
 
 
@@ -136,11 +138,10 @@ try:
     a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
     a11y.click(wait("Back", lambda: a11y.find(app, role="push button", name="Back to the Results")))
     wait("the failed files' page to go", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
-    # Read All Again makes the service index again; its IndexChanged refreshes the list. Type once
-    # that has settled, so that the selection the shortcuts act on is the typed query's first row.
+    # Read All Again makes the service read broken.txt again; type once it is done with that, so
+    # that the results compared below are those of the same index.
     wait("the service to be idle again", lambda: (lambda st: st["state"] == "idle" and st["files-pending"] == 0)(
         call("Status", None, "(a{sv})")[0]))
-    time.sleep(1.0)
     focus_window()
     query = "Steuererklärung Finanzamt"
     check("the search entry holds the typed query", type_query(app, query) is not None)  # Ctrl+F, as a person would
