@@ -805,9 +805,9 @@ static void list_activate_cb(GtkListView *list, guint position, M3Window *self) 
 }
 
 // Moves the keyboard focus onto the selected result's row. The list view itself, focused from
-// outside, would focus the row it last had focus on (GTK 4.8 tracks that apart from the selection,
-// and it follows neither a new query's results nor a selection set by the window), and its next
-// Down would move on from there: more than one row away from the one the preview shows.
+// outside, would focus the row it last had focus on (GTK 4.8 tracks that apart from the selection:
+// a selection the window sets, as a right click on a row does, leaves it where it was), and its
+// next Down would move on from there, not from the row the preview shows.
 static void focus_selected_row(M3Window *self) {
     guint pos = gtk_single_selection_get_selected(self->selection);
     if (pos == GTK_INVALID_LIST_POSITION) {
