@@ -43,6 +43,10 @@ struct _M3Window {
     GCancellable *life;   // cancelled at dispose: every call that is not a query
     GCancellable *query;  // the query in flight, cancelled by the next one
     guint64 serial;       // the latest query's number; older replies are dropped
+    // What is asked changes (typing, filters, find similar): a new generation, whose results start
+    // with their first row selected. A refresh after IndexChanged asks the same again: the same
+    // generation, which keeps the selected file selected. shown_generation: the listed results'.
+    guint64 generation, shown_generation;
     GListStore *results;  // of M3Result
     GtkSingleSelection *selection;
     char *similar;        // file:// URI in find-similar mode, else NULL
@@ -62,6 +66,7 @@ struct _M3Window {
 G_DEFINE_FINAL_TYPE(M3Window, m3_window, ADW_TYPE_APPLICATION_WINDOW)
 
 static void run_query(M3Window *self);
+static void send_query(M3Window *self);
 static void set_similar_chip(M3Window *self, const char *label, const char *tooltip);
 static void refresh_status(M3Window *self);
 static void update_view(M3Window *self);
@@ -158,7 +163,7 @@ static GVariant *query_options(M3Window *self) {
 
 typedef struct query_call {
     M3Window *self;  // not a reference: the window cancels the call before it goes away
-    guint64 serial;
+    guint64 serial, generation;
     gboolean similar;
 } query_call;
 
@@ -178,10 +183,14 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
                self->trace_max_gap_us / 1000.0);
 }
 
-static void show_results(M3Window *self, GVariant *results) {
+static void show_results(M3Window *self, GVariant *results, guint64 generation) {
     if (self->trace)
         self->trace_reply_us = g_get_monotonic_time();
-    g_autofree char *keep = selected_path(self);
+    // Only a refresh of the listed results keeps the selected file: the results of a new query
+    // (the next keystroke) start at their best match, which is what the preview then shows and
+    // what Enter, Ctrl+M and the other actions on the selected result act on.
+    g_autofree char *keep = generation == self->shown_generation && self->searched ? selected_path(self) : NULL;
+    self->shown_generation = generation;
     GPtrArray *items = g_ptr_array_new_with_free_func(g_object_unref);
     GVariantIter it;
     GVariant *dict;
@@ -195,7 +204,7 @@ static void show_results(M3Window *self, GVariant *results) {
     // One splice: the list view sees one change, not one per row.
     g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)),
                         items->pdata, items->len);
-    // A refresh after IndexChanged keeps the selected file selected when it is still there.
+    // A refresh keeps the selected file selected when it is still there.
     guint select = 0;
     for (guint i = 0; keep && i < items->len; i++)
         if (g_str_equal(m3_result_get_path(items->pdata[i]), keep))
@@ -216,7 +225,7 @@ static void show_results(M3Window *self, GVariant *results) {
 static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     query_call *call = user;
     M3Window *self = call->self;
-    guint64 serial = call->serial;
+    guint64 serial = call->serial, generation = call->generation;
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) results = NULL;
     gboolean ok = call->similar
@@ -234,10 +243,17 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     }
     g_clear_pointer(&self->unreachable, g_free);
     self->not_ready = FALSE;
-    show_results(self, results);
+    show_results(self, results, generation);
 }
 
+// Asks anew: what is asked has changed.
 static void run_query(M3Window *self) {
+    self->generation++;
+    send_query(self);
+}
+
+// Sends the current query (run_query's, or the same again for a refresh); a reply replaces the list.
+static void send_query(M3Window *self) {
     if (self->query) {
         g_cancellable_cancel(self->query);
         g_clear_object(&self->query);
@@ -254,7 +270,7 @@ static void run_query(M3Window *self) {
         return;  // the proxy is being made; its callback runs the query
     self->query = g_cancellable_new();
     query_call *call = g_new(query_call, 1);
-    *call = (query_call){self, self->serial, self->similar != NULL};
+    *call = (query_call){self, self->serial, self->generation, self->similar != NULL};
     if (self->similar)
         m3_dbus_indexer1_call_find_similar(self->indexer, self->similar, query_options(self), self->query,
                                            query_done_cb, call);
@@ -311,7 +327,7 @@ static void status_changed_cb(M3DbusIndexer1 *proxy, GVariant *status, M3Window 
 static void index_changed_cb(M3DbusIndexer1 *proxy, M3Window *self) {
     (void)proxy;
     if (self->searched)
-        run_query(self);
+        send_query(self);  // the same query again: the selected file stays selected
 }
 
 static void name_owner_cb(GObject *proxy, GParamSpec *pspec, M3Window *self) {
@@ -788,13 +804,35 @@ static void list_activate_cb(GtkListView *list, guint position, M3Window *self) 
     gtk_widget_activate_action(GTK_WIDGET(self), "win.open", NULL);
 }
 
-// Down in the search entry moves into the results; Enter opens the selected (first) result.
+// Moves the keyboard focus onto the selected result's row. The list view itself, focused from
+// outside, would focus the row it last had focus on (GTK 4.8 tracks that apart from the selection:
+// a selection the window sets, as a right click on a row does, leaves it where it was), and its
+// next Down would move on from there, not from the row the preview shows.
+static void focus_selected_row(M3Window *self) {
+    guint pos = gtk_single_selection_get_selected(self->selection);
+    if (pos == GTK_INVALID_LIST_POSITION) {
+        gtk_widget_child_focus(GTK_WIDGET(self->list), GTK_DIR_TAB_FORWARD);
+        return;
+    }
+    // Scrolling to the row makes the list view create its widget when it is far out of view.
+    gtk_widget_activate_action(GTK_WIDGET(self->list), "list.scroll-to-item", "u", pos);
+    for (GtkWidget *cell = gtk_widget_get_first_child(GTK_WIDGET(self->list)); cell;
+         cell = gtk_widget_get_next_sibling(cell)) {
+        GtkWidget *row = gtk_widget_get_first_child(cell);
+        GtkListItem *item = row ? g_object_get_data(G_OBJECT(row), "m3-list-item") : NULL;
+        if (item && gtk_list_item_get_position(item) == pos && gtk_widget_grab_focus(cell))
+            return;
+    }
+    gtk_widget_child_focus(GTK_WIDGET(self->list), GTK_DIR_TAB_FORWARD);
+}
+
+// Down in the search entry moves into the results, onto the selected (first) one; Enter opens it.
 static gboolean entry_key_cb(GtkEventControllerKey *key, guint keyval, guint code, GdkModifierType state, M3Window *self) {
     (void)key, (void)code, (void)state;
     if ((keyval == GDK_KEY_Down || keyval == GDK_KEY_KP_Down) &&
         g_list_model_get_n_items(G_LIST_MODEL(self->results)) > 0 &&
         g_str_equal(gtk_stack_get_visible_child_name(self->stack), "results")) {
-        gtk_widget_child_focus(GTK_WIDGET(self->list), GTK_DIR_TAB_FORWARD);
+        focus_selected_row(self);
         return TRUE;
     }
     return FALSE;

@@ -77,7 +77,20 @@ def xdo(*args):
 
 
 def type_text(text, delay_ms=60):
-    xdo("type", "--delay", str(delay_ms), text)
+    """Types TEXT as key presses. xdotool types a character that is not on the keyboard map (ä) by
+    mapping it onto a spare key for a moment, and the window, reading that key after the mapping is
+    gone, now and then loses it; such characters are typed the way GTK's input method lets a person
+    type any character instead: Ctrl+Shift+U, its code in hex, space."""
+    run = ""
+    for ch in text + "\0":
+        if ch == "\0" or not ch.isascii():
+            if run:
+                xdo("type", "--delay", str(delay_ms), run)
+                run = ""
+            if ch != "\0":
+                xdo("key", "--delay", str(delay_ms), "ctrl+shift+u", *f"{ord(ch):x}", "space")
+        else:
+            run += ch
 
 
 def key(*keys):

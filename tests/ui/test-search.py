@@ -14,7 +14,8 @@ from gi.repository import Gio, GLib
 
 import a11y
 import harness
-from harness import REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, type_text
+from harness import (REDUCED, check, finish, focus_window, key, label_shown, m3search, screenshot, stop, text_of,
+                     type_text)
 
 BUILD = os.environ["M3_BUILD"]
 tmp = os.environ["M3_TEST_TMP"]
@@ -72,6 +73,37 @@ def names(results):
     return [os.path.basename(r["path"]) for r in results]
 
 
+def passage(app):
+    """The text of the passage the preview shows (the selected result's), or None."""
+    node = a11y.find(app, role="text", name="Matched passage")
+    return text_of(node) if node else None
+
+
+def previewed(app, name):
+    """Waits for the preview to show the passage of NAME (one of TEXTS): the selected result."""
+    start = TEXTS[name][:20]
+    return wait(f"the preview of {name}", lambda: start in (passage(app) or ""))
+
+
+def entry_holds(app, text):
+    for n, _ in a11y.walk(app):
+        if n.get_role_name() in ("text", "entry") and a11y.showing(n) and text_of(n) == text:
+            return n
+    return None
+
+
+def type_query(app, text):
+    """Types TEXT into the search entry (Ctrl+F first selects what is there, so typing replaces it);
+    the entry, or None when it does not come to hold TEXT."""
+    key("ctrl+f")
+    type_text(text)
+    try:
+        return wait(f"the search entry to hold {text!r}", lambda: entry_holds(app, text), 5)
+    except AssertionError as e:
+        print(e, flush=True)
+        return None
+
+
 def shown(app):
     """The file names of the result rows the window shows, top to bottom."""
     rows = a11y.find(app, role="list", name="Results")
@@ -101,26 +133,55 @@ try:
     a11y.click(wait("Read All Again", lambda: a11y.find(app, role="push button", contains="Read All Again")))
     a11y.click(wait("Back", lambda: a11y.find(app, role="push button", name="Back to the Results")))
     wait("the failed files' page to go", lambda: a11y.find(app, role="label", name="Files That Could Not Be Read") is None)
-    # Read All Again makes the service index again; its IndexChanged refreshes the list. Type once
-    # that has settled, so that the selection the shortcuts act on is the typed query's first row.
+    # Read All Again makes the service read broken.txt again; type once it is done with that, so
+    # that the results compared below are those of the same index.
     wait("the service to be idle again", lambda: (lambda st: st["state"] == "idle" and st["files-pending"] == 0)(
         call("Status", None, "(a{sv})")[0]))
-    time.sleep(1.0)
     focus_window()
-    key("ctrl+f")  # back to the search entry, as a person would
     query = "Steuererklärung Finanzamt"
-    type_text(query)
+    check("the search entry holds the typed query", type_query(app, query) is not None)  # Ctrl+F, as a person would
     expected = names(call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
     got = wait("the results of the typed query", lambda: shown(app) if shown(app) == expected else None)
     check(f"typing shows the service's results in its order: {got}", got == expected)
     check("the German tax letter is first", got and got[0] == "tax.txt")
-    check("the preview shows the first result's passage",
-          wait("the preview", lambda: a11y.find(app, role="label", name="tax.txt")) is not None
-          and a11y.find(app, role="text", name="Matched passage") is not None)
+    # The first row is selected: its passage is in the preview (a new query's results start at the
+    # best match, not at the file selected in the previous keystroke's results).
+    check("the preview shows the first result's passage", previewed(app, "tax.txt"))
     screenshot("results")
+    # Down moves into the results onto the selected row; the next Down selects the row below it.
+    key("Down")
+    time.sleep(0.3)
+    check("Down from the search entry keeps the first result selected", previewed(app, "tax.txt"))
+    key("Down")
+    check(f"Down in the results selects the second, {expected[1]}", previewed(app, expected[1]))
+    key("Up")
+    check("Up selects the first again", previewed(app, "tax.txt"))
+    # A refresh (the service's IndexChanged after a file changed) keeps the selected file selected;
+    # Down from the search entry then goes to that row, not to the row that last had the focus.
+    changed = []
+    sub = bus.signal_subscribe(None, "org.m3search.Indexer1", "IndexChanged", "/org/m3search/Indexer", None,
+                               Gio.DBusSignalFlags.NONE, lambda *args: changed.append(True))
+    key("Down")
+    check(f"Down selects the second, {expected[1]}", previewed(app, expected[1]))
+    key("ctrl+f")
+    with open(os.path.join(docs, "compiler.txt"), "a") as f:
+        f.write(TEXTS["compiler.txt"] + "\n")
+    wait("the service's IndexChanged", lambda: GLib.MainContext.default().iteration(False) and False or changed)
+    bus.signal_unsubscribe(sub)
+    time.sleep(1.0)  # the window's refresh
+    now = names(call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
+    got = wait("the refreshed results", lambda: shown(app) if shown(app) == now else None)
+    check(f"the refresh keeps {expected[1]} selected", previewed(app, expected[1]))
+    nxt = now[now.index(expected[1]) + 1]
+    key("Down")
+    time.sleep(0.3)
+    key("Down")
+    check(f"Down, Down from the search entry selects the row below it, {nxt}", previewed(app, nxt))
+    check("the search entry holds the query typed again", type_query(app, query) is not None)
+    check("a new query's results start at the first again", previewed(app, "tax.txt"))
 
     # Find similar from the selected (first) result, with its shortcut.
-    key("ctrl+m")  # acts on the selected result, the first
+    key("ctrl+m")
     check("find similar shows “Similar to tax.txt”", label_shown(app, "Similar to tax.txt") is not None)
     sim = names(call("FindSimilar", GLib.Variant("(sa{sv})", (os.path.join(docs, "tax.txt"),
                                                              {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
