@@ -7,6 +7,7 @@
 # moved and deleted, and each change must show in Search within a deadline.
 #
 # usage: test-daemon.py BUILD_DIR DATA_DIR   (M3_TEST_REDUCED=1: fewer kills, for sanitizer builds)
+import atexit
 import json
 import os
 import random
@@ -82,8 +83,9 @@ settings.set_strv("folders", [docs])
 settings.set_string("backend", "cpu")
 Gio.Settings.sync()
 
-# A fake UPower on a private system bus.
+# A fake UPower on a private system bus (its dbus-daemon forks away: stopped at exit, whatever happens).
 dbusmock.DBusTestCase.start_system_bus()
+atexit.register(lambda: dbusmock.DBusTestCase.stop_dbus(dbusmock.DBusTestCase.system_bus_pid))
 env["DBUS_SYSTEM_BUS_ADDRESS"] = os.environ["DBUS_SYSTEM_BUS_ADDRESS"]
 upower_proc, upower = dbusmock.DBusTestCase.spawn_server_template("upower", {"OnBattery": False},
                                                                    stdout=subprocess.DEVNULL)
@@ -139,6 +141,9 @@ def idle():
 
 
 daemon = None
+# Whatever happens, no process of this test outlives it.
+atexit.register(lambda: daemon is not None and daemon.poll() is None and daemon.kill())
+atexit.register(lambda: upower_proc.poll() is None and upower_proc.terminate())
 
 
 def start(*extra, extra_env=None):
