@@ -155,7 +155,13 @@ done
 run_index "$conc" "$docs" || fail "index for the concurrency test"
 "$m3" index --threads 1 --backend "$backend" --quiet --index "$conc" --model "$model" --chunk-tokens 32 --overlap 8 --batch-tokens 64 "$big" &
 writer=$!
-for _ in $(seq 200); do ! flock -n "$conc/writer.lock" true 2>/dev/null && break; sleep 0.05; done
+# Wait until the background indexer holds the writer lock: it writes its pid into the lock file once
+# it has it. (Probing with flock would take the lock for an instant and could make it fail.)
+for _ in $(seq 1200); do
+  [[ $(cat "$conc/writer.lock" 2>/dev/null) == "$writer" ]] && break
+  kill -0 "$writer" 2>/dev/null || break
+  sleep 0.05
+done
 searches=0 search_fail=0 second=""
 while kill -0 "$writer" 2>/dev/null; do
   if "$m3" search "${T[@]}" --index "$conc" --model "$model" --json --limit 3 "Katze Sofa" >/dev/null; then
