@@ -352,7 +352,16 @@ for k in range(kills):
     if k % 2:
         # In the middle of indexing: once the service says so, a moment later.
         end = time.monotonic() + DEADLINE
-        while time.monotonic() < end and status()["state"] != "indexing" and not (idle() and k > 0):
+        # (At least one commit in the index, so that a slow first batch, as under the sanitizers,
+        # cannot make every kill land before anything was written.)
+        busy = False  # idle only counts once the run has started (the service is idle at first)
+        while time.monotonic() < end:
+            st = status()
+            if st["state"] == "indexing" and st["files-indexed"] > 0:
+                break
+            busy = busy or st["state"] in ("crawling", "indexing")
+            if busy and st["state"] == "idle":
+                break
             time.sleep(0.01)
         time.sleep(rnd.uniform(0, 0.3))
     else:
