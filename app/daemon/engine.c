@@ -943,26 +943,29 @@ static void start_search(M3Engine *e, SearchJob *j, GCancellable *cancel, GAsync
     g_object_unref(task);
 }
 
-void m3_engine_search_async(M3Engine *e, const char *client, const char *query, GVariant *options,
-                            GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
+// A Search (query) or FindSimilar (path) job.
+static void queue_job(M3Engine *e, const char *client, const char *query, const char *path, GVariant *options,
+                      GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
 {
     SearchJob *j = g_new0(SearchJob, 1);
     j->e = e;
     j->client = g_strdup(client);
     j->query = g_strdup(query);
+    j->path = g_strdup(path);
     j->options = g_variant_ref_sink(options ? options : g_variant_new("a{sv}", NULL));
     start_search(e, j, cancel, cb, user);
+}
+
+void m3_engine_search_async(M3Engine *e, const char *client, const char *query, GVariant *options,
+                            GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
+{
+    queue_job(e, client, query, NULL, options, cancel, cb, user);
 }
 
 void m3_engine_similar_async(M3Engine *e, const char *client, const char *path, GVariant *options,
                              GCancellable *cancel, GAsyncReadyCallback cb, gpointer user)
 {
-    SearchJob *j = g_new0(SearchJob, 1);
-    j->e = e;
-    j->client = g_strdup(client);
-    j->path = g_strdup(path);
-    j->options = g_variant_ref_sink(options ? options : g_variant_new("a{sv}", NULL));
-    start_search(e, j, cancel, cb, user);
+    queue_job(e, client, NULL, path, options, cancel, cb, user);
 }
 
 GVariant *m3_engine_results_finish(M3Engine *e, GAsyncResult *res, GError **error)
