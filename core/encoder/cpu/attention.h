@@ -5,7 +5,8 @@
 // computed flash-style: blocks of M3_ATTENTION_BLOCK queries × blocks of keys with an online
 // softmax, so memory does not grow with L² (8192-token inputs need no 8192² matrix). Tasks are
 // (sequence, head, query block) triples run on the thread pool. The kernel is compiled once per ISA
-// (AVX-512F, AVX2+FMA, baseline SSE2) from attention-kernel.c and chosen at run time.
+// (AVX-512F, AVX2+FMA, baseline SSE2, and AVX512_BF16 for bf16 requests) from attention-kernel.c
+// and chosen at run time.
 //
 //     size_t blocks[n + 1];
 //     m3_attention_count_blocks(offsets, n, blocks);
@@ -42,6 +43,9 @@ typedef struct m3_attention_args {
     int heads;
     int head_dim;           // a multiple of 16 (m3_attention_supports)
     float scale;            // 1 / sqrt(head_dim)
+    // Multiply in bf16 where the CPU has AVX512_BF16 (Q·Kᵀ and P·V as bf16 pairs summed in fp32;
+    // softmax, maxima, sums and the output in fp32); elsewhere the fp32 kernel runs.
+    bool bf16;
 } m3_attention_args;
 
 // True when the kernels handle this head size (a positive multiple of 16).
@@ -61,9 +65,13 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
 // "avx512", "avx2" or "sse2": the kernel m3_attention uses on this CPU.
 const char *m3_attention_kernel_name(void);
 
-// For tests and benchmarks: use the named kernel ("avx512", "avx2", "sse2") from now on. Returns
-// false (and changes nothing) when the name is unknown or this CPU lacks the ISA. Not thread-safe:
-// call it while no attention runs.
+// The kernel that serves requests with args.bf16 set to bf16: "avx512bf16" or the fp32 one.
+const char *m3_attention_kernel_name_for(bool bf16);
+
+// For tests and benchmarks: use the named kernel ("avx512", "avx2", "sse2") from now on, for bf16
+// requests too; "avx512bf16" sets the kernel of bf16 requests only. Returns false (and changes
+// nothing) when the name is unknown or this CPU lacks the ISA. Not thread-safe: call it while no
+// attention runs.
 bool m3_attention_force_kernel(const char *name);
 
 // The obvious algorithm in double precision, one thread, for tests: out must not alias q, k, v.
@@ -78,5 +86,7 @@ void m3_attention_task_avx2(const m3_attention_args *a, size_t seq, int head, si
                             float *scratch);
 void m3_attention_task_sse2(const m3_attention_args *a, size_t seq, int head, size_t q0,
                             float *scratch);
+void m3_attention_task_avx512bf16(const m3_attention_args *a, size_t seq, int head, size_t q0,
+                                  float *scratch);
 
 #endif

@@ -377,6 +377,7 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         .out = cb->big, .ldo = 3 * h, .offsets = cb->offsets, .blocks = cb->blocks, .n_seqs = n,
         .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
         .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
+        .bf16 = cb->precision == M3_GEMM_BF16,
     };
     double t_gemm = 0, t_att = 0, t_other = 0;
     for (int l = 0; l < cb->cfg.layers; l++) {
@@ -714,7 +715,7 @@ scratch:;
     }
     cb->bytes = cb->attn_stride * (size_t)threads;
     snprintf(cb->kernel_name, sizeof cb->kernel_name, "gemm %s, attention %s",
-             m3_gemm_kernel_name_for(cb->precision), m3_attention_kernel_name());
+             m3_gemm_kernel_name_for(cb->precision), m3_attention_kernel_name_for(cb->precision == M3_GEMM_BF16));
 
     size_t longest = cfg->max_positions > 2 ? (size_t)cfg->max_positions - 2 : 1;
     cb->base = (m3_backend){
