@@ -4,6 +4,7 @@
 // the fp32 kernel and the bf16 one (where the CPU has AVX512_BF16), alternated, best of 10 each.
 //
 //     bench-attention [LENGTH [SEQUENCES]]      default 2048 1; e.g. bench-attention 512 4
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
     int threads = m3_threadpool_size(pool);
     size_t stride = m3_attention_scratch_size(HEAD_DIM);
     void *scratch = aligned_alloc(64, stride * (size_t)threads);
+    uint32_t *pairs = aligned_alloc(64, (m3_attention_pairs_size(tokens, seqs, HEADS, HEAD_DIM) + 63) / 64 * 64);
 
     double best[2] = {1e30, 1e30};
     for (int round = 0; round < ROUNDS; round++)
@@ -53,7 +55,7 @@ int main(int argc, char **argv)
             m3_attention_args a = {
                 .q = qkv, .k = qkv + hidden, .v = qkv + 2 * hidden, .ld = ld, .out = out, .ldo = hidden,
                 .offsets = offsets, .blocks = blocks, .n_seqs = seqs, .heads = HEADS, .head_dim = HEAD_DIM,
-                .scale = 0.125f, .bf16 = bf16,
+                .scale = 0.125f, .bf16 = bf16, .pairs = pairs,
             };
             double t = now();
             m3_attention(pool, &a, scratch, stride);
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
     printf("  %-10s %9.2f ms  %6.1f GFLOP/s  (%.2fx)\n", m3_attention_kernel_name_for(true), best[1] * 1e3,
            flop / best[1] / 1e9, best[0] / best[1]);
     free(scratch);
+    free(pairs);
     free(qkv);
     free(out);
     m3_threadpool_free(pool);

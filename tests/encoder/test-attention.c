@@ -91,7 +91,10 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         out = got;
         ldo = hidden;
     }
+    uint32_t *pairs = bf16 ? aligned_alloc(64, (m3_attention_pairs_size(t, n, heads, head_dim) + 63) / 64 * 64) : NULL;
+    a.pairs = pairs;
     m3_attention(pool, &a, scratch, stride);
+    free(pairs);
 
     double max_err = 0;
     for (size_t i = 0; i < t; i++)

@@ -20,6 +20,7 @@
 // so one source serves all three: a v16 is one zmm, two ymm or four xmm. Register tiles are sized
 // per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -275,6 +276,24 @@ INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *
         for (int v = 0; v < colv; v++)
             _mm512_storeu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
 }
+
+// K and V of one sequence and head as bf16 pairs, once per layer (attention.h, "pairs"): K rows in
+// channel pairs, V rows two keys at a time (an odd last key pairs with zeros).
+void m3_attention_pair_avx512bf16(const m3_attention_args *a, size_t seq, int head)
+{
+    const size_t d = (size_t)a->head_dim, d2 = d / 2, col = (size_t)head * d;
+    const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
+    pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    for (size_t t = 0; t < len; t++)
+        row_to_pairs(a->k + (base + t) * a->ld + col, kp + t * d2, d);
+    for (size_t j = 0; 2 * j < len; j++) {
+        const float *v0 = a->v + (base + 2 * j) * a->ld + col, *v1 = v0 + a->ld;
+        bool odd_end = 2 * j + 1 == len;
+        for (size_t c = 0; c < d; c += 16)
+            _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c),
+                                                                 odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v1 + c)));
+    }
+}
 #endif
 
 void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch)
@@ -291,8 +310,8 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
 #if defined(__AVX512BF16__)
     // Qt as channel pairs [d/2][B] in the Qt area; beside it the key block's rows as pairs.
     const size_t d2 = d / 2;
-    pair_t *qp = (pair_t *)(void *)qt, *kp = qp + d2 * B;
-    pair_t *pp = (pair_t *)(void *)(row_sum + B), *vp = pp + KB / 2 * B;
+    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_sum + B);
+    const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
     for (size_t r = 0; r < nq_r; r++) {
         const float *src = a->q + (base + q0 + r) * ld + col;
         for (size_t c = 0; c < d2; c++)
@@ -319,16 +338,11 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     for (size_t k0 = 0; k0 < len; k0 += KB) {
         size_t nk = len - k0 < KB ? len - k0 : KB;
 #if defined(__AVX512BF16__)
-        size_t nk_r = (nk + S_ROWS - 1) / S_ROWS * S_ROWS;  // <= KB
-        for (size_t j = 0; j < nk_r; j++) {
-            if (j < nk)
-                row_to_pairs(a->k + (base + k0 + j) * ld + col, kp + j * d2, d);
-            else
-                memset(kp + j * d2, 0, d2 * sizeof *kp);
-        }
+        // Rows past the sequence's end (up to S_ROWS - 1) read the next keys or the padding: their
+        // scores are never used.
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS)
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
-                qk_tile_bf16(qp, kp, st, d2, j0, r0);
+                qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
 #else
         const float *kb = a->k + (base + k0) * ld + col;
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
@@ -368,26 +382,24 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         }
 
 #if defined(__AVX512BF16__)
-        // P and V two keys at a time as pairs; an odd last key pairs with zeros.
+        // P two keys at a time as pairs (an odd last key pairs with zeros); V was paired before.
         size_t nk2 = (nk + 1) / 2;
         for (size_t j = 0; j < nk2; j++) {
             size_t j1 = 2 * j + 1;
-            const float *v0 = a->v + (base + k0 + 2 * j) * ld + col, *v1 = j1 < nk ? v0 + ld : zero;
             for (size_t r0 = 0; r0 < nq_r; r0 += 16)
                 _mm512_storeu_si512(pp + j * B + r0, interleave_pairs(_mm512_loadu_ps(st + 2 * j * B + r0),
                                                                       j1 < nk ? _mm512_loadu_ps(st + j1 * B + r0)
                                                                               : _mm512_setzero_ps()));
-            for (size_t c = 0; c < d; c += 16)
-                _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c), _mm512_loadu_ps(v1 + c)));
         }
+        const pair_t *vb = vp + k0 / 2 * d;
         for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
             size_t c0 = 0;
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile_bf16(pp, vp, nk2, o, d, r0, c0, 4);
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 4);
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile_bf16(pp, vp, nk2, o, d, r0, c0, 2);
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 2);
             for (; c0 < d; c0 += 16)
-                pv_tile_bf16(pp, vp, nk2, o, d, r0, c0, 1);
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
         }
 #else
         const float *vb = a->v + (base + k0) * ld + col;

@@ -34,6 +34,12 @@ size_t m3_attention_scratch_size(int head_dim)
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
+size_t m3_attention_pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
+{
+    size_t d = (size_t)head_dim, h = (size_t)heads, rows = (tokens + n_seqs) / 2 + 1;
+    return ((h * tokens + M3_ATTENTION_K_PAD) * d / 2 + h * rows * d) * sizeof(uint32_t);
+}
+
 static m3_attention_task_fn task_fn, bf16_fn;  // bf16_fn: NULL where the CPU lacks AVX512_BF16
 static const char *task_name;
 
@@ -50,7 +56,9 @@ static void detect_kernel(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
+#if defined(__x86_64__)
     if (cpu_has_bf16()) bf16_fn = m3_attention_task_avx512bf16;
+#endif
     if (__builtin_cpu_supports("avx512f")) {
         task_name = "avx512";
         task_fn = m3_attention_task_avx512;
@@ -104,9 +112,13 @@ static bool force(const char *name)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (strcmp(name, "avx512bf16") == 0) {
+#if defined(__x86_64__)
         if (!cpu_has_bf16()) return false;
         bf16_fn = m3_attention_task_avx512bf16;  // fp32 requests keep their kernel
         return true;
+#else
+        return false;
+#endif
     }
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
         task_fn = m3_attention_task_avx512;
@@ -158,6 +170,18 @@ static void run_task(void *ctx, size_t task, int thread)
     r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
 }
 
+static void pair_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const m3_attention_args *a = ctx;
+#if defined(__x86_64__)
+    m3_attention_pair_avx512bf16(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
+#else
+    (void)a;
+    (void)task;  // bf16_fn is never set here
+#endif
+}
+
 void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
                   size_t scratch_stride)
 {
@@ -166,8 +190,13 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
     choose_kernel();
     run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = a->bf16 && bf16_fn ? bf16_fn : task_fn};
     size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
-    if (tasks)
-        m3_threadpool_run(pool, tasks, run_task, &r);
+    if (!tasks)
+        return;
+    if (r.fn == bf16_fn) {
+        M3_ASSERT(a->pairs);
+        m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task, (void *)a);
+    }
+    m3_threadpool_run(pool, tasks, run_task, &r);
 }
 
 void m3_attention_reference(const m3_attention_args *a)
