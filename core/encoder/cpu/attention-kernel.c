@@ -26,6 +26,10 @@
 
 #include "encoder/cpu/attention.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #ifndef M3_ATTN_ISA
 #error "M3_ATTN_ISA must name the variant (avx512, avx2, sse2)"
 #endif
@@ -102,6 +106,15 @@ INLINE v16 vexp(v16 x)
     p = p * r + 1.0f;
     vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
     return select16(under, splat(0.0f), p * (v16)e);
+}
+
+INLINE v16 vmax(v16 a, v16 b)
+{
+#if defined(__AVX512F__)
+    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return select16(a > b, a, b);
+#endif
 }
 
 INLINE float hmax(v16 v)
@@ -357,11 +370,15 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
         // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
-            v16 mx = load(st + r0);
-            for (size_t j = 1; j < nk; j++) {
-                v16 x = load(st + j * B + r0);
-                mx = select16(x > mx, x, mx);
-            }
+            // Four independent maxima: one chain would wait on each comparison's latency.
+            v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
+            size_t j = 1;
+            for (; j + 4 <= nk; j += 4)
+                for (int u = 0; u < 4; u++)
+                    m4[u] = vmax(m4[u], load(st + (j + (size_t)u) * B + r0));
+            for (; j < nk; j++)
+                m4[0] = vmax(m4[0], load(st + j * B + r0));
+            v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
             v16 old = load(row_max + r0);
             mx = select16(old > mx, old, mx);
             v16 alpha = vexp(old - mx);
