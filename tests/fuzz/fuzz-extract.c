@@ -2,7 +2,7 @@
 //
 // Arbitrary bytes through one family of document extractors (app/extract/docs.h), the family
 // chosen at compile time (-DFUZZ_FAMILY=n), one libFuzzer target per entry point family:
-//   0 fuzz-extract-pdf   PDF (poppler-cpp + ICU bidi)
+//   0 fuzz-extract-pdf   PDF (poppler + ICU bidi)
 //   1 fuzz-extract-zip   OpenDocument, OOXML, EPUB (libzip + libxml2): the first byte picks one
 //   2 fuzz-extract-html  HTML/XHTML (libxml2's HTML parser, charset detection)
 //   3 fuzz-extract-mail  .eml and mbox (GMime; attachments through the other extractors): first byte
