@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 
 struct m3_pdf_doc {
@@ -67,8 +68,12 @@ int m3_pdf_open(const unsigned char *data, size_t size, m3_pdf_doc **out)
 {
     *out = nullptr;
     try {
-        if (!globalParams) globalParams = std::make_unique<GlobalParams>();
-        setErrorCallback(quiet);
+        // poppler's process-wide parameters and error callback, once (extractors may run in threads).
+        static std::once_flag once;
+        std::call_once(once, [] {
+            globalParams = std::make_unique<GlobalParams>();
+            setErrorCallback(quiet);
+        });
         if (size > 0x7fffffff) return M3_PDF_DAMAGED;
         std::unique_ptr<m3_pdf_doc> d(new m3_pdf_doc);
         // The stream borrows the bytes (the caller keeps them); PDFDoc owns the stream.
