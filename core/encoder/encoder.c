@@ -72,7 +72,7 @@ m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *option
     m3_encoder_options opt = options ? *options : m3_encoder_options_default();
     if (opt.threads < 0)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: %d threads", opt.threads);
-    if ((unsigned)opt.precision > M3_PRECISION_AUTO)
+    if ((unsigned)opt.precision > M3_PRECISION_INT8)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: precision %d", (int)opt.precision);
     const char *name = opt.backend ? opt.backend : "cpu";
     // ---- Vulkan backend hook (GPU engineer) ----
