@@ -31,46 +31,61 @@
 #define MR 4
 #define PREFIX int8_avx2
 #endif
+// AVX-VNNI: the {vex} VPDPBUSD in inline assembly rather than _mm256_dpbusd_avx_epi32, whose
+// GCC 12 code copies every accumulator at each step (see gemm-int8-avx512vnni.c).
 #define GLUE2(a, b) a##b
 #define GLUE(a, b) GLUE2(a, b)
 #define FN(name) GLUE(PREFIX, name)
+
+static inline __attribute__((always_inline)) int32_t load_group(const uint8_t *p) {
+    int32_t g;
+    memcpy(&g, p, sizeof g);
+    return g;
+}
+
+// acc += the 4-byte dot products of a (A's group, broadcast) and w (W's groups).
+static inline __attribute__((always_inline)) __m256i dot4(__m256i acc, __m256i a, __m256i w) {
+#if M3_INT8_VNNI
+    __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(w));
+    return acc;
+#else
+    __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(w, a));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+}
+
+static inline __attribute__((always_inline)) __m256 dequantise(__m256i acc, __m256i corr,
+                                                               __m256 scale) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc, corr)), scale);
+}
+
+// The accumulators are named variables, not an array: with an array GCC 12 kept them in memory
+// (a load and a store per multiply). Rows past mr (a constant here) are dead code.
+#define ACC_DECL(i) __m256i acc##i##0 = _mm256_setzero_si256(), acc##i##1 = acc##i##0;
+#define ACC_STEP(i)                                                                            \
+    if (mr > i) {                                                                              \
+        __m256i a = _mm256_set1_epi32(load_group(ap + i * lda + 4 * g));                       \
+        acc##i##0 = dot4(acc##i##0, a, w0);                                                    \
+        acc##i##1 = dot4(acc##i##1, a, w1);                                                    \
+    }
+#define ACC_OUT(i)                                                                             \
+    if (mr > i) {                                                                              \
+        __m256 as = _mm256_set1_ps(a_scale[i]);                                                \
+        out[i][0] = dequantise(acc##i##0, corr[0], _mm256_mul_ps(as, ws[0]));                  \
+        out[i][1] = dequantise(acc##i##1, corr[1], _mm256_mul_ps(as, ws[1]));                  \
+    }
 
 static inline __attribute__((always_inline)) void tile_body(
     size_t kp, const uint8_t *ap, size_t lda, const int8_t *wp, float *c, size_t ldc,
     const int mr, size_t nr, const float *a_scale, const float *w_scale, const int32_t *w_sum,
     const float *bias, const float *r, size_t ldr) {
-    __m256i acc[MR][NV];
-#if !M3_INT8_VNNI
-    const __m256i ones = _mm256_set1_epi16(1);
-#endif
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            acc[i][v] = _mm256_setzero_si256();
+    _Static_assert(AVX2_MR == 6 && NV == 2, "the tile below is written out as up to 6 x 2");
+    ACC_DECL(0) ACC_DECL(1) ACC_DECL(2) ACC_DECL(3) ACC_DECL(4) ACC_DECL(5)
     for (size_t g = 0; g < kp / 4; g++) {
-        __m256i w[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            w[v] = _mm256_load_si256((const __m256i *)(wp + g * 4 * NR + 32 * v));
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++) {
-            int32_t group;
-            memcpy(&group, ap + i * lda + 4 * g, sizeof group);
-            __m256i a = _mm256_set1_epi32(group);
-#if M3_INT8_VNNI
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                acc[i][v] = _mm256_dpbusd_avx_epi32(acc[i][v], a, w[v]);
-#else
-            __m256i a_abs = _mm256_abs_epi8(a);
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) {
-                __m256i pairs = _mm256_maddubs_epi16(a_abs, _mm256_sign_epi8(w[v], a));
-                acc[i][v] = _mm256_add_epi32(acc[i][v], _mm256_madd_epi16(pairs, ones));
-            }
-#endif
-        }
+        const int8_t *wg = wp + g * 4 * NR;
+        __m256i w0 = _mm256_load_si256((const __m256i *)wg);
+        __m256i w1 = _mm256_load_si256((const __m256i *)(wg + 32));
+        ACC_STEP(0) ACC_STEP(1) ACC_STEP(2) ACC_STEP(3) ACC_STEP(4) ACC_STEP(5)
     }
     // The blob holds a scale and a sum for every column of the panel (0 past n): full loads.
     __m256 ws[NV];
@@ -86,14 +101,7 @@ static inline __attribute__((always_inline)) void tile_body(
 #endif
     }
     __m256 out[AVX2_MR][AVX2_NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < mr; i++) {
-        __m256 as = _mm256_set1_ps(a_scale[i]);
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            out[i][v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][v], corr[v])),
-                                      _mm256_mul_ps(as, ws[v]));
-    }
+    ACC_OUT(0) ACC_OUT(1) ACC_OUT(2) ACC_OUT(3) ACC_OUT(4) ACC_OUT(5)
     m3_gemm_avx2_store(out, mr, nr, c, ldc, true, bias, r, ldr);
 }
 
