@@ -316,6 +316,37 @@ int main(void) {
            m3_gemm_kernel_name_for(M3_GEMM_INT8),
            m3_gemm_precision_native(M3_GEMM_BF16) ? "yes" : "no",
            m3_gemm_precision_native(M3_GEMM_INT8) ? "yes" : "no");
+    {   // The int8 blob's layout (gemm-private.h), which a model file may store: 5 × 7 W under the
+        // default int8 kernel: panels of 4-byte k groups, then the scales, then the sums.
+        float w[5 * 7];
+        for (int j = 0; j < 5; j++)
+            for (int kk = 0; kk < 7; kk++)
+                w[j * 7 + kk] = (float)((j + 1) * (kk - 3));  // row j: max |w| = 3 (j + 1)
+        m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {5, 7},
+                       .strides = {7, 1}, .data = w};
+        m3_packed_matrix *p = NULL;
+        CHECK(m3_packed_matrix_new_as(&t, M3_GEMM_INT8, &p, &err) == M3_STATUS_OK, "%s", err.message);
+        if (p) {
+            size_t nr = m3_packed_matrix_kernel(p)->nr, bytes = 0;
+            const uint8_t *blob = m3_packed_matrix_data(p, &bytes);
+            CHECK(bytes == nr * 8 + nr * 8, "int8 blob of %zu bytes, want %zu", bytes, nr * 16);
+            const int8_t *q = (const int8_t *)blob;
+            const float *scale = (const float *)(blob + nr * 8);
+            const int32_t *sum = (const int32_t *)(scale + nr);
+            for (size_t j = 0; j < nr; j++)
+                for (size_t kk = 0; kk < 8; kk++) {
+                    int want = j < 5 && kk < 7 ? (int)lrint(((double)kk - 3) * 127 / 3) : 0;
+                    CHECK(q[(kk / 4 * nr + j) * 4 + kk % 4] == want, "blob W[%zu][%zu] = %d, want %d",
+                          j, kk, q[(kk / 4 * nr + j) * 4 + kk % 4], want);
+                }
+            for (size_t j = 0; j < nr; j++) {
+                CHECK(scale[j] == (j < 5 ? 3.0f * (float)(j + 1) / 127.0f : 0.0f), "scale[%zu] = %g",
+                      j, scale[j]);
+                CHECK(sum[j] == 0, "sum[%zu] = %d", j, sum[j]);  // -127 -85 -42 0 42 85 127
+            }
+        }
+        m3_packed_matrix_free(p);
+    }
     {   // int8 refuses a k whose int32 sums could overflow.
         m3_tensor wide = {.name = "wide", .dtype = M3_DTYPE_F32, .ndim = 2,
                           .shape = {1, M3_GEMM_INT8_K_MAX + 1}, .strides = {M3_GEMM_INT8_K_MAX + 1, 1},
