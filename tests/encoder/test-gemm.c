@@ -134,7 +134,8 @@ static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m
                 s += bf16   ? (double)round_bf16(a[i * lda + kk]) * round_bf16(w[j * k + kk])
                      : int8 ? aq[i * k + kk] * wq[j * k + kk]
                             : (double)a[i * lda + kk] * w[j * k + kk];
-                e += (double)a[i * lda + kk] * w[j * k + kk];
+                if (int8)
+                    e += (double)a[i * lda + kk] * w[j * k + kk];
             }
             if (epi == M3_GEMM_BIAS_GELU) {
                 s = gelu_ref(s);
