@@ -434,7 +434,9 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
         }
         job.qa = qa;
         job.a_scale = a_scale;
-        job.quant_rows = (m + target - 1) / target;
+        // A few rows (a query) are quantised by the calling thread alone (one task runs inline):
+        // a few microseconds, cheaper than waking the pool twice per GEMM.
+        job.quant_rows = m * w->kp <= 65536 ? m : (m + target - 1) / target;
         m3_threadpool_run(pool, (m + job.quant_rows - 1) / job.quant_rows, quantise_task, &job);
         m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
         free(qa);
