@@ -11,6 +11,9 @@
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
+// int8 differs: m3_gemm first quantises all of A (per row, in parallel; gemm-private.h), and the
+// tasks never block k (exact int32 sums over all of k, scaled once in the store), so a task's
+// columns are cut to keep its panels (nt × kp bytes) within ~256 KB of L2.
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
 // Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
