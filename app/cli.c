@@ -100,7 +100,7 @@ bool m3_cli_parse_precision(const char *command, const char *value, m3_encoder_o
 {
     m3_error err = {0};
     if (m3_precision_parse(value, &opt->precision, &err) != M3_STATUS_OK) {
-        m3_cli_fail(command, "--precision: expected auto, fp32 or bf16, got '%s'", value);
+        m3_cli_fail(command, "--precision: expected auto, fp32, bf16 or int8, got '%s'", value);
         return false;
     }
     return true;

@@ -38,12 +38,12 @@ double m3_cli_now(void);
 bool m3_cli_parse_size(const char *command, const char *option, const char *value, size_t min,
                        size_t max, size_t *out);
 
-// Parses --precision (auto, fp32, bf16) into opt->precision; false (with a message) otherwise.
+// Parses --precision (auto, fp32, bf16, int8) into opt->precision; false (with a message) otherwise.
 // The commands that encode start from M3_PRECISION_AUTO (the library's default is fp32).
 struct m3_encoder_options;
 bool m3_cli_parse_precision(const char *command, const char *value, struct m3_encoder_options *opt);
 #define M3_CLI_PRECISION_HELP                                                                      \
-    "  --precision P      auto (default: bf16 where the CPU has AVX512_BF16, else fp32), fp32, bf16\n"
+    "  --precision P      auto (default: bf16 where the CPU has AVX512_BF16, else fp32), fp32, bf16, int8\n"
 
 // Writes a float as a JSON number that reads back as the same float (NaN/inf cannot occur in valid
 // output; they are written as null so that a consumer fails loudly instead of misparsing).

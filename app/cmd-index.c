@@ -32,7 +32,7 @@ static const char usage_text[] =
     "                       default $M3_MODEL\n"
     "  --backend NAME       encoder backend: auto (default: vulkan on a GPU, else cpu), cpu, vulkan\n"
     "  --precision P        CPU encoder arithmetic: auto (default: bf16 where the CPU has\n"
-    "                       AVX512_BF16, else fp32), fp32, bf16\n"
+    "                       AVX512_BF16, else fp32), fp32, bf16, int8\n"
     "  --threads N          encoder threads (default: one per CPU)\n"
     "  --rebuild            delete the index first and index everything again\n"
     "  --exact              (new index) also keep exact fp32 vectors\n"

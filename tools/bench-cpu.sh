@@ -3,8 +3,8 @@
 #
 # The CPU encoder against its anchor, ONNX Runtime fp32 (MLAS kernels, what fastembed and
 # transformers.js users run), side by side in one run on this machine: the same BGE-M3 shape with
-# random weights, the same thread count, the same batch shapes; m3 in fp32 and, where the CPU has
-# AVX512_BF16, in bf16. Prints each row with the ratio and the load average before and after (the
+# random weights, the same thread count, the same batch shapes; m3 in fp32, in bf16 where the CPU
+# has AVX512_BF16, and in int8 where it has AVX512-VNNI, AVX-VNNI or AVX2. Prints each row with the ratio and the load average before and after (the
 # machine may be shared); writes a JSON summary to tools/.bench/cpu-summary.json.
 #
 # Needs: python3-torch and python3-onnx (to export the ONNX graph once, ~2.3 GB), nodejs + npm
@@ -29,6 +29,7 @@ cp tools/anchor/ort_bench.mjs "$work/ort_bench.mjs"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 precisions=(fp32)
 grep -qw avx512_bf16 /proc/cpuinfo && precisions+=(bf16)
+grep -qwE 'avx512_vnni|avx_vnni|avx2' /proc/cpuinfo && precisions+=(int8)
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), threads used: $threads" >&2
 echo "ONNX Runtime $(node -p "require('./$work/node_modules/onnxruntime-node/package.json').version")..." >&2
 (cd "$work" && THREADS=$threads node ort_bench.mjs bge-m3-shape.onnx) >"$work/ort.jsonl"

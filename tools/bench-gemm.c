@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// GFLOP/s of m3_gemm on the encoder's shapes (BGE-M3: hidden 1024, FFN 4096), 1 and 2 threads,
-// against this machine's measured peak for the precision (tools/peak-kernels.h: fp32 FMA or
-// VDPBF16PS loops with no memory traffic).
+// GFLOP/s (int8: GOP/s) of m3_gemm on the encoder's shapes (BGE-M3: hidden 1024, FFN 4096), 1
+// and 2 threads, against this machine's measured peak for the precision (tools/peak-kernels.h:
+// fp32 FMA, VDPBF16PS or zmm VPDPBUSD loops with no memory traffic). Several precisions run side
+// by side, shape by shape, in one process (the int8 time includes quantising A).
 //
-//     bench-gemm [seconds per case] [fp32|bf16]     M3_GEMM_KERNEL=avx2 bench-gemm  (force a kernel)
+//     bench-gemm [seconds per case] [fp32|bf16|int8[,...]]
+//     M3_GEMM_KERNEL=avx2 bench-gemm  (force a kernel)
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,9 +38,12 @@ static void peak_task(void *ctx, size_t task, int thread) {
 // CPU lacks it.
 static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
 #if defined(__x86_64__)
-    peak_job job = {.fn = precision == M3_GEMM_BF16 ? peak_bf16_zmm : peak_fp32_zmm};
+    peak_job job = {.fn = precision == M3_GEMM_BF16   ? peak_bf16_zmm
+                          : precision == M3_GEMM_INT8 ? peak_int8_zmm
+                                                      : peak_fp32_zmm};
     if (!__builtin_cpu_supports("avx512f") ||
-        (precision == M3_GEMM_BF16 && !__builtin_cpu_supports("avx512bf16")))
+        (precision == M3_GEMM_BF16 && !__builtin_cpu_supports("avx512bf16")) ||
+        (precision == M3_GEMM_INT8 && !__builtin_cpu_supports("avx512vnni")))
         return 0;
     int n = m3_threadpool_size(pool);
     double best = 0;
@@ -59,16 +64,34 @@ static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
 #endif
 }
 
+static const char *precision_name(m3_gemm_precision p) {
+    return p == M3_GEMM_BF16 ? "bf16" : p == M3_GEMM_INT8 ? "int8" : "fp32";
+}
+
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
-    m3_gemm_precision precision = argc > 2 && strcmp(argv[2], "bf16") == 0 ? M3_GEMM_BF16
-                                                                           : M3_GEMM_FP32;
+    m3_gemm_precision precisions[3];
+    size_t np = 0;
+    char list[64];
+    snprintf(list, sizeof list, "%s", argc > 2 ? argv[2] : "fp32");
+    for (char *save = NULL, *w = strtok_r(list, ",", &save); w && np < 3;
+         w = strtok_r(NULL, ",", &save)) {
+        if (strcmp(w, "fp32") && strcmp(w, "bf16") && strcmp(w, "int8")) {
+            fprintf(stderr, "bench-gemm: unknown precision '%s' (fp32, bf16, int8)\n", w);
+            return 2;
+        }
+        precisions[np++] = strcmp(w, "bf16") == 0   ? M3_GEMM_BF16
+                           : strcmp(w, "int8") == 0 ? M3_GEMM_INT8
+                                                    : M3_GEMM_FP32;
+    }
     static const struct { size_t m, k, n; const char *what; } shapes[] = {
         {2048, 1024, 1024, "qkv/out proj"}, {2048, 1024, 4096, "ffn in (gelu)"},
         {2048, 4096, 1024, "ffn out (resid)"}, {16, 1024, 1024, "query proj"},
         {16, 1024, 4096, "query ffn in"}, {16, 4096, 1024, "query ffn out"},
     };
-    printf("kernel: %s\n", m3_gemm_kernel_name_for(precision));
+    for (size_t pi = 0; pi < np; pi++)
+        printf("%s kernel: %s\n", precision_name(precisions[pi]),
+               m3_gemm_kernel_name_for(precisions[pi]));
     for (int threads = 1; threads <= 2; threads++) {
         m3_threadpool *pool;
         m3_error err = {0};
@@ -76,9 +99,15 @@ int main(int argc, char **argv) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
-        double peak = measure_peak(pool, precision);
-        printf("threads %d: measured %s peak %.1f GFLOP/s\n", threads,
-               precision == M3_GEMM_BF16 ? "VDPBF16PS" : "AVX-512 FMA", peak);
+        double peak[3];
+        for (size_t pi = 0; pi < np; pi++) {
+            peak[pi] = measure_peak(pool, precisions[pi]);
+            printf("threads %d: measured %s peak %.1f G(FL)OP/s\n", threads,
+                   precisions[pi] == M3_GEMM_BF16   ? "VDPBF16PS"
+                   : precisions[pi] == M3_GEMM_INT8 ? "VPDPBUSD zmm"
+                                                    : "AVX-512 FMA",
+                   peak[pi]);
+        }
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
             float *a = malloc(m * k * sizeof *a), *w = malloc(n * k * sizeof *w);
@@ -93,31 +122,34 @@ int main(int argc, char **argv) {
                 c[i] = 0.0f;
             m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2,
                            .shape = {(int64_t)n, (int64_t)k}, .strides = {(int64_t)k, 1}, .data = w};
-            m3_packed_matrix *p;
-            if (m3_packed_matrix_new_as(&t, precision, &p, &err) != M3_STATUS_OK) {
-                fprintf(stderr, "%s\n", err.message);
-                return 1;
-            }
             m3_gemm_epilogue epi = strstr(shapes[s].what, "gelu")    ? M3_GEMM_BIAS_GELU
                                    : strstr(shapes[s].what, "resid") ? M3_GEMM_BIAS_RESIDUAL
                                                                      : M3_GEMM_BIAS;
-            m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);  // warm up
-            double best = 1e30, total = 0;
-            int reps = 0;
-            while (total < seconds || reps < 3) {
-                double t0 = now();
-                m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);
-                double dt = now() - t0;
-                total += dt;
-                reps++;
-                if (dt < best)
-                    best = dt;
+            for (size_t pi = 0; pi < np; pi++) {
+                m3_packed_matrix *p;
+                if (m3_packed_matrix_new_as(&t, precisions[pi], &p, &err) != M3_STATUS_OK) {
+                    fprintf(stderr, "%s\n", err.message);
+                    return 1;
+                }
+                m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);  // warm up
+                double best = 1e30, total = 0;
+                int reps = 0;
+                while (total < seconds || reps < 3) {
+                    double t0 = now();
+                    m3_gemm(pool, m, a, k, p, bias, epi, c, n, c, n);
+                    double dt = now() - t0;
+                    total += dt;
+                    reps++;
+                    if (dt < best)
+                        best = dt;
+                }
+                double gflops = 2.0 * (double)m * (double)n * (double)k / best / 1e9;
+                printf("  %s m=%4zu k=%4zu n=%4zu %-16s %7.1f G(FL)OP/s  %5.1f%% of peak  (%.3f ms "
+                       "best of %d)\n",
+                       precision_name(precisions[pi]), m, k, n, shapes[s].what, gflops,
+                       peak[pi] > 0 ? 100 * gflops / peak[pi] : 0, best * 1e3, reps);
+                m3_packed_matrix_free(p);
             }
-            double gflops = 2.0 * (double)m * (double)n * (double)k / best / 1e9;
-            printf("  m=%4zu k=%4zu n=%4zu %-16s %7.1f GFLOP/s  %5.1f%% of peak  (%.3f ms best of %d)\n",
-                   m, k, n, shapes[s].what, gflops, peak > 0 ? 100 * gflops / peak : 0, best * 1e3,
-                   reps);
-            m3_packed_matrix_free(p);
             free(a);
             free(w);
             free(bias);

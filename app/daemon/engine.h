@@ -27,7 +27,7 @@ typedef struct M3EngineConfig {
     guint64 max_file_size;
     char *backend;        // "auto", "cpu", "vulkan"
     guint cpu_threads;    // 0: one per CPU
-    char *precision;      // CPU precision: "auto", "fp32", "bf16"
+    char *precision;      // CPU precision: "auto", "fp32", "bf16", "int8"
     double weights[3];    // default hybrid weights
     guint commit_ms;      // commit interval
     guint batch_tokens;   // encoder token budget per batch (0: the pipeline's default)

@@ -35,7 +35,8 @@ m3_encoder_options m3_encoder_options_default(void)
 }
 
 static const char *const precision_names[] = {
-    [M3_PRECISION_FP32] = "fp32", [M3_PRECISION_BF16] = "bf16", [M3_PRECISION_AUTO] = "auto"};
+    [M3_PRECISION_FP32] = "fp32", [M3_PRECISION_BF16] = "bf16", [M3_PRECISION_AUTO] = "auto",
+    [M3_PRECISION_INT8] = "int8"};
 
 m3_status m3_precision_parse(const char *name, m3_precision *out, m3_error *err)
 {
@@ -45,7 +46,7 @@ m3_status m3_precision_parse(const char *name, m3_precision *out, m3_error *err)
             return M3_STATUS_OK;
         }
     return m3_error_set(err, M3_STATUS_INVALID, 0,
-                        "encoder: unknown precision \"%s\" (auto, fp32, bf16)", name ? name : "");
+                        "encoder: unknown precision \"%s\" (auto, fp32, bf16, int8)", name ? name : "");
 }
 
 const char *m3_precision_name(m3_precision precision)
@@ -71,7 +72,7 @@ m3_status m3_encoder_new(const m3_model *model, const m3_encoder_options *option
     m3_encoder_options opt = options ? *options : m3_encoder_options_default();
     if (opt.threads < 0)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: %d threads", opt.threads);
-    if ((unsigned)opt.precision > M3_PRECISION_AUTO)
+    if ((unsigned)opt.precision > M3_PRECISION_INT8)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "encoder: precision %d", (int)opt.precision);
     const char *name = opt.backend ? opt.backend : "cpu";
     // ---- Vulkan backend hook (GPU engineer) ----

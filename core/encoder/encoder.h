@@ -49,12 +49,16 @@ typedef enum m3_output {
 //   BF16  weights and activations rounded to bf16, products summed in fp32: twice the speed where
 //         the CPU has AVX512_BF16 (VDPBF16PS); elsewhere it runs a portable kernel, slower than
 //         fp32. Measured fidelity: docs/performance.md ("CPU precisions");
+//   INT8  weights quantised per output channel, activations per token, both symmetric int8,
+//         products summed in int32 (AVX512-VNNI, AVX-VNNI, AVX2, or a portable kernel): a quarter
+//         of fp32's weight memory; below bf16's fidelity, so AUTO never picks it;
 //   AUTO  BF16 where the CPU has AVX512_BF16, else FP32 (the command line's default).
 // LayerNorm, attention, GELU and the heads' post-processing stay fp32 in every precision.
 typedef enum m3_precision {
     M3_PRECISION_FP32 = 0,
     M3_PRECISION_BF16,
     M3_PRECISION_AUTO,
+    M3_PRECISION_INT8,
 } m3_precision;
 
 typedef struct m3_encoder_options {
@@ -66,7 +70,7 @@ typedef struct m3_encoder_options {
 
 m3_encoder_options m3_encoder_options_default(void);
 
-// "fp32", "bf16", "auto" to the enum. Errors: M3_STATUS_INVALID naming the word and the choices.
+// "fp32", "bf16", "int8", "auto" to the enum. Errors: M3_STATUS_INVALID naming the word and the choices.
 m3_status m3_precision_parse(const char *name, m3_precision *out, m3_error *err);
 const char *m3_precision_name(m3_precision precision);
 

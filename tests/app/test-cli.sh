@@ -74,6 +74,12 @@ bad=$(jq -s --slurpfile f "$tmp/emb" '[range(0; length) as $i | .[$i].dense as $
     | ([range(0; $a | length) | $a[.] * $b[.]] | add) | select(. < 0.9995)] | length' "$tmp/emb16")
 [[ $bad == 0 ]] && pass "embed --precision bf16: dense cosine >= 0.9995 against fp32" \
     || fail "embed --precision bf16: $bad texts below cosine 0.9995"
+# --precision int8: dense vectors within cosine 0.999 of fp32's (its bar, test-encoder-precision).
+"$m3" embed --model "$model" --precision int8 --outputs dense <"$tmp/etexts" >"$tmp/emb8"
+bad=$(jq -s --slurpfile f "$tmp/emb" '[range(0; length) as $i | .[$i].dense as $a | $f[$i].dense as $b
+    | ([range(0; $a | length) | $a[.] * $b[.]] | add) | select(. < 0.999)] | length' "$tmp/emb8")
+[[ $bad == 0 ]] && pass "embed --precision int8: dense cosine >= 0.999 against fp32" \
+    || fail "embed --precision int8: $bad texts below cosine 0.999"
 for cmd in tokenize embed bench; do
     "$m3" "$cmd" --help | grep -q "usage: m3 $cmd" && pass "$cmd --help" || fail "$cmd --help"
 done
@@ -87,5 +93,9 @@ done
 "$m3" bench --model "$model" --shapes 1x16 --seconds 0 --precision bf16 --json >"$tmp/bench16"
 [[ $(jq -r '.precision + " " + .kernels' "$tmp/bench16") == "bf16 gemm bf16-"* ]] \
     && pass "bench --precision bf16" || fail "bench --precision bf16: $(cat "$tmp/bench16")"
+
+"$m3" bench --model "$model" --shapes 1x16 --seconds 0 --precision int8 --json >"$tmp/bench8"
+[[ $(jq -r '.precision + " " + .kernels' "$tmp/bench8") == "int8 gemm int8-"* ]] \
+    && pass "bench --precision int8" || fail "bench --precision int8: $(cat "$tmp/bench8")"
 
 [[ $fails -eq 0 ]] || { echo "$fails failure(s)" >&2; exit 1; }

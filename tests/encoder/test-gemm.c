@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
 // The GEMM against a double-precision reference: every kernel this CPU has (forced through
-// M3_GEMM_KERNEL), fp32 and bf16 (whose reference multiplies the bf16-rounded A and W in double),
-// odd shapes (odd k for the bf16 pairs), all epilogues, strides, a residual that aliases C,
-// several k blocks, 1 and 3 threads; then erf and GELU of each kernel against libm over a sweep.
+// M3_GEMM_KERNEL), fp32, bf16 (whose reference multiplies the bf16-rounded A and W in double) and
+// int8 (whose reference quantises A per row and W per column as gemm-private.h specifies and
+// multiplies the integers in double; also checked against the unquantised product), odd shapes
+// (odd k for the bf16 pairs, k not a multiple of 4 for the int8 groups), all epilogues, strides, a
+// residual that aliases C, several k blocks, 1 and 3 threads; then erf and GELU of each kernel
+// against libm over a sweep.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,10 +51,22 @@ static float round_bf16(float x) {
     return x;
 }
 
+// The quantisation of gemm-private.h, written out again: x[0..k) (stride s) to q · scale in out.
+static void quantise_ref(const float *x, size_t s, size_t k, double *out) {
+    float amax = 0.0f;
+    for (size_t kk = 0; kk < k; kk++)
+        amax = fmaxf(amax, fabsf(x[kk * s]));
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f, scale = amax / 127.0f;
+    for (size_t kk = 0; kk < k; kk++) {
+        float y = fminf(fmaxf(x[kk * s] * inv, -127.0f), 127.0f);
+        out[kk] = (double)rintf(y) * scale;
+    }
+}
+
 static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m, size_t n,
                        size_t k, m3_gemm_epilogue epi, bool alias, int layout, bool with_bias) {
     const char *kname = kern->name;
-    bool bf16 = kern->precision == M3_GEMM_BF16;
+    bool bf16 = kern->precision == M3_GEMM_BF16, int8 = kern->precision == M3_GEMM_INT8;
     size_t lda = k + 3, ldc = n + 5, ldr = alias ? ldc : n + 2;
     float *a = malloc(m * lda * sizeof *a);
     float *w = malloc(n * k * sizeof *w);  // logical W[j][kk] = w[j*k + kk]
@@ -103,17 +118,35 @@ static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m
         t.strides[1] = 1;
         t.data = wbf;
     }
+    // int8: A quantised per row, W per column, as the packing and the kernels must.
+    double *aq = malloc(m * k * sizeof *aq), *wq = malloc(n * k * sizeof *wq);
+    double *exact = malloc(m * n * sizeof *exact);
+    if (int8) {
+        for (size_t i = 0; i < m; i++)
+            quantise_ref(a + i * lda, 1, k, aq + i * k);
+        for (size_t j = 0; j < n; j++)
+            quantise_ref(w + j * k, 1, k, wq + j * k);
+    }
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
-            double s = with_bias ? bias[j] : 0.0;
-            for (size_t kk = 0; kk < k; kk++)
-                s += bf16 ? (double)round_bf16(a[i * lda + kk]) * round_bf16(w[j * k + kk])
-                          : (double)a[i * lda + kk] * w[j * k + kk];
-            if (epi == M3_GEMM_BIAS_GELU)
+            double s = with_bias ? bias[j] : 0.0, e = s;
+            for (size_t kk = 0; kk < k; kk++) {
+                s += bf16   ? (double)round_bf16(a[i * lda + kk]) * round_bf16(w[j * k + kk])
+                     : int8 ? aq[i * k + kk] * wq[j * k + kk]
+                            : (double)a[i * lda + kk] * w[j * k + kk];
+                if (int8)
+                    e += (double)a[i * lda + kk] * w[j * k + kk];
+            }
+            if (epi == M3_GEMM_BIAS_GELU) {
                 s = gelu_ref(s);
-            if (residual)
+                e = gelu_ref(e);
+            }
+            if (residual) {
                 s += r[i * ldr + j];
+                e += r[i * ldr + j];
+            }
             ref[i * n + j] = s;
+            exact[i * n + j] = e;
         }
 
     m3_error err = {0};
@@ -126,7 +159,18 @@ static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m
               m3_packed_matrix_kernel(p)->name, kname);
         m3_gemm(pool, m, a, lda, p, with_bias ? bias : NULL, epi, residual ? r : NULL, ldr, c, ldc);
         double tol = 1e-5 * sqrt((double)k);
+        // int8 against the unquantised product: each product errs by up to about half a step of
+        // A's and of W's scale (|x| < 1: 1/254 each), random signs, so about sqrt(k) / 100.
+        double qtol = 0.02 * sqrt((double)k) + 0.02;
         int bad = 0;
+        for (size_t i = 0; int8 && i < m && bad < 3; i++)
+            for (size_t j = 0; j < n; j++)
+                if (!(fabs(c[i * ldc + j] - exact[i * n + j]) <= qtol)) {
+                    CHECK(0, "%s m=%zu n=%zu k=%zu epi=%d: C[%zu][%zu] = %g, unquantised %g", kname,
+                          m, n, k, (int)epi, i, j, c[i * ldc + j], exact[i * n + j]);
+                    bad++;
+                    break;
+                }
         for (size_t i = 0; i < m && bad < 3; i++) {
             for (size_t j = 0; j < n; j++) {
                 double got = c[i * ldc + j], want = ref[i * n + j];
@@ -148,6 +192,9 @@ static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m
         }
     }
     m3_packed_matrix_free(p);
+    free(aq);
+    free(wq);
+    free(exact);
     free(a);
     free(w);
     free(wstore);
@@ -206,8 +253,9 @@ static void check_gelu(const m3_gemm_kernel *kern) {
 }
 
 int main(void) {
-    static const char *const kernels[] = {"scalar", "avx2", "avx512", "bf16-scalar",
-                                          "bf16-avx512"};
+    static const char *const kernels[] = {"scalar",          "avx2",         "avx512",
+                                          "bf16-scalar",     "bf16-avx512",  "int8-scalar",
+                                          "int8-avx2",       "int8-avxvnni", "int8-avx512vnni"};
     static const size_t ms[] = {1, 2, 3, 7, 16, 33, 100};
     static const size_t ns[] = {1, 5, 17, 64, 129};
     static const size_t ks[] = {1, 3, 31, 128, 130};
@@ -230,7 +278,9 @@ int main(void) {
     for (size_t ki = 0; ki < sizeof kernels / sizeof *kernels; ki++) {
         const char *name = kernels[ki];
         setenv("M3_GEMM_KERNEL", name, 1);
-        m3_gemm_precision prec = strncmp(name, "bf16-", 5) == 0 ? M3_GEMM_BF16 : M3_GEMM_FP32;
+        m3_gemm_precision prec = strncmp(name, "bf16-", 5) == 0   ? M3_GEMM_BF16
+                                 : strncmp(name, "int8-", 5) == 0 ? M3_GEMM_INT8
+                                                                  : M3_GEMM_FP32;
         const m3_gemm_kernel *kern = m3_gemm_kernel_select_for(prec);
         if (strcmp(kern->name, name) != 0) {
             printf("%s: not available on this CPU, skipped\n", name);
@@ -262,9 +312,51 @@ int main(void) {
         printf("%s: %d cases\n", name, cases);
     }
     unsetenv("M3_GEMM_KERNEL");
-    printf("default kernels: %s, %s (bf16 native: %s)\n", m3_gemm_kernel_name(),
-           m3_gemm_kernel_name_for(M3_GEMM_BF16),
-           m3_gemm_precision_native(M3_GEMM_BF16) ? "yes" : "no");
+    printf("default kernels: %s, %s, %s (bf16 native: %s, int8 native: %s)\n",
+           m3_gemm_kernel_name(), m3_gemm_kernel_name_for(M3_GEMM_BF16),
+           m3_gemm_kernel_name_for(M3_GEMM_INT8),
+           m3_gemm_precision_native(M3_GEMM_BF16) ? "yes" : "no",
+           m3_gemm_precision_native(M3_GEMM_INT8) ? "yes" : "no");
+    {   // The int8 blob's layout (gemm-private.h), which a model file may store: 5 × 7 W under the
+        // default int8 kernel: panels of 4-byte k groups, then the scales, then the sums.
+        float w[5 * 7];
+        for (int j = 0; j < 5; j++)
+            for (int kk = 0; kk < 7; kk++)
+                w[j * 7 + kk] = (float)((j + 1) * (kk - 3));  // row j: max |w| = 3 (j + 1)
+        m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {5, 7},
+                       .strides = {7, 1}, .data = w};
+        m3_packed_matrix *p = NULL;
+        CHECK(m3_packed_matrix_new_as(&t, M3_GEMM_INT8, &p, &err) == M3_STATUS_OK, "%s", err.message);
+        if (p) {
+            size_t nr = m3_packed_matrix_kernel(p)->nr, bytes = 0;
+            const uint8_t *blob = m3_packed_matrix_data(p, &bytes);
+            CHECK(bytes == nr * 8 + nr * 8, "int8 blob of %zu bytes, want %zu", bytes, nr * 16);
+            const int8_t *q = (const int8_t *)blob;
+            const float *scale = (const float *)(blob + nr * 8);
+            const int32_t *sum = (const int32_t *)(scale + nr);
+            for (size_t j = 0; j < nr; j++)
+                for (size_t kk = 0; kk < 8; kk++) {
+                    int want = j < 5 && kk < 7 ? (int)lrint(((double)kk - 3) * 127 / 3) : 0;
+                    CHECK(q[(kk / 4 * nr + j) * 4 + kk % 4] == want, "blob W[%zu][%zu] = %d, want %d",
+                          j, kk, q[(kk / 4 * nr + j) * 4 + kk % 4], want);
+                }
+            for (size_t j = 0; j < nr; j++) {
+                CHECK(scale[j] == (j < 5 ? 3.0f * (float)(j + 1) / 127.0f : 0.0f), "scale[%zu] = %g",
+                      j, scale[j]);
+                CHECK(sum[j] == 0, "sum[%zu] = %d", j, sum[j]);  // -127 -85 -42 0 42 85 127
+            }
+        }
+        m3_packed_matrix_free(p);
+    }
+    {   // int8 refuses a k whose int32 sums could overflow.
+        m3_tensor wide = {.name = "wide", .dtype = M3_DTYPE_F32, .ndim = 2,
+                          .shape = {1, M3_GEMM_INT8_K_MAX + 1}, .strides = {M3_GEMM_INT8_K_MAX + 1, 1},
+                          .data = NULL};
+        m3_packed_matrix *p = NULL;
+        CHECK(m3_packed_matrix_new_as(&wide, M3_GEMM_INT8, &p, &err) == M3_STATUS_INVALID && !p &&
+                  strstr(err.message, "wide"),
+              "int8 k > max accepted: %s", err.message);
+    }
     {   // A denormal rounds to a zero of its sign (as VCVTNE2PS2BF16), ties to even, NaN stays NaN.
         float tiny = 1e-40f, nan = NAN;
         CHECK(m3_gemm_bf16_round(tiny) == 0 && m3_gemm_bf16_round(-tiny) == 0x8000, "denormal");

@@ -18,7 +18,10 @@
 //     does, for every query and weighting, up to ties: the generated corpus repeats sentences, so
 //     several files often share a best chunk and score; a file may only change places with files
 //     whose fp32 scores are within RANK_TIE of its own (relative above 1; bf16 moves these
-//     tiny-model scores by up to ~3e-3), and the top-10 score curves agree within RANK_TIE.
+//     tiny-model scores by up to ~3e-3), and the top-10 score curves agree within RANK_TIE;
+//   - the CPU encoder in int8 (index and queries): how much the top 10 changes against fp32 for
+//     every query and weighting (shared files, identical rankings, largest score change), printed
+//     for docs/performance.md and bounded by INT8_MIN_OVERLAP.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1227,19 +1230,69 @@ static void rank_with(const char *dir, const m3_index_model *mid, m3_precision p
     enc = saved;
 }
 
+// int8 against fp32: the files both top 10s share, per query and weighting (the corpus repeats
+// sentences, so many files tie and the shared count alone mostly measures ties), and the files of
+// fp32's top 10 that int8 loses although their fp32 score is not tied (RANK_TIE) with fp32's
+// 10th: that count is bounded by INT8_MAX_LOST; a broken int8 path loses most of them.
+#define INT8_MAX_LOST 1
+static void report_int8_ranking(const rank_paths r32, const rank_paths r8)
+{
+    size_t same = 0, min_overlap[RANK_WEIGHTS], total_overlap[RANK_WEIGHTS] = {0}, lists = 0;
+    size_t max_lost[RANK_WEIGHTS] = {0};
+    double max_score_change = 0;
+    for (size_t wi = 0; wi < RANK_WEIGHTS; wi++) min_overlap[wi] = RANK_LIMIT;
+    for (size_t r = 0; r < RANK_QUERIES * RANK_WEIGHTS; r++) {
+        const rank_list *a = &r32[r], *b = &r8[r];
+        size_t wi = r % RANK_WEIGHTS, overlap = 0, lost = 0;
+        bool eq = a->n == b->n;
+        for (size_t i = 0; i < b->n; i++) {
+            eq = eq && strcmp(a->path[i], b->path[i]) == 0;
+            for (size_t j = 0; j < a->n; j++) overlap += strcmp(a->path[j], b->path[i]) == 0;
+        }
+        for (size_t j = 0; j < a->n; j++) {  // fp32's file j gone from int8's top, and not tied at the cut
+            bool found = false;
+            for (size_t i = 0; i < b->n; i++) found = found || strcmp(a->path[j], b->path[i]) == 0;
+            lost += !found && !rank_near(a->score[j], a->score[a->n - 1]);
+        }
+        if (lost > max_lost[wi]) max_lost[wi] = lost;
+        for (size_t i = 0; i < a->n && i < b->n; i++)
+            max_score_change = fmax(max_score_change, fabs(a->score[i] - b->score[i]) / fmax(1.0, fabs(a->score[i])));
+        // Fewer hits than the limit in fp32 (a small corpus): compare what there is.
+        size_t want = a->n < RANK_LIMIT ? a->n : RANK_LIMIT;
+        size_t scaled = want ? overlap * RANK_LIMIT / want : RANK_LIMIT;
+        if (scaled < min_overlap[wi]) min_overlap[wi] = scaled;
+        total_overlap[wi] += scaled;
+        CHECK(lost <= INT8_MAX_LOST, "int8 query/weighting %zu: %zu of fp32's top %zu files lost (not ties at the cut)", r,
+              lost, want);
+        same += eq;
+        lists++;
+    }
+    static const char *const names[RANK_WEIGHTS] = {"hybrid 0.4/0.2/0.4", "dense only", "multi-vector only"};
+    printf("int8 vs fp32: %zu of %zu top-%d file rankings identical; largest score change %.4f (relative above 1)\n", same,
+           lists, RANK_LIMIT, max_score_change);
+    for (size_t wi = 0; wi < RANK_WEIGHTS; wi++)
+        printf("int8 vs fp32, %-20s top-%d files shared with fp32: mean %.2f, least %zu (of %d queries); "
+               "at most %zu lost that were not tied at fp32's cut\n",
+               names[wi], RANK_LIMIT, (double)total_overlap[wi] / RANK_QUERIES, min_overlap[wi], RANK_QUERIES,
+               max_lost[wi]);
+}
+
 static void test_bf16_ranking(const char *dir)
 {
     m3_index_model mid;
-    char mdir[512], d32[700], d16[700];
+    char mdir[512], d32[700], d16[700], d8[700];
     snprintf(mdir, sizeof mdir, "%s/m3-tiny", getenv("M3_TEST_DATA"));
     OK(m3_index_model_identify(mdir, &mid, NULL));
     snprintf(d32, sizeof d32, "%s-fp32", dir);
     snprintf(d16, sizeof d16, "%s-bf16", dir);
+    snprintf(d8, sizeof d8, "%s-int8", dir);
     size_t nd = 30;
     doc *docs = make_corpus(nd);
-    static rank_paths r32, r16;
+    static rank_paths r32, r16, r8;
     rank_with(d32, &mid, M3_PRECISION_FP32, docs, nd, r32);
     rank_with(d16, &mid, M3_PRECISION_BF16, docs, nd, r16);
+    rank_with(d8, &mid, M3_PRECISION_INT8, docs, nd, r8);
+    report_int8_ranking(r32, r8);
     size_t same = 0;
     for (size_t r = 0; r < RANK_QUERIES * RANK_WEIGHTS; r++) {
         const rank_list *a = &r32[r], *b = &r16[r];

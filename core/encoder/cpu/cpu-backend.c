@@ -11,7 +11,8 @@
 //   x = LN(x + big·W2ᵀ + b2)
 // so activations cost (H + max(3H, FFN)) floats per token. The word-embedding table is read in
 // place (any dtype); linear weights are packed once when the backend is made, in the options'
-// precision (fp32, or bf16 for the AVX512_BF16 kernel: half the memory, twice the speed).
+// precision (fp32; bf16 for the AVX512_BF16 kernel: half the memory, twice the speed; int8: a
+// quarter of the memory, VNNI kernels).
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -644,7 +645,9 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     m3_precision precision = options ? options->precision : M3_PRECISION_FP32;
     if (precision == M3_PRECISION_AUTO)
         precision = m3_gemm_precision_native(M3_GEMM_BF16) ? M3_PRECISION_BF16 : M3_PRECISION_FP32;
-    cb->precision = precision == M3_PRECISION_BF16 ? M3_GEMM_BF16 : M3_GEMM_FP32;
+    cb->precision = precision == M3_PRECISION_BF16   ? M3_GEMM_BF16
+                    : precision == M3_PRECISION_INT8 ? M3_GEMM_INT8
+                                                     : M3_GEMM_FP32;
     size_t h = (size_t)cfg->hidden, f = (size_t)cfg->intermediate;
     cb->big_cols = 3 * h > f ? 3 * h : f;
     m3_status st = m3_threadpool_new(options ? options->threads : 0, &cb->pool, err);

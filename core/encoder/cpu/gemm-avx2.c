@@ -8,9 +8,10 @@
 #include "encoder/cpu/gemm.h"
 #include "encoder/cpu/gemm-gelu.h"
 #include "encoder/cpu/gemm-private.h"
+#include "encoder/cpu/gemm-avx2-store.h"
 
-#define MR 6
-#define NV 2
+#define MR AVX2_MR
+#define NV AVX2_NV
 #define NR (8 * NV)
 #define KC 256
 
@@ -39,38 +40,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
                 acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
         }
     }
-    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i mask[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-        size_t lo = 8 * (size_t)v;
-        int valid = nr >= lo + 8 ? 8 : nr > lo ? (int)(nr - lo) : 0;
-        mask[v] = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), iota);
-    }
-    if (first) {
-        __m256 b[NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-            b[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) {
-                __m256 x = _mm256_add_ps(acc[i][v], b[v]);
-                if (r)
-                    x = _mm256_add_ps(x, _mm256_maskload_ps(r + i * ldr + 8 * v, mask[v]));
-                _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], x);
-            }
-    } else {
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) {
-                float *p = c + i * ldc + 8 * v;
-                __m256 x = _mm256_add_ps(acc[i][v], _mm256_maskload_ps(p, mask[v]));
-                _mm256_maskstore_ps(p, mask[v], x);
-            }
-    }
+    m3_gemm_avx2_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
 }
 
 #define TILE(R)                                                                                \

@@ -11,6 +11,9 @@
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
+// int8 differs: m3_gemm first quantises all of A (per row, in parallel; gemm-private.h), and the
+// tasks never block k (exact int32 sums over all of k, scaled once in the store), so a task's
+// columns are cut to keep its panels (nt × kp bytes) within ~256 KB of L2.
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
 // Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
@@ -20,6 +23,9 @@
 
 #include <errno.h>
 #include <math.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,19 +35,33 @@
 
 struct m3_packed_matrix {
     size_t n, k;
-    size_t kp;  // k rounded up to the kernel's k step (bf16: pairs)
+    size_t kp;  // k rounded up to the kernel's k step (bf16: pairs; int8: groups of 4)
     const m3_gemm_kernel *kernel;
-    void *data;  // ceil(n / nr) panels of kp × nr elements, 64-byte aligned
+    void *data;  // ceil(n / nr) panels of kp × nr elements, 64-byte aligned (int8: the blob)
+    size_t bytes;
+    const float *w_scale;    // int8: inside data
+    const int32_t *w_sum;    // int8: inside data
 };
 
 // Every kernel this build has, best first within each precision.
 static const m3_gemm_kernel *const all_kernels[] = {
 #if defined(__x86_64__)
     &m3_gemm_kernel_avx512, &m3_gemm_kernel_avx2, &m3_gemm_kernel_bf16_avx512,
+    &m3_gemm_kernel_int8_avx512vnni, &m3_gemm_kernel_int8_avxvnni, &m3_gemm_kernel_int8_avx2,
 #endif
-    &m3_gemm_kernel_scalar, &m3_gemm_kernel_bf16_scalar,
+    &m3_gemm_kernel_scalar, &m3_gemm_kernel_bf16_scalar, &m3_gemm_kernel_int8_scalar,
 };
 enum { N_KERNELS = sizeof all_kernels / sizeof *all_kernels };
+
+#if defined(__x86_64__)
+// AVX-VNNI from CPUID (leaf 7, subleaf 1, EAX bit 4): clang 14's __builtin_cpu_supports does not
+// know "avxvnni" (tools/peak-flops.c asks the same way). Its ymm forms need AVX2's OS support.
+static bool cpu_has_avx_vnni(void) {
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) &&
+           (a & (1u << 4));
+}
+#endif
 
 static bool cpu_has(const m3_gemm_kernel *k) {
 #if defined(__x86_64__)
@@ -54,6 +74,9 @@ static bool cpu_has(const m3_gemm_kernel *k) {
                   : strcmp(f, "avx512bf16") == 0 ? __builtin_cpu_supports("avx512bf16")
                   : strcmp(f, "avx2") == 0       ? __builtin_cpu_supports("avx2")
                   : strcmp(f, "fma") == 0        ? __builtin_cpu_supports("fma")
+                  : strcmp(f, "avx512bw") == 0   ? __builtin_cpu_supports("avx512bw")
+                  : strcmp(f, "avx512vnni") == 0 ? __builtin_cpu_supports("avx512vnni")
+                  : strcmp(f, "avxvnni") == 0    ? cpu_has_avx_vnni()
                                                  : false;
         if (!ok)
             return false;
@@ -79,7 +102,9 @@ const m3_gemm_kernel *m3_gemm_kernel_select_for(m3_gemm_precision precision) {
     for (size_t i = 0; i < N_KERNELS; i++)
         if (all_kernels[i]->precision == precision && cpu_has(all_kernels[i]))
             return all_kernels[i];
-    return precision == M3_GEMM_BF16 ? &m3_gemm_kernel_bf16_scalar : &m3_gemm_kernel_scalar;
+    return precision == M3_GEMM_BF16   ? &m3_gemm_kernel_bf16_scalar
+           : precision == M3_GEMM_INT8 ? &m3_gemm_kernel_int8_scalar
+                                       : &m3_gemm_kernel_scalar;
 }
 
 const m3_gemm_kernel *m3_gemm_kernel_select(void) {
@@ -106,12 +131,43 @@ const m3_gemm_kernel *m3_packed_matrix_kernel(const m3_packed_matrix *p) {
     return p->kernel;
 }
 
+const void *m3_packed_matrix_data(const m3_packed_matrix *p, size_t *bytes) {
+    *bytes = p->bytes;
+    return p->data;
+}
+
 float m3_gelu_erf(float x) {
     // 1 + erf(x/√2) = erfc(-x/√2), which keeps the relative accuracy for negative x.
     return (float)(0.5 * (double)x * erfc(-(double)x * 0.70710678118654752440));
 }
 
 // ---- Packing -------------------------------------------------------------------------------------
+
+// int8: panel pi of the blob at data (layout in gemm-private.h): each column's scale from its
+// largest magnitude, its k values quantised into groups of 4 bytes, and its sum.
+static void pack_int8_panel(const float *src, size_t s0, size_t s1, size_t n, size_t k, size_t kp,
+                            size_t nr, size_t pi, void *data) {
+    size_t panels = (n + nr - 1) / nr, np = panels * nr;
+    int8_t *panel = (int8_t *)data + pi * kp * nr;
+    float *scale = (float *)((char *)data + np * kp);
+    int32_t *sum = (int32_t *)(scale + np);
+    memset(panel, 0, kp * nr);
+    for (size_t j = 0; j < nr; j++) {
+        size_t col = pi * nr + j;
+        float amax = 0.0f;
+        for (size_t kk = 0; col < n && kk < k; kk++)
+            amax = fmaxf(amax, fabsf(src[col * s0 + kk * s1]));
+        float inv = m3_gemm_i8_inv(amax);
+        int32_t total = 0;
+        for (size_t kk = 0; col < n && kk < k; kk++) {
+            int8_t q = m3_gemm_i8_quantise(src[col * s0 + kk * s1], inv);
+            panel[(kk / 4 * nr + j) * 4 + kk % 4] = q;
+            total += q;
+        }
+        scale[col] = col < n ? m3_gemm_i8_scale(amax) : 0.0f;
+        sum[col] = total;
+    }
+}
 
 m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
                                   m3_packed_matrix **out, m3_error *err) {
@@ -122,12 +178,18 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
                             "gemm: weight %s must be a non-empty matrix [out, in]", name);
     size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
     const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
-    bool bf16 = precision == M3_GEMM_BF16;
-    size_t nr = kernel->nr, esize = bf16 ? 2 : 4, kp = bf16 ? (k + 1) / 2 * 2 : k;
+    bool bf16 = precision == M3_GEMM_BF16, int8 = precision == M3_GEMM_INT8;
+    size_t nr = kernel->nr, esize = bf16 ? 2 : int8 ? 1 : 4;
+    size_t kp = bf16 ? (k + 1) / 2 * 2 : int8 ? (k + 3) / 4 * 4 : k;
     size_t panels = (n + nr - 1) / nr;
-    if (kp > SIZE_MAX / esize / nr / panels)
+    if (int8 && k > M3_GEMM_INT8_K_MAX)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s has %zu columns, int8 takes at most %d", name, k,
+                            (int)M3_GEMM_INT8_K_MAX);
+    if (kp + 8 > SIZE_MAX / esize / nr / panels)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
-    size_t bytes = panels * nr * kp * esize;
+    // int8: the panels, then a scale and a sum per column (gemm-private.h).
+    size_t bytes = panels * nr * kp * esize + (int8 ? panels * nr * 8 : 0);
 
     m3_packed_matrix *p = calloc(1, sizeof *p);
     void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -155,7 +217,9 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
         s0 = k;
         s1 = 1;
     }
-    for (size_t pi = 0; pi < panels; pi++) {
+    for (size_t pi = 0; pi < panels && int8; pi++)
+        pack_int8_panel(src, s0, s1, n, k, kp, nr, pi, data);
+    for (size_t pi = 0; pi < panels && !int8; pi++) {
         size_t j0 = pi * nr, cols = n - j0 < nr ? n - j0 : nr;
         if (bf16) {
             uint16_t *panel = (uint16_t *)data + pi * kp * nr;
@@ -184,6 +248,11 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
     p->kp = kp;
     p->kernel = kernel;
     p->data = data;
+    p->bytes = bytes;
+    if (int8) {
+        p->w_scale = (const float *)((const char *)data + panels * nr * kp);
+        p->w_sum = (const int32_t *)(p->w_scale + panels * nr);
+    }
     *out = p;
     return M3_STATUS_OK;
 }
@@ -226,7 +295,46 @@ typedef struct gemm_job {
     size_t ldc;
     size_t mt, nt;      // rows and columns of C per task (nt a multiple of nr)
     size_t n_col_tasks;
+    const uint8_t *qa;      // int8: A quantised, m rows of w->kp bytes
+    float *a_scale;         // int8: m row scales
+    size_t quant_rows;      // int8: rows per quantisation task
 } gemm_job;
+
+// int8: quantises rows [task * quant_rows, ...) of A into job->qa.
+static void quantise_task(void *ctx, size_t task, int thread) {
+    (void)thread;
+    const gemm_job *job = ctx;
+    size_t i0 = task * job->quant_rows;
+    size_t rows = job->m - i0 < job->quant_rows ? job->m - i0 : job->quant_rows;
+    size_t kp = job->w->kp;
+    job->w->kernel->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
+                            (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
+}
+
+// int8: the task's micro-tiles over all of k (the quantised A tile stays in L1, the task's panels
+// in L2: m3_gemm sizes nt for that).
+static void gemm_i8_task(const gemm_job *job, size_t m0, size_t m1, size_t n0, size_t n1,
+                         size_t mr_even) {
+    const m3_packed_matrix *w = job->w;
+    const m3_gemm_kernel *kern = w->kernel;
+    const size_t nr = kern->nr, kp = w->kp;
+    bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
+    bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
+    for (size_t i0 = m0; i0 < m1; i0 += mr_even) {
+        size_t mr = m1 - i0 < mr_even ? m1 - i0 : mr_even;
+        for (size_t j0 = n0; j0 < n1; j0 += nr) {
+            size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
+            float *c = job->c + i0 * job->ldc + j0;
+            kern->tile_i8(kp, job->qa + i0 * kp, kp, (const int8_t *)w->data + j0 * kp, c,
+                          job->ldc, mr, cols, job->a_scale + i0, w->w_scale + j0, w->w_sum + j0,
+                          job->bias ? job->bias + j0 : NULL,
+                          residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
+            if (gelu)
+                for (size_t i = 0; i < mr; i++)
+                    kern->gelu(c + i * job->ldc, cols);
+        }
+    }
+}
 
 static void gemm_task(void *ctx, size_t task, int thread) {
     (void)thread;
@@ -242,6 +350,10 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
     // Split the rows evenly into micro-tiles of at most mr_max (16 rows: 8 + 8, not 14 + 2).
     size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
+    if (kern->precision == M3_GEMM_INT8) {
+        gemm_i8_task(job, m0, m1, n0, n1, mr_even);
+        return;
+    }
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
     // bf16: the micro-tile's rows of A as k pairs (fp32 A is read in place).
@@ -295,6 +407,9 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     size_t m_tiles = (m + mr - 1) / mr;
     if (mt_tiles > m_tiles)
         mt_tiles = m_tiles;
+    bool int8 = kern->precision == M3_GEMM_INT8;
+    if (int8)  // all of k at once: keep the task's panels (nt × kp bytes) within ~256 KB of L2
+        nt_panels = (256 * 1024 / (w->kp * nr)) > 1 ? 256 * 1024 / (w->kp * nr) : 1;
     if (nt_panels > panels)
         nt_panels = panels;
     size_t target = threads > 1 ? 4 * threads : 1;
@@ -312,5 +427,24 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     };
     size_t row_tasks = (m + job.mt - 1) / job.mt;
 #undef N_TASKS
+    if (int8) {
+        uint8_t *qa = aligned_alloc(64, (m * w->kp + 63) / 64 * 64);
+        float *a_scale = malloc(m * sizeof *a_scale);
+        if (!qa || !a_scale) {
+            fprintf(stderr, "gemm: out of memory for the int8 activations (%zu × %zu bytes)\n", m,
+                    w->kp);
+            abort();
+        }
+        job.qa = qa;
+        job.a_scale = a_scale;
+        // A few rows (a query) are quantised by the calling thread alone (one task runs inline):
+        // a few microseconds, cheaper than waking the pool twice per GEMM.
+        job.quant_rows = m * w->kp <= 65536 ? m : (m + target - 1) / target;
+        m3_threadpool_run(pool, (m + job.quant_rows - 1) / job.quant_rows, quantise_task, &job);
+        m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
+        free(qa);
+        free(a_scale);
+        return;
+    }
     m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
 }

@@ -4,8 +4,11 @@
 //   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] + bias[n] )
 // with W a PyTorch Linear weight ([out, in], row-major), packed once at load time into the layout
 // the micro-kernel streams. A, C, bias and R are fp32 whatever the precision; the precision is
-// that of the products: fp32, or bf16 (W and A rounded to bf16, products summed in fp32).
-// Runtime dispatch: fp32 AVX-512F, AVX2+FMA, scalar; bf16 AVX512_BF16 (VDPBF16PS), scalar.
+// that of the products: fp32, bf16 (W and A rounded to bf16, products summed in fp32), or int8
+// (W quantised per output channel, A per row, both symmetric to [-127, 127]; products summed in
+// int32 and scaled back to fp32 in the store, where bias, GELU and the residual are applied).
+// Runtime dispatch: fp32 AVX-512F, AVX2+FMA, scalar; bf16 AVX512_BF16 (VDPBF16PS), scalar; int8
+// AVX512-VNNI (zmm VPDPBUSD), AVX-VNNI (ymm VPDPBUSD), AVX2 (VPMADDUBSW + VPMADDWD), scalar.
 //
 // Threads: m3_gemm runs on the given pool; a packed matrix is immutable and shared.
 #ifndef M3_ENCODER_CPU_GEMM_H
@@ -23,6 +26,7 @@ typedef struct m3_packed_matrix m3_packed_matrix;
 typedef enum m3_gemm_precision {
     M3_GEMM_FP32,
     M3_GEMM_BF16,
+    M3_GEMM_INT8,
 } m3_gemm_precision;
 
 typedef enum m3_gemm_epilogue {
@@ -32,7 +36,9 @@ typedef enum m3_gemm_epilogue {
 } m3_gemm_epilogue;
 
 // Packs W ([n, k], any dtype, any strides) for the chosen kernel of `precision` (bf16: rounded to
-// nearest even). Errors: M3_STATUS_NOMEM, M3_STATUS_INVALID.
+// nearest even; int8: quantised per row of W, k at most M3_GEMM_INT8_K_MAX so that the int32 sums
+// cannot overflow). Errors: M3_STATUS_NOMEM, M3_STATUS_INVALID.
+enum { M3_GEMM_INT8_K_MAX = 65536 };
 m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
                                   m3_packed_matrix **out, m3_error *err);
 m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);  // fp32
@@ -42,12 +48,19 @@ void m3_packed_matrix_free(m3_packed_matrix *p);
 
 // A: [m, k] with row stride lda; C: [m, n] with row stride ldc; bias: [n] fp32 or NULL (= 0);
 // R: [m, n] with row stride ldr (only for M3_GEMM_BIAS_RESIDUAL).
+// int8 quantises A into a buffer of m × k bytes allocated per call; if that allocation fails the
+// process aborts with a message (the call has no error to return; the buffer is a fraction of the
+// activations the caller already holds).
 void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
              const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
              size_t ldc);
 
+// The packed bytes (int8: the self-contained blob of gemm-private.h, which holds no pointers) and
+// their size: what a model file could store for the kernel that packed them.
+const void *m3_packed_matrix_data(const m3_packed_matrix *p, size_t *bytes);
+
 // The name of the kernel chosen at run time ("avx512", "avx2", "scalar"; "bf16-avx512",
-// "bf16-scalar").
+// "bf16-scalar"; "int8-avx512vnni", "int8-avxvnni", "int8-avx2", "int8-scalar").
 const char *m3_gemm_kernel_name(void);  // fp32
 const char *m3_gemm_kernel_name_for(m3_gemm_precision precision);
 
