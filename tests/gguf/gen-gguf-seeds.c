@@ -94,7 +94,7 @@ int main(int argc, char **argv)
         }
     }
     snprintf(path, sizeof path, "%s/micro-no-trie.gguf", dir);
-    if (m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path, &err) != M3_STATUS_OK) {
+    if (m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, NULL, path, &err) != M3_STATUS_OK) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }

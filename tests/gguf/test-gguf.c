@@ -238,7 +238,7 @@ static void test_piece_trie(const char *data, const char *src, const char *good,
     snprintf(spm_path, sizeof spm_path, "%s/sentencepiece.bpe.model", src);
     CHECK(m3_model_open(src, &model, &err) == M3_STATUS_OK && m3_mapped_file_open(spm_path, &spm, &err) == M3_STATUS_OK &&
               m3_tokenizer_pieces_read(spm->data, spm->size, spm_path, &pieces, &err) == M3_STATUS_OK &&
-              m3_gguf_write(model, &pieces, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path, &err) == M3_STATUS_OK,
+              m3_gguf_write(model, &pieces, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, NULL, path, &err) == M3_STATUS_OK,
           "write without the trie: %s", err.message);
     m3_tokenizer_pieces_clear(&pieces);
     m3_mapped_file_close(spm);

@@ -23,9 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "encoder/backend.h"
 #include "encoder/cpu/attention.h"
 #include "encoder/cpu/gemm.h"
+#include "encoder/cpu/packed-file.h"
 
 enum {
     MIN_BATCH_TOKENS = 8192,  // tokens per forward pass (at least max_positions - 2)
@@ -45,6 +47,8 @@ typedef struct cpu_backend {
     cpu_shared *shared;          // the packed weights below belong to it (NULL while being made)
     m3_model_config cfg;
     m3_gemm_precision precision;  // of every linear layer
+    const m3_model *model;
+    bool from_file;               // the linear layers are the model file's packed bytes, in place
     const m3_model_weights *w;
     m3_threadpool *pool;
     cpu_layer *layers;
@@ -161,12 +165,17 @@ static void release_source(const m3_tensor *t)
 #endif
 }
 
+// The packed matrix of weight t: the model file's bytes for `file_name` in place when it holds them
+// in this kernel's layout (packed-file.h), else packed here.
 static m3_status pack(const cpu_backend *cb, const m3_tensor *t, int64_t rows, int64_t cols,
-                      m3_packed_matrix **out, m3_error *err)
+                      const char *file_name, m3_packed_matrix **out, m3_error *err)
 {
     m3_status st = check_shape2(t, rows, cols, err);
     if (st != M3_STATUS_OK)
         return st;
+    if (cb->from_file)
+        return m3_cpu_packed_matrix(cb->model, cb->precision, file_name, (size_t)rows,
+                                    (size_t)cols, out, err);
     st = m3_packed_matrix_new_as(t, cb->precision, out, err);
     if (st == M3_STATUS_OK)
         release_source(t);
@@ -175,7 +184,7 @@ static m3_status pack(const cpu_backend *cb, const m3_tensor *t, int64_t rows, i
 
 // Packs [Wq; Wk; Wv] as one [3H, H] matrix so that Q, K and V come from one GEMM.
 static m3_status pack_qkv(const cpu_backend *cb, const m3_layer_weights *lw, size_t h,
-                          m3_packed_matrix **out, m3_error *err)
+                          const char *file_name, m3_packed_matrix **out, m3_error *err)
 {
     const m3_tensor *parts[3] = {lw->query_w, lw->key_w, lw->value_w};
     for (int i = 0; i < 3; i++) {
@@ -183,6 +192,8 @@ static m3_status pack_qkv(const cpu_backend *cb, const m3_layer_weights *lw, siz
         if (st != M3_STATUS_OK)
             return st;
     }
+    if (cb->from_file)
+        return m3_cpu_packed_matrix(cb->model, cb->precision, file_name, 3 * h, h, out, err);
     float *tmp = malloc(3 * h * h * sizeof *tmp);
     if (!tmp)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
@@ -573,20 +584,46 @@ static void cpu_free(m3_backend *be)
     free(cb);
 }
 
-static m3_status load_layer(const cpu_backend *cb, const m3_layer_weights *lw,
+// The names of layer l's packed matrices in a model file (packed-file.c lists the same).
+typedef struct layer_names {
+    char qkv[48], attn_out[48], ffn_in[48], ffn_out[48];
+} layer_names;
+
+static void layer_names_of(int l, layer_names *n)
+{
+    snprintf(n->qkv, sizeof n->qkv, "encoder.layer.%d.qkv", l);
+    snprintf(n->attn_out, sizeof n->attn_out, "encoder.layer.%d.attn_out", l);
+    snprintf(n->ffn_in, sizeof n->ffn_in, "encoder.layer.%d.ffn_in", l);
+    snprintf(n->ffn_out, sizeof n->ffn_out, "encoder.layer.%d.ffn_out", l);
+}
+
+// Whether the linear layers come from the model file's packed bytes (packed-file.h); says which at
+// debug level.
+static bool use_file_packing(const m3_model *model, m3_gemm_precision precision)
+{
+    if (!m3_cpu_packed_usable(model, precision))
+        return false;
+    m3_log(M3_LOG_DEBUG, "%s: using the packed %s weights in place from the model file",
+           m3_model_get_path(model), m3_cpu_packed_tag(precision));
+    return true;
+}
+
+static m3_status load_layer(const cpu_backend *cb, int l, const m3_layer_weights *lw,
                             const m3_model_config *cfg, cpu_layer *L, m3_error *err)
 {
     size_t h = (size_t)cfg->hidden, f = (size_t)cfg->intermediate;
+    layer_names names;
+    layer_names_of(l, &names);
     m3_status st;
-    if ((st = pack_qkv(cb, lw, h, &L->qkv, err)) ||
+    if ((st = pack_qkv(cb, lw, h, names.qkv, &L->qkv, err)) ||
         (st = qkv_bias(lw, h, &L->qkv_b, err)) ||
-        (st = pack(cb, lw->attn_out_w, (int64_t)h, (int64_t)h, &L->attn_out, err)) ||
+        (st = pack(cb, lw->attn_out_w, (int64_t)h, (int64_t)h, names.attn_out, &L->attn_out, err)) ||
         (st = vec_f32(lw->attn_out_b, h, &L->attn_out_b, err)) ||
         (st = vec_f32(lw->attn_ln_w, h, &L->attn_ln_w, err)) ||
         (st = vec_f32(lw->attn_ln_b, h, &L->attn_ln_b, err)) ||
-        (st = pack(cb, lw->ffn_in_w, (int64_t)f, (int64_t)h, &L->ffn_in, err)) ||
+        (st = pack(cb, lw->ffn_in_w, (int64_t)f, (int64_t)h, names.ffn_in, &L->ffn_in, err)) ||
         (st = vec_f32(lw->ffn_in_b, f, &L->ffn_in_b, err)) ||
-        (st = pack(cb, lw->ffn_out_w, (int64_t)h, (int64_t)f, &L->ffn_out, err)) ||
+        (st = pack(cb, lw->ffn_out_w, (int64_t)h, (int64_t)f, names.ffn_out, &L->ffn_out, err)) ||
         (st = vec_f32(lw->ffn_out_b, h, &L->ffn_out_b, err)) ||
         (st = vec_f32(lw->ffn_ln_w, h, &L->ffn_ln_w, err)) ||
         (st = vec_f32(lw->ffn_ln_b, h, &L->ffn_ln_b, err)))
@@ -604,7 +641,7 @@ static void load_layer_task(void *ctx, size_t task, int thread)
 {
     (void)thread;
     layer_loads *ll = ctx;
-    ll->st[task] = load_layer(ll->cb, &ll->cb->w->layers[task], &ll->cb->cfg, &ll->cb->layers[task],
+    ll->st[task] = load_layer(ll->cb, (int)task, &ll->cb->w->layers[task], &ll->cb->cfg, &ll->cb->layers[task],
                               &ll->err[task]);
 }
 
@@ -624,6 +661,7 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
     bool locked = false;  // shared_mu, while this encoder packs the shared weights
     cb->cfg = *cfg;
+    cb->model = model;
     cb->w = w;
     m3_precision precision = options ? options->precision : M3_PRECISION_FP32;
     if (precision == M3_PRECISION_AUTO)
@@ -645,6 +683,8 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
         goto scratch;
     }
 
+    // A model file packed for this precision and kernel: its bytes are used in place (no packing).
+    cb->from_file = use_file_packing(model, cb->precision);
     if ((st = check_shape2(w->word, cfg->vocab, cfg->hidden, err)) ||
         (st = check_shape2(w->position, cfg->max_positions, cfg->hidden, err)) ||
         (st = check_shape2(w->token_type, cfg->type_vocab, cfg->hidden, err)))
@@ -657,7 +697,7 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     tensor_row(w->token_type, 0, cb->type_row, h);
     if ((st = vec_f32(w->emb_ln_w, h, &cb->emb_ln_w, err)) ||
         (st = vec_f32(w->emb_ln_b, h, &cb->emb_ln_b, err)) ||
-        (st = pack(cb, w->colbert_w, (int64_t)h, (int64_t)h, &cb->colbert, err)) ||
+        (st = pack(cb, w->colbert_w, (int64_t)h, (int64_t)h, "colbert", &cb->colbert, err)) ||
         (st = vec_f32(w->colbert_b, h, &cb->colbert_b, err)) ||
         (st = vec_f32(w->sparse_w, h, &cb->sparse_w, err)))
         goto fail;

@@ -32,6 +32,7 @@ struct m3_packed_matrix {
     size_t kp;  // k rounded up to the kernel's k step (bf16: pairs)
     const m3_gemm_kernel *kernel;
     void *data;  // ceil(n / nr) panels of kp × nr elements, 64-byte aligned
+    bool borrowed;  // data belongs to the caller (a model file's mapping): not freed
 };
 
 // Every kernel this build has, best first within each precision.
@@ -113,43 +114,44 @@ float m3_gelu_erf(float x) {
 
 // ---- Packing -------------------------------------------------------------------------------------
 
-m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
-                                  m3_packed_matrix **out, m3_error *err) {
-    *out = NULL;
-    const char *name = w->name ? w->name : "(unnamed)";
-    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
-        return m3_error_set(err, M3_STATUS_INVALID, 0,
-                            "gemm: weight %s must be a non-empty matrix [out, in]", name);
-    size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
-    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
-    bool bf16 = precision == M3_GEMM_BF16;
+// The packed size of an [n, k] matrix for `kernel`; 0 when it overflows.
+static size_t packed_bytes(const m3_gemm_kernel *kernel, size_t n, size_t k) {
+    bool bf16 = kernel->precision == M3_GEMM_BF16;
     size_t nr = kernel->nr, esize = bf16 ? 2 : 4, kp = bf16 ? (k + 1) / 2 * 2 : k;
     size_t panels = (n + nr - 1) / nr;
-    if (kp > SIZE_MAX / esize / nr / panels)
-        return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
-    size_t bytes = panels * nr * kp * esize;
+    if (n == 0 || k == 0 || kp > SIZE_MAX / esize / nr / panels)
+        return 0;
+    return panels * nr * kp * esize;
+}
 
-    m3_packed_matrix *p = calloc(1, sizeof *p);
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p || !data) {
-        free(p);
-        free(data);
-        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory packing %s (%zu MB)",
-                            name, bytes >> 20);
-    }
+size_t m3_packed_matrix_bytes_for(size_t n, size_t k, m3_gemm_precision precision) {
+    return packed_bytes(m3_gemm_kernel_select_for(precision), n, k);
+}
 
+const char *m3_gemm_layout_id(m3_gemm_precision precision, char *buf, size_t size) {
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    snprintf(buf, size, "%s-nr%zu-v%d", precision == M3_GEMM_BF16 ? "bf16-kpairs" : "fp32",
+             kernel->nr, M3_GEMM_LAYOUT_VERSION);
+    return buf;
+}
+
+// Writes W's panels for `kernel` into data (packed_bytes of them).
+static m3_status pack_panels(const m3_tensor *w, const m3_gemm_kernel *kernel, void *data,
+                             m3_error *err) {
+    const char *name = w->name ? w->name : "(unnamed)";
+    size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
+    bool bf16 = kernel->precision == M3_GEMM_BF16;
+    size_t nr = kernel->nr, kp = bf16 ? (k + 1) / 2 * 2 : k;
+    size_t panels = (n + nr - 1) / nr;
     // fp32: read through the strides; other dtypes: convert to a contiguous copy first.
     const float *src = w->data;
     float *converted = NULL;
     size_t s0 = (size_t)w->strides[0], s1 = (size_t)w->strides[1];
     if (w->dtype != M3_DTYPE_F32) {
         converted = malloc(n * k * sizeof(float));
-        if (!converted) {
-            free(p);
-            free(data);
+        if (!converted)
             return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM,
                                 "gemm: out of memory converting %s to fp32", name);
-        }
         m3_tensor_to_f32(w, converted);
         src = converted;
         s0 = k;
@@ -179,11 +181,87 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
         }
     }
     free(converted);
+    return M3_STATUS_OK;
+}
+
+static m3_status check_matrix(const m3_tensor *w, m3_error *err) {
+    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s must be a non-empty matrix [out, in]",
+                            w->name ? w->name : "(unnamed)");
+    return M3_STATUS_OK;
+}
+
+m3_status m3_packed_matrix_pack_into(const m3_tensor *w, m3_gemm_precision precision, void *dst,
+                                     size_t bytes, m3_error *err) {
+    m3_status st = check_matrix(w, err);
+    if (st != M3_STATUS_OK)
+        return st;
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    size_t want = packed_bytes(kernel, (size_t)w->shape[0], (size_t)w->shape[1]);
+    if (want == 0 || want != bytes)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s packs into %zu bytes, not %zu",
+                            w->name ? w->name : "(unnamed)", want, bytes);
+    return pack_panels(w, kernel, dst, err);
+}
+
+m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
+                                  m3_packed_matrix **out, m3_error *err) {
+    *out = NULL;
+    const char *name = w->name ? w->name : "(unnamed)";
+    m3_status st = check_matrix(w, err);
+    if (st != M3_STATUS_OK)
+        return st;
+    size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    size_t bytes = packed_bytes(kernel, n, k);
+    if (bytes == 0)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
+
+    m3_packed_matrix *p = calloc(1, sizeof *p);
+    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p || !data) {
+        free(p);
+        free(data);
+        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory packing %s (%zu MB)",
+                            name, bytes >> 20);
+    }
+    if ((st = pack_panels(w, kernel, data, err)) != M3_STATUS_OK) {
+        free(p);
+        free(data);
+        return st;
+    }
     p->n = n;
     p->k = k;
-    p->kp = kp;
+    p->kp = precision == M3_GEMM_BF16 ? (k + 1) / 2 * 2 : k;
     p->kernel = kernel;
     p->data = data;
+    *out = p;
+    return M3_STATUS_OK;
+}
+
+m3_status m3_packed_matrix_wrap(size_t n, size_t k, m3_gemm_precision precision, const void *data,
+                                size_t bytes, m3_packed_matrix **out, m3_error *err) {
+    *out = NULL;
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    size_t want = packed_bytes(kernel, n, k);
+    if (want == 0 || want != bytes)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "gemm: a packed [%zu, %zu] matrix takes %zu bytes, not %zu", n, k, want,
+                            bytes);
+    if ((uintptr_t)data % 64 != 0)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "gemm: packed weights must start at a multiple of 64 bytes");
+    m3_packed_matrix *p = calloc(1, sizeof *p);
+    if (!p)
+        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory");
+    p->n = n;
+    p->k = k;
+    p->kp = precision == M3_GEMM_BF16 ? (k + 1) / 2 * 2 : k;
+    p->kernel = kernel;
+    p->data = (void *)(uintptr_t)data;  // never written: the kernels only read W
+    p->borrowed = true;
     *out = p;
     return M3_STATUS_OK;
 }
@@ -203,7 +281,8 @@ size_t m3_packed_matrix_cols(const m3_packed_matrix *p) {
 void m3_packed_matrix_free(m3_packed_matrix *p) {
     if (!p)
         return;
-    free(p->data);
+    if (!p->borrowed)
+        free(p->data);
     free(p);
 }
 
