@@ -94,7 +94,10 @@ static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
     const char *name = "packed.bf16.encoder.layer.0.ffn_in";
     for (size_t i = 0; i + strlen(name) + 12 <= n; i++)
         if (!memcmp(d + i, name, strlen(name))) {
-            d[i + strlen(name) + 4] -= 64;  // the low byte of its size
+            uint64_t size;  // after the u32 dimension count; little-endian, as the host
+            memcpy(&size, d + i + strlen(name) + 4, 8);
+            size -= 64;
+            memcpy(d + i + strlen(name) + 4, &size, 8);
             put(dir, "packed-shrunk.gguf", d, n);
             break;
         }
