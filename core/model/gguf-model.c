@@ -251,8 +251,13 @@ static void read_piece_trie(const m3_gguf *g, const m3_gguf_kv *tokens, size_t n
     trie->size = nodes;
 }
 
-static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
+// The vocabulary arrays of a parsed file into *out: texts and charsmap point into the mapping, the
+// lengths, scores and types are one block that out->storage owns (m3_tokenizer_pieces_clear).
+// *tokens_kv is tokenizer.ggml.tokens (for the piece trie's SHA-256).
+static m3_status read_pieces(const m3_gguf *g, const m3_model_config *c, m3_tokenizer_pieces *out,
+                             const m3_gguf_kv **tokens_kv, m3_error *err)
 {
+    memset(out, 0, sizeof *out);
     const char *path = g->file->path;
     const char *s;
     size_t len;
@@ -294,23 +299,20 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
     TRY(m3_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &remove_ws, err));
     TRY(m3_gguf_get_bool(g, "m3.tokenizer.escape_whitespaces", &escape_ws, err));
 
-    const char **texts = malloc(n * sizeof *texts);
-    uint32_t *lens = malloc(n * sizeof *lens);
-    float *sc = malloc(n * sizeof *sc);
-    int32_t *ty = malloc(n * sizeof *ty);
-    m3_status st = M3_STATUS_OK;
-    if (!texts || !lens || !sc || !ty) {
-        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory reading the tokenizer", path);
-        goto done;
-    }
+    char *block = malloc(n * (sizeof(const char *) + sizeof(uint32_t) + sizeof(float) + sizeof(int32_t)));
+    if (!block) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory reading the tokenizer", path);
+    const char **texts = (const char **)(void *)block;
+    uint32_t *lens = (uint32_t *)(void *)(texts + n);
+    float *sc = (float *)(void *)(lens + n);
+    int32_t *ty = (int32_t *)(void *)(sc + n);
     // The strings were bounds-checked by the parser; walk them again to index them.
     const unsigned char *q = tokens->value;
     for (size_t i = 0; i < n; i++) {
         uint64_t l = 0;
         for (int k = 7; k >= 0; k--) l = l << 8 | q[k];
         if (l > UINT32_MAX) {
-            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: tokenizer token %zu is too long", path, i);
-            goto done;
+            free(block);
+            return m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: tokenizer token %zu is too long", path, i);
         }
         texts[i] = (const char *)q + 8;
         lens[i] = (uint32_t)l;
@@ -318,7 +320,7 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
         memcpy(&sc[i], scores->value + 4 * i, 4);  // little-endian hosts only, as the format
         memcpy(&ty[i], types->value + 4 * i, 4);
     }
-    m3_tokenizer_pieces pieces = {
+    *out = (m3_tokenizer_pieces){
         .n = n,
         .texts = texts,
         .lens = lens,
@@ -329,14 +331,33 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
         .add_dummy_prefix = add_prefix,
         .remove_extra_whitespaces = remove_ws,
         .escape_whitespaces = escape_ws,
+        .storage = block,
     };
-    read_piece_trie(g, tokens, n, &pieces.trie);
-    st = m3_tokenizer_new_from_pieces(&pieces, path, &p->tokenizer, err);
-done:
-    free(texts);
-    free(lens);
-    free(sc);
-    free(ty);
+    *tokens_kv = tokens;
+    return M3_STATUS_OK;
+}
+
+static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
+{
+    m3_tokenizer_pieces pieces;
+    const m3_gguf_kv *tokens;
+    TRY(read_pieces(g, c, &pieces, &tokens, err));
+    read_piece_trie(g, tokens, pieces.n, &pieces.trie);
+    m3_status st = m3_tokenizer_new_from_pieces(&pieces, g->file->path, &p->tokenizer, err);
+    m3_tokenizer_pieces_clear(&pieces);
+    return st;
+}
+
+m3_status m3_gguf_file_pieces(const m3_mapped_file *file, m3_tokenizer_pieces *out, m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    m3_gguf g;
+    TRY(m3_gguf_parse(file, &g, err));
+    m3_model_config c;
+    const m3_gguf_kv *tokens;
+    m3_status st = read_config(&g, &c, err);
+    if (st == M3_STATUS_OK) st = read_pieces(&g, &c, out, &tokens, err);
+    m3_gguf_destroy(&g);
     return st;
 }
 

@@ -166,6 +166,10 @@ typedef struct m3_gguf_model_parts {
 m3_status m3_gguf_load_parts(m3_mapped_file *file, m3_gguf_model_parts *out, m3_error *err);
 void m3_gguf_model_parts_clear(m3_gguf_model_parts *parts);
 
+// The vocabulary of a model file (to write it again: convert from a file). The texts and the
+// charsmap point into file's mapping (keep it open); release with m3_tokenizer_pieces_clear.
+m3_status m3_gguf_file_pieces(const m3_mapped_file *file, m3_tokenizer_pieces *out, m3_error *err);
+
 // m3_model_write_file with flags: M3_GGUF_WRITE_NO_PIECE_TRIE leaves the piece trie out, as files
 // written before it existed (for tests and benchmarks of that path).
 enum { M3_GGUF_WRITE_NO_PIECE_TRIE = 1 };

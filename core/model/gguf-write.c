@@ -534,10 +534,12 @@ m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_
 m3_status m3_model_convert_packed(const char *src, const char *dst, m3_dtype dtype, const m3_model_packer *packer,
                                   m3_error *err)
 {
+    // A model file as the source is written again (another dtype, packed weights added); its
+    // vocabulary comes from its own arrays, the folder's from sentencepiece.bpe.model. dst may be
+    // src itself: the new file is written beside it and renamed over it, while the old one stays
+    // mapped here.
     struct stat sb;
-    if (stat(src, &sb) == 0 && !S_ISDIR(sb.st_mode))
-        return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: not a model folder (convert reads a Hugging Face "
-                            "model folder: config.json, weights, sentencepiece.bpe.model)", src);
+    bool from_file = stat(src, &sb) == 0 && S_ISREG(sb.st_mode);
     m3_model *model;
     m3_status st = m3_model_open(src, &model, err);
     if (st != M3_STATUS_OK) return st;
@@ -549,10 +551,14 @@ m3_status m3_model_convert_packed(const char *src, const char *dst, m3_dtype dty
         st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", src);
         goto done;
     }
-    sprintf(spm, "%s/sentencepiece.bpe.model", src);
-    if ((st = m3_mapped_file_open(spm, &f, err)) ||
-        (st = m3_tokenizer_pieces_read(f->data, f->size, spm, &pieces, err)))
-        goto done;
+    if (from_file) {
+        if ((st = m3_mapped_file_open(src, &f, err)) || (st = m3_gguf_file_pieces(f, &pieces, err))) goto done;
+    } else {
+        sprintf(spm, "%s/sentencepiece.bpe.model", src);
+        if ((st = m3_mapped_file_open(spm, &f, err)) ||
+            (st = m3_tokenizer_pieces_read(f->data, f->size, spm, &pieces, err)))
+            goto done;
+    }
     st = m3_gguf_write(model, &pieces, dtype, 0, packer, dst, err);
 done:
     m3_tokenizer_pieces_clear(&pieces);

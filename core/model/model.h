@@ -108,7 +108,9 @@ m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *
                               const char *path, m3_error *err);
 
 // Converts the model folder src (as m3_model_open reads it, plus its sentencepiece.bpe.model for the
-// vocabulary) into the model file dst with m3_model_write_file.
+// vocabulary) into the model file dst with m3_model_write_file. src may also be a model file (its
+// own vocabulary arrays are used; dst may be src itself): written again with the same dtype, it
+// gives the same file byte for byte.
 m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_error *err);
 
 // ---- Packed weights (docs/model-file.md, "Packed weights") ----------------------------------------
@@ -137,8 +139,7 @@ typedef struct m3_model_packer {
 
 // m3_model_write_file and m3_model_convert, adding packer's tensors (NULL: none, as those). Each
 // packed tensor starts at a multiple of 4096 bytes in the file. A full disk is M3_STATUS_IO naming
-// the file and ENOSPC; the file at dst is then untouched. convert also takes a model file as src
-// (to add packed weights to it).
+// the file and ENOSPC; the file at dst is then untouched.
 m3_status m3_model_write_file_packed(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
                                      const m3_model_packer *packer, const char *path, m3_error *err);
 m3_status m3_model_convert_packed(const char *src, const char *dst, m3_dtype dtype, const m3_model_packer *packer,
