@@ -195,10 +195,10 @@ static m3_status write_all(writer *w, const void *p, size_t n)
             if (errno == EINTR) continue;
             if (errno == ENOSPC || errno == EDQUOT)
                 return m3_error_set(w->err, M3_STATUS_IO, errno,
-                                    "%s: %s after %llu MB of %llu MB: free some space and convert again (%s "
+                                    "%s: %s after %.1f MB of %.1f MB: free some space and convert again (%s "
                                     "is left as it was)",
                                     w->path, errno == ENOSPC ? "the disk is full" : "the disk quota is exhausted",
-                                    (unsigned long long)(w->written >> 20), (unsigned long long)(w->total >> 20),
+                                    (double)w->written / 1e6, (double)w->total / 1e6,
                                     w->dst);
             return m3_error_errno(w->err, errno, "cannot write", w->path);
         }
