@@ -36,8 +36,10 @@ enum {
 
 typedef struct cpu_layer {
     m3_packed_matrix *qkv, *attn_out, *ffn_in, *ffn_out;
-    float *qkv_b, *attn_out_b, *attn_ln_w, *attn_ln_b;
-    float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
+    float *qkv_b;  // owned: the three biases stacked
+    // The model's fp32 vectors in place, or owned fp32 copies (vec_f32, free_vec).
+    const float *attn_out_b, *attn_ln_w, *attn_ln_b;
+    const float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
 } cpu_layer;
 
 typedef struct cpu_shared cpu_shared;
@@ -53,10 +55,10 @@ typedef struct cpu_backend {
     m3_threadpool *pool;
     cpu_layer *layers;
     float *type_row;             // token_type[0], [H]
-    float *emb_ln_w, *emb_ln_b;  // [H]
+    const float *emb_ln_w, *emb_ln_b;  // [H]
     m3_packed_matrix *colbert;
-    float *colbert_b;            // [H]
-    float *sparse_w;             // [H]
+    const float *colbert_b;      // [H]
+    const float *sparse_w;       // [H]
     float sparse_b;
     size_t big_cols;             // max(3H, FFN, H)
     // Activations, grown on demand.
@@ -122,13 +124,20 @@ static m3_status check_shape2(const m3_tensor *t, int64_t rows, int64_t cols, m3
     return M3_STATUS_OK;
 }
 
-// An owned fp32 copy of a small tensor of n elements.
-static m3_status vec_f32(const m3_tensor *t, size_t n, float **out, m3_error *err)
+// A small tensor of n elements as fp32: the tensor's own bytes when they are contiguous fp32 (a
+// model file's vectors, read in place from its mapping: the model outlives its encoders), else an
+// owned copy. free_vec tells them apart.
+static m3_status vec_f32(const m3_tensor *t, size_t n, const float **out, m3_error *err)
 {
     *out = NULL;
     if (!t || m3_tensor_numel(t) != (int64_t)n)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "cpu backend: tensor %s has not %zu elements",
                             t ? t->name : "(missing)", n);
+    if (t->dtype == M3_DTYPE_F32 && t->ndim >= 1 && t->ndim <= 2 && t->strides[t->ndim - 1] == 1 &&
+        (t->ndim == 1 || t->strides[0] == t->shape[1]) && (uintptr_t)t->data % sizeof(float) == 0) {
+        *out = t->data;
+        return M3_STATUS_OK;
+    }
     float *v = malloc(n * sizeof *v);
     if (!v)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
@@ -474,9 +483,10 @@ static size_t cpu_activation_bytes(const m3_backend *be)
 
 typedef struct cpu_weights {
     cpu_layer *layers;
-    float *type_row, *emb_ln_w, *emb_ln_b;
+    float *type_row;
+    const float *emb_ln_w, *emb_ln_b;
     m3_packed_matrix *colbert;
-    float *colbert_b, *sparse_w;
+    const float *colbert_b, *sparse_w;
     float sparse_b;
 } cpu_weights;
 
@@ -510,32 +520,41 @@ static void weights_set(cpu_backend *cb, const cpu_weights *w)
     cb->sparse_b = w->sparse_b;
 }
 
-static void weights_free(cpu_weights *w, int n_layers)
+// Frees v unless it is src's own bytes (vec_f32 used them in place).
+static void free_vec(const float *v, const m3_tensor *src)
+{
+    if (v && (!src || (const void *)v != src->data))
+        free((void *)(uintptr_t)v);
+}
+
+// mw: the model's weights the vectors came from.
+static void weights_free(cpu_weights *w, int n_layers, const m3_model_weights *mw)
 {
     if (w->layers) {
         for (int l = 0; l < n_layers; l++) {
             cpu_layer *L = &w->layers[l];
+            const m3_layer_weights *lw = &mw->layers[l];
             m3_packed_matrix_free(L->qkv);
             m3_packed_matrix_free(L->attn_out);
             m3_packed_matrix_free(L->ffn_in);
             m3_packed_matrix_free(L->ffn_out);
             free(L->qkv_b);
-            free(L->attn_out_b);
-            free(L->attn_ln_w);
-            free(L->attn_ln_b);
-            free(L->ffn_in_b);
-            free(L->ffn_out_b);
-            free(L->ffn_ln_w);
-            free(L->ffn_ln_b);
+            free_vec(L->attn_out_b, lw->attn_out_b);
+            free_vec(L->attn_ln_w, lw->attn_ln_w);
+            free_vec(L->attn_ln_b, lw->attn_ln_b);
+            free_vec(L->ffn_in_b, lw->ffn_in_b);
+            free_vec(L->ffn_out_b, lw->ffn_out_b);
+            free_vec(L->ffn_ln_w, lw->ffn_ln_w);
+            free_vec(L->ffn_ln_b, lw->ffn_ln_b);
         }
         free(w->layers);
     }
     m3_packed_matrix_free(w->colbert);
-    free(w->colbert_b);
-    free(w->sparse_w);
+    free_vec(w->colbert_b, mw->colbert_b);
+    free_vec(w->sparse_w, mw->sparse_w);
     free(w->type_row);
-    free(w->emb_ln_w);
-    free(w->emb_ln_b);
+    free_vec(w->emb_ln_w, mw->emb_ln_w);
+    free_vec(w->emb_ln_b, mw->emb_ln_b);
 }
 
 // The shared weights for this model and precision, with a reference taken; NULL when none yet.
@@ -564,14 +583,14 @@ static void cpu_free(m3_backend *be)
                     *p = sh->next;
                     break;
                 }
-            weights_free(&sh->w, sh->n_layers);
+            weights_free(&sh->w, sh->n_layers, m3_model_get_weights(sh->model));
             free(sh);
         }
         pthread_mutex_unlock(&shared_mu);
     } else {
         cpu_weights w;
         weights_get(cb, &w);
-        weights_free(&w, cb->cfg.layers);
+        weights_free(&w, cb->cfg.layers, cb->w);
     }
     free(cb->x);
     free(cb->big);
