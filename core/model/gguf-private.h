@@ -4,7 +4,7 @@
 //   gguf.c        a strict reader of any GGUF v3 file: header, typed key/value pairs, tensor infos,
 //                 every offset and size checked against the file; the SHA-256 of m3.checksum;
 //   gguf-model.c  the model's parts from a parsed file: config (m3.*), tensors (as m3_weights),
-//                 tokenizer (tokenizer.ggml.*);
+//                 tokenizer (tokenizer.ggml.*), packed weights (packed.*, m3.packed.*: opaque bytes);
 //   gguf-write.c  the writer (m3_model_write_file, m3_model_convert in model.h) and m3_model_verify.
 // Little-endian only, like the format.
 #ifndef M3_MODEL_GGUF_PRIVATE_H

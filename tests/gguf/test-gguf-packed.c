@@ -54,8 +54,8 @@ typedef struct outputs {
     bool ok;
 } outputs;
 
-// Encodes the texts with the tokenizer of `tok_model` and the encoder of `model` at `precision`.
-// *debug receives the backend's last debug line about packing.
+// Encodes the texts with model's tokenizer and a CPU encoder at `precision`. debug (1024 bytes, or
+// NULL) receives the backend's last debug line about packing.
 static m3_status encode(const m3_model *model, m3_precision precision, outputs *o, char *debug, m3_error *err)
 {
     memset(o, 0, sizeof *o);
