@@ -411,7 +411,9 @@ m3_status m3_model_file_identify(const char *path, m3_model_config *config, char
         const char *s;
         size_t len;
         if ((st = read_config(&g, config, err)) == M3_STATUS_OK &&
-            (st = m3_gguf_get_string(&g, M3_GGUF_CHECKSUM_KEY, &s, &len, err)) == M3_STATUS_OK) {
+            (st = m3_gguf_get_string(&g, m3_gguf_find(&g, M3_GGUF_PLAIN_CHECKSUM_KEY) ? M3_GGUF_PLAIN_CHECKSUM_KEY
+                                                                                   : M3_GGUF_CHECKSUM_KEY,
+                                     &s, &len, err)) == M3_STATUS_OK) {
             if (len != strlen(M3_GGUF_CHECKSUM_PREFIX) + M3_GGUF_CHECKSUM_HEX)
                 st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: malformed " M3_GGUF_CHECKSUM_KEY, path);
             else

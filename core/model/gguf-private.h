@@ -70,6 +70,9 @@ enum { M3_GGML_F32 = 0, M3_GGML_F16 = 1, M3_GGML_I8 = 24, M3_GGML_BF16 = 30 };
 #define M3_GGUF_PACKED_PREFIX "packed."
 #define M3_GGUF_PACKED_KEY_PREFIX "m3.packed."
 #define M3_GGUF_PACKED_KEY_SUFFIX ".layout"
+// In a file with packed weights: the m3.checksum of the same file without them, "sha256:" + 64 hex
+// digits. The file's identity for an index (m3_model_file_identify), since packing changes no output.
+#define M3_GGUF_PLAIN_CHECKSUM_KEY "m3.plain_checksum"
 enum { M3_GGUF_PACKED_ALIGN = 4096, M3_GGUF_PACKED_MAX_TAG = 15, M3_GGUF_PACKED_MAX_LAYOUT = 63 };
 
 typedef struct m3_gguf_packed_blob {

@@ -188,6 +188,10 @@ typedef struct writer {
 static m3_status write_all(writer *w, const void *p, size_t n)
 {
     if (n && !EVP_DigestUpdate(w->md, p, n)) return m3_error_set(w->err, M3_STATUS_NOMEM, 0, "SHA-256 failed");
+    if (w->fd < 0) {  // hashing only (plain_checksum)
+        w->written += n;
+        return M3_STATUS_OK;
+    }
     const unsigned char *c = p;
     while (n) {
         ssize_t k = write(w->fd, c, n);
@@ -296,8 +300,9 @@ static bool kv_piece_trie(buf *kv, size_t *n_kv, const m3_tokenizer_trie *t, siz
 // builds the header once with data_start 0 to learn it (the header's length does not depend on the
 // offsets), then again with it.
 static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *v, const m3_tokenizer_trie *trie,
-                              bool f16, const m3_model_packer *packer, out_tensor *list, size_t n_tensors,
-                              uint64_t data_start, buf *b, size_t *checksum_at, uint64_t *data_offset)
+                              bool f16, const m3_model_packer *packer, const char *plain_checksum,
+                              out_tensor *list, size_t n_tensors, uint64_t data_start, buf *b, size_t *checksum_at,
+                              uint64_t *data_offset)
 {
     const m3_model_config *c = m3_model_get_config(model);
     buf kv = {0};
@@ -344,6 +349,7 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
         char key[64];
         snprintf(key, sizeof key, M3_GGUF_PACKED_KEY_PREFIX "%s" M3_GGUF_PACKED_KEY_SUFFIX, packer->precision);
         kv_str(&kv, &n_kv, key, packer->layout);
+        kv_str(&kv, &n_kv, M3_GGUF_PLAIN_CHECKSUM_KEY, plain_checksum);
     }
     // The checksum goes last: 64 '0' digits now, the SHA-256 of the file so written afterwards.
     kv_str(&kv, &n_kv, M3_GGUF_CHECKSUM_KEY,
@@ -394,6 +400,40 @@ m3_status m3_model_write_file_packed(const m3_model *model, const m3_tokenizer_p
                                      const m3_model_packer *packer, const char *path, m3_error *err)
 {
     return m3_gguf_write(model, vocab, dtype, 0, packer, path, err);
+}
+
+// The m3.checksum that the same file without packed weights has ("sha256:" + hex into out): its
+// header and plain tensors (list[0..n_plain), laid out as in that file) hashed, nothing written.
+static m3_status plain_checksum(const m3_model *model, const m3_tokenizer_pieces *vocab, const m3_tokenizer_trie *trie,
+                                bool f16, out_tensor *list, size_t n_plain, float *f32, uint16_t *f16buf, size_t chunk,
+                                const char *path, char out[8 + M3_GGUF_CHECKSUM_HEX + 1], m3_error *err)
+{
+    buf header = {0};
+    size_t checksum_at = 0;
+    uint64_t data_offset = 0;
+    writer w = {.fd = -1, .path = path, .dst = path, .md = EVP_MD_CTX_new(), .err = err};
+    m3_status st = build_header(model, vocab, trie, f16, NULL, NULL, list, n_plain, 0, &header, &checksum_at,
+                                &data_offset);
+    if (st != M3_STATUS_OK || !w.md || !EVP_DigestInit_ex(w.md, EVP_sha256(), NULL)) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+        goto done;
+    }
+    if ((st = write_all(&w, header.data, header.len)) || (st = pad_to(&w, data_offset))) goto done;
+    for (size_t i = 0; i < n_plain; i++)
+        if ((st = pad_to(&w, data_offset + list[i].offset)) || (st = write_tensor(&w, &list[i], f32, f16buf, chunk)))
+            goto done;
+    unsigned char md[32];
+    unsigned md_len = 0;
+    if (!EVP_DigestFinal_ex(w.md, md, &md_len) || md_len != 32) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: SHA-256 failed", path);
+        goto done;
+    }
+    strcpy(out, M3_GGUF_CHECKSUM_PREFIX);
+    for (int i = 0; i < 32; i++) snprintf(out + strlen(M3_GGUF_CHECKSUM_PREFIX) + 2 * i, 3, "%02x", md[i]);
+done:
+    EVP_MD_CTX_free(w.md);
+    free(header.data);
+    return st;
 }
 
 // Writes the packed tensor o through the packer, from one buffer big enough for the largest.
@@ -463,12 +503,18 @@ m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab,
     }
     size_t checksum_at = 0;
     uint64_t data_offset = 0;
-    st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, list, n_tensors, 0, &header, &checksum_at,
-                      &data_offset);
+    // A packed file names, as its identity, the checksum of the same file without the packed
+    // weights: the plain tensors are hashed once here as that file would hold them.
+    char plain[8 + M3_GGUF_CHECKSUM_HEX + 1] = "";
+    if (packer && (st = plain_checksum(model, vocab, &trie, dtype == M3_DTYPE_F16, list, n_tensors - n_packed, f32, f16,
+                                       chunk, path, plain, err)))
+        goto done;
+    st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, plain, list, n_tensors, 0, &header,
+                      &checksum_at, &data_offset);
     if (st == M3_STATUS_OK && packer) {
         uint64_t first = data_offset;
         header.len = 0;
-        st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, list, n_tensors, first, &header,
+        st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, plain, list, n_tensors, first, &header,
                           &checksum_at, &data_offset);
         M3_ASSERT(st != M3_STATUS_OK || data_offset == first);
     }

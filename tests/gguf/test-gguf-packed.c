@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Packed CPU weights in the model file (docs/model-file.md, "Packed weights") on m3-tiny:
-//   1. convert with the packed weights of fp32 and of bf16 (from an f16 and an f32 file); the CPU
+//   1. convert with the packed weights of fp32 and of bf16 (from an f16 and an f32 file): the file
+//      verifies and names the plain file's checksum as its identity (m3_model_file_identify); the CPU
 //      backend uses them in place (it says so at debug level) and every output (dense, lexical,
 //      ColBERT) is bitwise that of the plain file, which packs at start-up: the same kernels read the
 //      same packed bytes;
@@ -156,6 +157,15 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
     CHECK(m3_model_convert(src, plain, dtype, &err) == M3_STATUS_OK, "convert: %s", err.message);
     CHECK(m3_model_convert_packed(src, packed, dtype, &packer.base, &err) == M3_STATUS_OK, "convert %s: %s", pname,
           err.message);
+
+    // Its identity for an index is the plain file's checksum (packing changes no output), and its
+    // own checksum verifies.
+    m3_model_config cfg;
+    char id_plain[72] = "", id_packed[72] = "";
+    CHECK(m3_model_file_identify(plain, &cfg, id_plain, &err) == M3_STATUS_OK &&
+              m3_model_file_identify(packed, &cfg, id_packed, &err) == M3_STATUS_OK && !strcmp(id_plain, id_packed),
+          "%s %s: identity %s, plain %s", dname, pname, id_packed, id_plain);
+    CHECK(m3_model_verify(packed, NULL, &err) == M3_STATUS_OK, "verify %s: %s", packed, err.message);
 
     outputs a, b;
     CHECK(open_and_encode(plain, precision, &a, debug, &err) == M3_STATUS_OK, "plain: %s", err.message);
