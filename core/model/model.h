@@ -172,7 +172,8 @@ typedef struct m3_model_verify_report {
 m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err);
 
 // Reads only the header of the model file path (GGUF, milliseconds): its configuration and its stored
-// checksum ("sha256:<64 hex>", NUL-terminated into checksum). The checksum is not recomputed
+// checksum ("sha256:<64 hex>", NUL-terminated into checksum; for a file with packed weights the
+// checksum of the same file without them, m3.plain_checksum: its identity). The checksum is not recomputed
 // (m3_model_verify does that). Errors as m3_model_open's; M3_STATUS_FORMAT for a folder or non-GGUF.
 m3_status m3_model_file_identify(const char *path, m3_model_config *config, char checksum[72], m3_error *err);
 
