@@ -232,11 +232,11 @@ static int convert(int argc, char **argv)
             break;
         case 'p': {
             m3_precision precision;
-            if (m3_precision_parse(optarg, &precision, &err) != M3_STATUS_OK) {
+            if (m3_precision_parse(optarg, &precision, &err) != M3_STATUS_OK ||
+                m3_cpu_packer_init(&packer, precision, &err) != M3_STATUS_OK) {
                 m3_cli_fail_error("model convert", &err);
                 return M3_EXIT_USAGE;
             }
-            m3_cpu_packer_init(&packer, precision);
             packed = true;
             break;
         }

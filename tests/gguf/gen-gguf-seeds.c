@@ -79,7 +79,10 @@ static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
     char path[4096];
     for (int k = 0; k < 2; k++) {
         m3_cpu_packer p;
-        m3_cpu_packer_init(&p, precisions[k]);
+        if (m3_cpu_packer_init(&p, precisions[k], &err) != M3_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
         snprintf(path, sizeof path, "%s/packed-%s.gguf", dir, p.base.precision);
         if (m3_model_write_file_packed(m, v, M3_DTYPE_F16, &p.base, path, &err) != M3_STATUS_OK) {
             fprintf(stderr, "%s\n", err.message);

@@ -153,7 +153,7 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
     snprintf(packed, sizeof packed, "%s/packed-%s-%s.gguf", dir, dname, pname);
     m3_error err = {0};
     m3_cpu_packer packer;
-    m3_cpu_packer_init(&packer, precision);
+    CHECK(m3_cpu_packer_init(&packer, precision, &err) == M3_STATUS_OK, "packer: %s", err.message);
     CHECK(m3_model_convert(src, plain, dtype, &err) == M3_STATUS_OK, "convert: %s", err.message);
     CHECK(m3_model_convert_packed(src, packed, dtype, &packer.base, &err) == M3_STATUS_OK, "convert %s: %s", pname,
           err.message);

@@ -114,8 +114,12 @@ float m3_gelu_erf(float x) {
 
 // ---- Packing -------------------------------------------------------------------------------------
 
-// The packed size of an [n, k] matrix for `kernel`; 0 when it overflows.
+// The packed size of an [n, k] matrix for `kernel`; 0 when it overflows. The layouts of
+// gemm-private.h (fp32, bf16); a precision with another layout adds its case here, in
+// m3_gemm_layout_id and in packed-file.c.
 static size_t packed_bytes(const m3_gemm_kernel *kernel, size_t n, size_t k) {
+    if (kernel->precision != M3_GEMM_FP32 && kernel->precision != M3_GEMM_BF16)
+        return 0;
     bool bf16 = kernel->precision == M3_GEMM_BF16;
     size_t nr = kernel->nr, esize = bf16 ? 2 : 4, kp = bf16 ? (k + 1) / 2 * 2 : k;
     size_t panels = (n + nr - 1) / nr;
@@ -130,8 +134,10 @@ size_t m3_packed_matrix_bytes_for(size_t n, size_t k, m3_gemm_precision precisio
 
 const char *m3_gemm_layout_id(m3_gemm_precision precision, char *buf, size_t size) {
     const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
-    snprintf(buf, size, "%s-nr%zu-v%d", precision == M3_GEMM_BF16 ? "bf16-kpairs" : "fp32",
-             kernel->nr, M3_GEMM_LAYOUT_VERSION);
+    const char *layout = precision == M3_GEMM_BF16   ? "bf16-kpairs"
+                         : precision == M3_GEMM_FP32 ? "fp32"
+                                                     : "unknown";  // matches no file's layout
+    snprintf(buf, size, "%s-nr%zu-v%d", layout, kernel->nr, M3_GEMM_LAYOUT_VERSION);
     return buf;
 }
 

@@ -60,9 +60,15 @@ static void matrix_at(const m3_model *model, size_t i, matrix_ref *m)
     }
 }
 
+// No default: a precision added to m3_gemm_precision must name its tag here (the compiler warns),
+// or it has none (NULL) and never uses a file's packed bytes.
 const char *m3_cpu_packed_tag(m3_gemm_precision precision)
 {
-    return precision == M3_GEMM_BF16 ? "bf16" : "fp32";
+    switch (precision) {
+    case M3_GEMM_FP32: return "fp32";
+    case M3_GEMM_BF16: return "bf16";
+    }
+    return NULL;
 }
 
 static size_t packer_list(void *ctx, const m3_model *model, m3_model_packed_tensor *out, size_t max)
@@ -106,11 +112,14 @@ static m3_status packer_pack(void *ctx, const m3_model *model, m3_dtype stored, 
     return st;
 }
 
-void m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision)
+m3_status m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision, m3_error *err)
 {
     memset(p, 0, sizeof *p);
     if (precision == M3_PRECISION_AUTO)
         precision = m3_gemm_precision_native(M3_GEMM_BF16) ? M3_PRECISION_BF16 : M3_PRECISION_FP32;
+    if (precision != M3_PRECISION_FP32 && precision != M3_PRECISION_BF16)
+        return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "no packed model-file layout for precision %s",
+                            m3_precision_name(precision));
     p->precision = precision == M3_PRECISION_BF16 ? M3_GEMM_BF16 : M3_GEMM_FP32;
     m3_gemm_layout_id(p->precision, p->layout, sizeof p->layout);
     p->base = (m3_model_packer){
@@ -120,11 +129,14 @@ void m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision)
         .list = packer_list,
         .pack = packer_pack,
     };
+    return M3_STATUS_OK;
 }
 
 bool m3_cpu_packed_usable(const m3_model *model, m3_gemm_precision precision)
 {
     const char *tag = m3_cpu_packed_tag(precision);
+    if (!tag)
+        return false;  // a precision without a file layout: packed at start-up
     const char *stored = m3_model_packed_layout(model, tag);
     char want[64];
     m3_gemm_layout_id(precision, want, sizeof want);

@@ -8,7 +8,7 @@
 //     place from the mapping when their layout id is the one this CPU's kernel reads.
 //
 //     m3_cpu_packer p;
-//     m3_cpu_packer_init(&p, M3_PRECISION_BF16);
+//     m3_cpu_packer_init(&p, M3_PRECISION_BF16, &err);
 //     m3_model_convert_packed(src, dst, M3_DTYPE_F16, &p.base, &err);
 //
 // A precision added later (int8 with per-channel scales) adds its case to packed-file.c: the file
@@ -30,9 +30,10 @@ typedef struct m3_cpu_packer {
 } m3_cpu_packer;
 
 // A packer for `precision` (AUTO: as the backend resolves it) with this CPU's kernel's layout.
-void m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision);
+// Errors: M3_STATUS_UNSUPPORTED for a precision without a file layout (only fp32 and bf16 have one).
+m3_status m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision, m3_error *err);
 
-// The file's tag of a precision: "fp32", "bf16".
+// The file's tag of a precision: "fp32", "bf16"; NULL for a precision without a file layout.
 const char *m3_cpu_packed_tag(m3_gemm_precision precision);
 
 // Whether model holds packed weights for `precision` in the layout this CPU's kernel reads. When
