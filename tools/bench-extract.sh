@@ -2,13 +2,18 @@
 # SPDX-License-Identifier: MIT
 # Extraction throughput per format against the reference command-line tools, in one run:
 # pdftotext (poppler-utils) for PDF, pandoc -t plain for docx, odt, epub, html and rtf, zcat for
-# gzip; there is no common CLI for pptx and mbox (ours only). Three figures per format, MB/s of the
+# gzip, and the closest single-format tools as a second reference: docx2txt (docx), odt2txt (odt,
+# ods, odp), html2text (html), ripmime (eml, mbox: decodes the parts to files, no text of its own);
+# there is no common CLI for pptx and xlsx (ours only). Three figures per format, MB/s of the
 # input file: ours in-process (bench-extract-docs, best of 5: what the indexer's long-lived helper
 # costs per file), ours as a command (`m3 extract`, a process and its sandboxed helper started per
 # file, best of 5), and the reference command (best of 5); the ratio compares the two commands.
 # Inputs: the texts of /usr/share/common-licenses (about 300 KB of varied English) through the
 # producers of tests/data/documents (pandoc; pango-view + pdfunite for the PDF, 60 lines a page),
-# plus the test documents' multilingual text. Usage: tools/bench-extract.sh [BUILD_DIR]
+# plus the test documents' multilingual text; and the real documents of tests/data/documents as
+# LibreOffice and NeoMutt wrote them (lighthouse.*, neomutt.*: small, so the commands' start-up
+# dominates them; the in-process figure is the one to read). Usage: tools/bench-extract.sh
+# [BUILD_DIR], or `./dev bench extract` (installs the reference tools, builds release first).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 build=${1:-build}
@@ -35,7 +40,8 @@ pango-view --no-display -q -o "$work/rtl.pdf" --width=300 --font="DejaVu Sans 11
 pdfunite "${pages[@]}" "$work/cjk.pdf" "$work/rtl.pdf" "$work/big.pdf"
 for i in $(seq 100); do cat $docs/sample.mbox; done > "$work/big.mbox"
 gzip -9 -n -c "$work/all.txt" > "$work/big.txt.gz"
-inputs=("$work"/big.{pdf,docx,odt,pptx,epub,html,rtf,mbox,txt.gz})
+inputs=("$work"/big.{pdf,docx,odt,pptx,epub,html,rtf,mbox,txt.gz}
+        $docs/lighthouse.{pdf,odt,docx,epub,ods,xlsx,odp,pptx} $docs/neomutt.{eml,mbox})
 "$build/tests/extract/bench-extract-docs" --rounds 5 "${inputs[@]}" > "$work/ours.txt"
 best() {  # seconds of the fastest of 5 runs of "$@"
     local b=0 t0 t
@@ -45,20 +51,32 @@ best() {  # seconds of the fastest of 5 runs of "$@"
     done
     awk -v ns="$b" 'BEGIN { printf "%.6f", ns / 1e9 }'
 }
-printf '%-7s %9s %10s %13s %12s %7s  %s\n' format bytes "in-process" "m3 extract" reference ratio "reference (MB/s of input)"
+printf '%-18s %9s %10s %11s %10s %7s %10s %7s  %s\n' file bytes "in-process" "m3 extract" reference ratio reference2 ratio2 \
+    "references (MB/s of input; ratio: m3 extract / reference)"
+mkdir "$work/rip"
 while read -r path name size text secs mbs; do
-    ext=${path##*/big.}
+    file=${path##*/}
+    ext=${file#*.}
     case $ext in
         pdf) ref=(pdftotext -q "$path" -) ;;
         docx|odt|epub|html|rtf) ref=(pandoc -t plain "$path") ;;
         txt.gz) ref=(zcat "$path") ;;
         *) ref=() ;;
     esac
+    case $ext in
+        docx) ref2=(docx2txt "$path" -) ;;
+        odt|ods|odp) ref2=(odt2txt "$path") ;;
+        html) ref2=(html2text "$path") ;;
+        eml|mbox) ref2=(ripmime -i "$path" -d "$work/rip") ;;
+        *) ref2=() ;;
+    esac
     cs=$(best "$m3" extract "$path")
-    rs=-1
-    [[ ${#ref[@]} -gt 0 ]] && rs=$(best "${ref[@]}")
-    awk -v e="$ext" -v n="$size" -v m="$mbs" -v c="$cs" -v s="$rs" -v r="${ref[0]:--}" 'BEGIN {
+    rs=-1 r2=-1
+    [[ ${#ref[@]} -gt 0 ]] && command -v "${ref[0]}" >/dev/null && rs=$(best "${ref[@]}")
+    [[ ${#ref2[@]} -gt 0 ]] && command -v "${ref2[0]}" >/dev/null && r2=$(best "${ref2[@]}")
+    awk -v f="$file" -v n="$size" -v m="$mbs" -v c="$cs" -v s="$rs" -v s2="$r2" -v r="${ref[0]:--}" -v q="${ref2[0]:--}" 'BEGIN {
         cm = n / c / 1e6
-        if (s > 0) printf "%-7s %9d %10.2f %13.2f %12.2f %6.1fx  %s\n", e, n, m, cm, n / s / 1e6, cm / (n / s / 1e6), r
-        else printf "%-7s %9d %10.2f %13.2f %12s %7s  %s\n", e, n, m, cm, "-", "-", r }'
+        a = s > 0 ? sprintf("%10.2f %6.1fx", n / s / 1e6, cm / (n / s / 1e6)) : sprintf("%10s %7s", "-", "-")
+        b = s2 > 0 ? sprintf("%10.2f %6.1fx", n / s2 / 1e6, cm / (n / s2 / 1e6)) : sprintf("%10s %7s", "-", "-")
+        printf "%-18s %9d %10.2f %11.2f %s %s  %s, %s\n", f, n, m, cm, a, b, r, q }'
 done < "$work/ours.txt"

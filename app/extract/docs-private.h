@@ -56,10 +56,14 @@ char *docs_resolve(const char *base, const char *ref);
 // Maps a relationships part (OOXML "_rels/x.rels") Id → Target, resolved against source part.
 typedef struct docs_rels {
     char **id, **target;
+    char **type;          // the Type URI's last segment: "header", "footnotes", "notesSlide"...
     size_t n;
 } docs_rels;
 m3_status docs_rels_read(docs_zip *z, const char *source, docs_rels *out, m3_error *err);
 const char *docs_rels_get(const docs_rels *r, const char *id);
+// The targets of the relationships of one type ("header"), sorted by name (header1.xml first);
+// *n of them, borrowed from r. NULL (and *n 0) when none or out of memory.
+const char **docs_rels_of_type(const docs_rels *r, const char *type, size_t *n);
 void docs_rels_free(docs_rels *r);
 
 // ---- HTML --------------------------------------------------------------------------------------
@@ -77,6 +81,8 @@ m3_status docs_html_append(m3_text_builder *b, const unsigned char *data, size_t
 m3_status docs_nested_append(m3_text_builder *b, const char *name, const unsigned char *data, size_t size,
                              const char *path, m3_error *err);
 
+// Appends len bytes of text (paragraphs separated by '\n') to b as paragraphs of their own.
+void docs_append_paragraphs(m3_text_builder *b, const char *text, size_t len);
 // "PATH: skipped: encrypted"
 m3_status docs_encrypted(const char *path, m3_error *err);
 

@@ -230,25 +230,30 @@ m3_status docs_rels_read(docs_zip *z, const char *source, docs_rels *out, m3_err
             strcmp((const char *)xmlTextReaderConstLocalName(r), "Relationship"))
             continue;
         char *id = docs_xml_attr(r, "Id"), *target = docs_xml_attr(r, "Target"), *mode = docs_xml_attr(r, "TargetMode");
+        char *type = docs_xml_attr(r, "Type");
         bool external = mode && !strcmp(mode, "External");
         if (id && target && !external && out->n < DOCS_MAX_PARTS) {
             if (out->n == cap) {
                 cap = cap ? 2 * cap : 16;
                 char **a = realloc(out->id, cap * sizeof *a), **b = a ? realloc(out->target, cap * sizeof *b) : NULL;
+                char **c = b ? realloc(out->type, cap * sizeof *c) : NULL;
                 if (a) out->id = a;
                 if (b) out->target = b;
-                if (!a || !b) {
-                    xmlFree(id), xmlFree(target), xmlFree(mode);
+                if (c) out->type = c;
+                if (!a || !b || !c) {
+                    xmlFree(id), xmlFree(target), xmlFree(mode), xmlFree(type);
                     rc = -2;
                     break;
                 }
             }
             out->id[out->n] = strdup(id);
             out->target[out->n] = docs_resolve(source, target);
-            if (out->id[out->n] && out->target[out->n]) out->n++;
-            else free(out->id[out->n]), free(out->target[out->n]);
+            const char *last = type ? strrchr(type, '/') : NULL;
+            out->type[out->n] = strdup(last ? last + 1 : type ? type : "");
+            if (out->id[out->n] && out->target[out->n] && out->type[out->n]) out->n++;
+            else free(out->id[out->n]), free(out->target[out->n]), free(out->type[out->n]);
         }
-        xmlFree(id), xmlFree(target), xmlFree(mode);
+        xmlFree(id), xmlFree(target), xmlFree(mode), xmlFree(type);
     }
     if (r) xmlFreeTextReader(r);
     free(xml);
@@ -266,10 +271,25 @@ const char *docs_rels_get(const docs_rels *r, const char *id)
     return NULL;
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+const char **docs_rels_of_type(const docs_rels *r, const char *type, size_t *n)
+{
+    *n = 0;
+    const char **v = r->n ? malloc(r->n * sizeof *v) : NULL;
+    if (!v) return NULL;
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->type[i], type)) v[(*n)++] = r->target[i];
+    qsort(v, *n, sizeof *v, by_name);
+    if (!*n) free(v), v = NULL;
+    return v;
+}
+
 void docs_rels_free(docs_rels *r)
 {
-    for (size_t i = 0; i < r->n; i++) free(r->id[i]), free(r->target[i]);
+    for (size_t i = 0; i < r->n; i++) free(r->id[i]), free(r->target[i]), free(r->type[i]);
     free(r->id);
     free(r->target);
+    free(r->type);
     memset(r, 0, sizeof *r);
 }

@@ -26,21 +26,26 @@ m3_status docs_nested_append(m3_text_builder *b, const char *name, const unsigne
     m3_status s = ex->extract(data, size, path, &doc, err);
     depth--;
     if (s != M3_STATUS_OK) return s;
-    m3_text_builder_break(b);
     // The nested document's paragraphs stay paragraphs; its places are one place here ("attachment
     // x.pdf"), the caller's.
-    for (size_t i = 0; i < doc.len;) {
-        const char *nl = memchr(doc.text + i, '\n', doc.len - i);
-        size_t e = nl ? (size_t)(nl - doc.text) : doc.len;
-        m3_text_builder_append(b, doc.text + i, e - i);
-        m3_text_builder_break(b);
-        i = e + 1;
-    }
+    docs_append_paragraphs(b, doc.text, doc.len);
     m3_extracted_clear(&doc);
     if (m3_text_builder_failed(b))
         return m3_error_set(err, b->oom ? M3_STATUS_NOMEM : M3_STATUS_LIMIT, 0, "%s: text longer than %d MiB", path,
                             DOCS_MAX_TEXT >> 20);
     return M3_STATUS_OK;
+}
+
+void docs_append_paragraphs(m3_text_builder *b, const char *text, size_t len)
+{
+    m3_text_builder_break(b);
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - text) : len;
+        m3_text_builder_append(b, text + i, e - i);
+        m3_text_builder_break(b);
+        i = e + 1;
+    }
 }
 
 // ---- gzip ------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// The extractors of structured documents: PDF (poppler-cpp), OpenDocument and Office Open XML
+// The extractors of structured documents: PDF (poppler TextOutputDev), OpenDocument and Office Open XML
 // (libzip + libxml2), EPUB (libzip + libxml2), HTML/XHTML (libxml2's HTML parser), e-mail (.eml,
 // mbox: GMime), RTF (hand-written: no Debian library reads it) and gzip (zlib). They live in app/
 // because GMime is a GLib library (and poppler is C++) and core/ stays GLib-free; only the sandboxed

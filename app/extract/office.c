@@ -3,14 +3,19 @@
 // Office documents: OpenDocument (odt, ods, odp: content.xml) and Office Open XML (docx:
 // word/document.xml; pptx: the slides in presentation order; xlsx: the sheets in workbook order,
 // shared strings resolved). Both are zip files of XML read with libzip and libxml2's streaming
-// reader (docs-zip.c). Places: "slide N", "sheet NAME". Speaker notes, comments, headers and
-// footers are not read (they are not the document's running text).
+// reader (docs-zip.c). Places: "slide N", "sheet NAME". Reading order of what is not running text
+// (a person searches it too, so it is read, each once):
+//   - text documents (odt, docx): the header(s) first, then the body, then the footnotes and
+//     endnotes in order (not at their anchors: a note inside a sentence would cut it), then the
+//     footer(s); headers and footers that repeat the same text (first page, left pages) once;
+//   - presentations (odp, pptx): each slide's speaker notes after the slide's text, in its place.
+// Comments (annotations) and change-tracked deletions are not read.
 #include <stdlib.h>
 #include <string.h>
 
 #include "extract/docs-private.h"
 
-enum { OFFICE_VERSION = 1 };
+enum { OFFICE_VERSION = 2 };  // 2: headers, footers, footnotes, speaker notes
 
 typedef enum kind { WRITER, CALC, IMPRESS } kind;
 
@@ -37,21 +42,84 @@ static m3_status finish_read(int rc, m3_text_builder *b, const char *path, const
 
 // ---- OpenDocument ----------------------------------------------------------------------------------
 
-static m3_status odf_content(m3_text_builder *b, const char *xml, size_t len, kind k, const char *path, m3_error *err)
+// Appends b's text to out, paragraph by paragraph, unless seen[] already holds the same text (a
+// first-page header repeating the default one). b is cleared.
+static bool append_once(m3_text_builder *out, m3_text_builder *b, char **seen, size_t *n_seen, size_t max_seen)
+{
+    bool ok = !m3_text_builder_failed(b);
+    bool dup = false;
+    for (size_t i = 0; ok && i < *n_seen; i++) dup |= strlen(seen[i]) == b->len && !memcmp(seen[i], b->text, b->len);
+    if (ok && !dup && b->len && *n_seen < max_seen) {
+        seen[*n_seen] = strndup(b->text, b->len);
+        ok = seen[*n_seen] != NULL;
+        if (ok) ++*n_seen;
+    }
+    if (ok && !dup && b->len) docs_append_paragraphs(out, b->text, b->len);
+    m3_text_builder_clear(b);
+    m3_text_builder_init(b, DOCS_MAX_TEXT);
+    return ok;
+}
+
+enum { MAX_REPEATS = 16 };  // distinct headers (footers) kept per document
+
+// The headers (footer false) or footers of styles.xml's master pages, each distinct text once.
+static m3_status odf_header_footer(m3_text_builder *out, const char *xml, size_t len, bool footer, const char *path,
+                                   m3_error *err)
+{
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, "styles.xml");
+    if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    const char *want = footer ? "footer" : "header";
+    size_t wl = strlen(want);
+    m3_text_builder one;
+    m3_text_builder_init(&one, DOCS_MAX_TEXT);
+    char *seen[MAX_REPEATS];
+    size_t n_seen = 0;
+    int rc, in = 0;
+    bool ok = true;
+    while (ok && (rc = xmlTextReaderRead(r)) == 1) {
+        int type = xmlTextReaderNodeType(r);
+        const char *n = (const char *)xmlTextReaderConstLocalName(r);
+        // header, header-left, header-first (not header-style, header-footer-properties)
+        bool mine = n && !strncmp(n, want, wl) && (!n[wl] || !strcmp(n + wl, "-left") || !strcmp(n + wl, "-first"));
+        if (type == XML_READER_TYPE_ELEMENT && mine && !xmlTextReaderIsEmptyElement(r)) {
+            in++;
+        } else if (type == XML_READER_TYPE_END_ELEMENT && mine && in) {
+            if (!--in) ok = append_once(out, &one, seen, &n_seen, MAX_REPEATS);
+        } else if (in && type == XML_READER_TYPE_END_ELEMENT && (is(r, "p") || is(r, "h"))) {
+            m3_text_builder_break(&one);
+        } else if (in && (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_SIGNIFICANT_WHITESPACE)) {
+            append_value(&one, r);
+        }
+    }
+    for (size_t i = 0; i < n_seen; i++) free(seen[i]);
+    m3_text_builder_clear(&one);
+    xmlFreeTextReader(r);
+    if (!ok) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    return finish_read(rc, out, path, "styles.xml", err);
+}
+
+// content.xml's body into b; footnotes and endnotes (their bodies, not their citation marks) into
+// notes, for the caller to append after the body.
+static m3_status odf_content(m3_text_builder *b, m3_text_builder *notes, const char *xml, size_t len, kind k,
+                             const char *path, m3_error *err)
 {
     xmlTextReaderPtr r = docs_xml_reader(xml, len, "content.xml");
     if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
-    int rc, skip = 0, cell = 0, slide = 0;
+    m3_text_builder *main = b;
+    int rc, skip = 0, cell = 0, slide = 0, in_note = 0;
     while ((rc = xmlTextReaderRead(r)) == 1) {
         int type = xmlTextReaderNodeType(r);
         bool empty = type == XML_READER_TYPE_ELEMENT && xmlTextReaderIsEmptyElement(r);
         if (type == XML_READER_TYPE_ELEMENT) {
-            // Speaker notes, annotations and change-tracked deletions are not the running text.
-            if (skip || is(r, "notes") || is(r, "annotation") || is(r, "tracked-changes")) {
+            // Annotations, change-tracked deletions and a note's citation mark ("1") are not text.
+            if (skip || is(r, "annotation") || is(r, "tracked-changes") || is(r, "note-citation")) {
                 if (!empty) skip++;
                 continue;
             }
-            if (is(r, "s")) {
+            if (is(r, "note-body") && !empty && !in_note++) {
+                b = notes;
+                m3_text_builder_break(b);
+            } else if (is(r, "s")) {
                 m3_text_builder_append(b, " ", 1);
             } else if (is(r, "tab") || is(r, "line-break")) {
                 m3_text_builder_append(b, " ", 1);
@@ -69,8 +137,11 @@ static m3_status odf_content(m3_text_builder *b, const char *xml, size_t len, ki
                 skip--;
                 continue;
             }
-            if (is(r, "p") || is(r, "h")) {
-                if (cell) m3_text_builder_append(b, " ", 1);
+            if (is(r, "note-body") && in_note && !--in_note) {
+                m3_text_builder_break(b);
+                b = main;
+            } else if (is(r, "p") || is(r, "h")) {
+                if (cell && !in_note) m3_text_builder_append(b, " ", 1);
                 else m3_text_builder_break(b);
             } else if (is(r, "table-cell")) {
                 if (cell) cell--;
@@ -84,7 +155,8 @@ static m3_status odf_content(m3_text_builder *b, const char *xml, size_t len, ki
         if (m3_text_builder_failed(b)) break;
     }
     xmlFreeTextReader(r);
-    return finish_read(rc, b, path, "content.xml", err);
+    if (m3_text_builder_failed(notes)) return finish_read(rc, notes, path, "content.xml", err);
+    return finish_read(rc, main, path, "content.xml", err);
 }
 
 static m3_status extract_odf(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
@@ -109,10 +181,20 @@ static m3_status extract_odf(const unsigned char *data, size_t size, const char 
         return docs_encrypted(path, err);
     }
     free(xml);
-    m3_text_builder b;
+    m3_text_builder b, notes;
     m3_text_builder_init(&b, DOCS_MAX_TEXT);
-    s = docs_zip_read(&z, "content.xml", &xml, &len, err);
-    if (s == M3_STATUS_OK) s = odf_content(&b, xml, len, k, path, err);
+    m3_text_builder_init(&notes, DOCS_MAX_TEXT);
+    // Headers and footers: text documents only (a sheet's or slide's are fields: page numbers).
+    char *styles = NULL;
+    size_t styles_len = 0;
+    if (k == WRITER && docs_zip_read(&z, "styles.xml", &styles, &styles_len, NULL) == M3_STATUS_OK)
+        s = odf_header_footer(&b, styles, styles_len, false, path, err);
+    if (s == M3_STATUS_OK) s = docs_zip_read(&z, "content.xml", &xml, &len, err);
+    if (s == M3_STATUS_OK) s = odf_content(&b, &notes, xml, len, k, path, err);
+    if (s == M3_STATUS_OK && notes.len) docs_append_paragraphs(&b, notes.text, notes.len);
+    if (s == M3_STATUS_OK && styles) s = odf_header_footer(&b, styles, styles_len, true, path, err);
+    m3_text_builder_clear(&notes);
+    free(styles);
     free(xml);
     docs_zip_close(&z);
     if (s != M3_STATUS_OK) {
@@ -136,6 +218,8 @@ typedef struct ooxml_part {
     char ***collect;      // xlsx: collect shared strings into *collect
     size_t *n_collect;
 } ooxml_part;
+
+#define W_NS "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 static bool push_str(char ***v, size_t *n, size_t *cap, const char *s, size_t len)
 {
@@ -168,7 +252,14 @@ static m3_status ooxml_part_read(m3_text_builder *b, const char *xml, size_t len
         bool empty = type == XML_READER_TYPE_ELEMENT && xmlTextReaderIsEmptyElement(r);
         if (type == XML_READER_TYPE_ELEMENT) {
             // Deleted (tracked) text, field codes and phonetic guides are not the text.
-            if (skip || is(r, "del") || is(r, "instrText") || is(r, "rPh") || is(r, "delText")) {
+            // So are the separator lines of footnotes.xml (w:footnote with a w:type).
+            bool separator = false;
+            if (is(r, "footnote") || is(r, "endnote")) {
+                xmlChar *t = xmlTextReaderGetAttributeNs(r, BAD_CAST "type", BAD_CAST W_NS);
+                separator = t != NULL;
+                xmlFree(t);
+            }
+            if (skip || separator || is(r, "del") || is(r, "instrText") || is(r, "rPh") || is(r, "delText")) {
                 if (!empty) skip++;
                 continue;
             }
@@ -288,13 +379,46 @@ static m3_status ooxml_each(docs_zip *z, m3_text_builder *b, const char *main_pa
     return s;
 }
 
+// The parts of one relationship type of source ("header" of word/document.xml), in name order;
+// each distinct text once when seen is given. A part that is absent is skipped.
+static m3_status ooxml_related(docs_zip *z, m3_text_builder *b, const docs_rels *rels, const char *type, bool once,
+                               m3_error *err)
+{
+    size_t n;
+    const char **t = docs_rels_of_type(rels, type, &n);
+    char *seen[MAX_REPEATS];
+    size_t n_seen = 0;
+    m3_status s = M3_STATUS_OK;
+    m3_text_builder one;
+    m3_text_builder_init(&one, DOCS_MAX_TEXT);
+    for (size_t i = 0; i < n && s == M3_STATUS_OK; i++) {
+        ooxml_part p = {.name = t[i]};
+        s = ooxml_read_part(z, once ? &one : b, &p, err);
+        if (s == M3_STATUS_NOT_FOUND) s = M3_STATUS_OK;
+        if (s == M3_STATUS_OK && once && !append_once(b, &one, seen, &n_seen, MAX_REPEATS))
+            s = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", z->path);
+    }
+    for (size_t i = 0; i < n_seen; i++) free(seen[i]);
+    m3_text_builder_clear(&one);
+    free(t);
+    return s;
+}
+
 static m3_status slide_fn(docs_zip *z, m3_text_builder *b, const char *target, const char *name, int n, void *user,
                           m3_error *err)
 {
     (void)name, (void)user;
     m3_text_builder_mark(b, "slide %d", n);
     ooxml_part p = {.name = target};
-    return ooxml_read_part(z, b, &p, err);
+    m3_status s = ooxml_read_part(z, b, &p, err);
+    // Its speaker notes (ppt/notesSlides/notesSlideN.xml) after it, in its place.
+    docs_rels rels;
+    if (s == M3_STATUS_OK && docs_rels_read(z, target, &rels, NULL) == M3_STATUS_OK) {
+        m3_text_builder_break(b);
+        s = ooxml_related(z, b, &rels, "notesSlide", false, err);
+        docs_rels_free(&rels);
+    }
+    return s;
 }
 
 typedef struct shared_strings {
@@ -331,8 +455,17 @@ static m3_status extract_ooxml(const unsigned char *data, size_t size, const cha
     m3_text_builder b;
     m3_text_builder_init(&b, DOCS_MAX_TEXT);
     if (docs_zip_has(&z, "word/document.xml")) {
+        // Headers, the body, footnotes, endnotes, footers (the order at the top of this file).
+        docs_rels rels = {0};
+        bool related = docs_rels_read(&z, "word/document.xml", &rels, NULL) == M3_STATUS_OK;
+        if (related) s = ooxml_related(&z, &b, &rels, "header", true, err);
         ooxml_part p = {.name = "word/document.xml"};
-        s = ooxml_read_part(&z, &b, &p, err);
+        if (s == M3_STATUS_OK) s = ooxml_read_part(&z, &b, &p, err);
+        if (related && s == M3_STATUS_OK) m3_text_builder_break(&b);
+        if (related && s == M3_STATUS_OK) s = ooxml_related(&z, &b, &rels, "footnotes", false, err);
+        if (related && s == M3_STATUS_OK) s = ooxml_related(&z, &b, &rels, "endnotes", false, err);
+        if (related && s == M3_STATUS_OK) s = ooxml_related(&z, &b, &rels, "footer", true, err);
+        if (related) docs_rels_free(&rels);
     } else if (docs_zip_has(&z, "ppt/presentation.xml")) {
         s = ooxml_each(&z, &b, "ppt/presentation.xml", "sldId", slide_fn, NULL, err);
     } else if (docs_zip_has(&z, "xl/workbook.xml")) {

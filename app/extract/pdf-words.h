@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // The words of a PDF page with their boxes, from poppler's text layout (TextOutputDev) through
-// poppler-cpp (pdf-words.cc, the one C++ file: poppler-glib only offers text through its
+// poppler's core API (pdf-words.cc, the one C++ file: poppler-glib only offers text through its
 // selection, which loses lines on right-to-left pages). pdf.c rebuilds lines and logical order.
 #ifndef M3_APP_EXTRACT_PDF_WORDS_H
 #define M3_APP_EXTRACT_PDF_WORDS_H

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // PDF through poppler: the words of each page with their boxes from poppler's text layout
-// (pdf-words.cc, poppler-cpp), marked "page N". Lines are rebuilt here, better than poppler's own
+// (pdf-words.cc, poppler's TextOutputDev), marked "page N". Lines are rebuilt here, better than poppler's own
 // text output (pdftotext) on three counts:
 //   - right-to-left: the glyphs of a line are put in visual order by their boxes, and ICU's
 //     inverse bidi algorithm turns the line into logical order (Arabic, Hebrew, with numbers and
@@ -21,33 +21,21 @@
 #include "extract/docs-private.h"
 #include "extract/pdf-words.h"
 
-enum { PDF_VERSION = 2, PDF_MAX_PAGES = 100000 };
+enum { PDF_VERSION = 3,  // 3: ligature glyphs of right-to-left letters in visual order
+       PDF_MAX_PAGES = 100000 };
 
 typedef struct line {
     size_t first, n;   // words [first, first + n) of the page
     double y0, y1;
 } line;
 
-// True when the first strong character of s is right-to-left.
-static bool rtl_text(const UChar *s, int32_t n)
-{
-    for (int32_t i = 0; i < n;) {
-        UChar32 c;
-        U16_NEXT(s, i, n, c);
-        UCharDirection d = u_charDirection(c);
-        if (d == U_RIGHT_TO_LEFT || d == U_RIGHT_TO_LEFT_ARABIC) return true;
-        if (d == U_LEFT_TO_RIGHT) return false;
-    }
-    return false;
-}
-
 // One line's words (sorted left to right) to logical-order UTF-8 appended to out (NUL-terminated).
 // False when out of memory.
 static bool line_text(const m3_pdf_word *w, const size_t *order, size_t n, double height, char **out, size_t *len,
                       size_t *cap)
 {
-    // The visual string: words left to right, a space where the gap says so; a right-to-left
-    // word's letters reversed (its text is in logical order, its place in the line visual).
+    // The visual string: words left to right, a space where the gap says so. Inverse bidi makes it
+    // logical; combining marks (drawn after their base) stay after it.
     size_t ucap = 16;
     for (size_t k = 0; k < n; k++) ucap += strlen(w[order[k]].text) + 2;
     UChar *vis = malloc(ucap * sizeof *vis), *tmp = malloc(ucap * sizeof *tmp);
@@ -70,26 +58,9 @@ static bool line_text(const m3_pdf_word *w, const size_t *order, size_t n, doubl
             rtl += d == U_RIGHT_TO_LEFT || d == U_RIGHT_TO_LEFT_ARABIC;
             ltr += d == U_LEFT_TO_RIGHT;
         }
-        if (rtl_text(tmp, tn)) {
-            // Reverse by code point, keeping surrogate pairs and combining marks after their base.
-            int32_t end = tn;
-            while (end > 0) {
-                int32_t start = end;
-                UChar32 c;
-                U16_PREV(tmp, 0, start, c);
-                int32_t base = start;
-                while (base > 0 && u_getCombiningClass(c) != 0) {
-                    U16_PREV(tmp, 0, base, c);
-                    start = base;
-                }
-                memcpy(vis + vn, tmp + start, (size_t)(end - start) * sizeof *vis);
-                vn += end - start;
-                end = start;
-            }
-        } else {
-            memcpy(vis + vn, tmp, (size_t)tn * sizeof *vis);
-            vn += tn;
-        }
+        // The word's text is in visual order (pdf-words.cc), right-to-left letters included.
+        memcpy(vis + vn, tmp, (size_t)tn * sizeof *vis);
+        vn += tn;
     }
     UChar *logical = vis;
     int32_t ln = vn;
@@ -101,7 +72,7 @@ static bool line_text(const m3_pdf_word *w, const size_t *order, size_t n, doubl
             ubidi_setInverse(bidi, true);
             ubidi_setPara(bidi, vis, vn, rtl > ltr ? 1 : 0, NULL, &e);
             logical = tmp;
-            if (U_SUCCESS(e)) ln = ubidi_writeReordered(bidi, tmp, (int32_t)ucap, UBIDI_DO_MIRRORING | UBIDI_REMOVE_BIDI_CONTROLS, &e);
+            if (U_SUCCESS(e)) ln = ubidi_writeReordered(bidi, tmp, (int32_t)ucap, UBIDI_DO_MIRRORING | UBIDI_REMOVE_BIDI_CONTROLS | UBIDI_KEEP_BASE_COMBINING, &e);
             if (U_FAILURE(e)) logical = vis, ln = vn;
         }
     }

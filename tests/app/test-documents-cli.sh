@@ -39,11 +39,15 @@ if [[ $rc -eq 1 && $msg == "m3 extract: $docs/encrypted.pdf: skipped: encrypted"
 # index and search: results carry their place; the encrypted PDF and the bomb are per-file states.
 mkdir "$tmp/docs"
 cp "$docs"/{sample.pdf,sample.pptx,sample.epub,sample.mbox,encrypted.pdf,bomb.docx} "$tmp/docs/"
+# LibreOffice's password-protected ODF and LibreOffice's encrypted PDF, an encrypted zip entry.
+cp "$docs"/{encrypted-lo.odt,encrypted-lo.pdf,encrypted-entry.epub} "$tmp/docs/"
 "$m3" index --model "$model" --index "$tmp/idx" --backend cpu "$tmp/docs" >"$tmp/index.out" 2>&1 || true
 if grep -q 'encrypted.pdf: skipped: encrypted' "$tmp/index.out" && grep -q 'bomb.docx: zip bomb' "$tmp/index.out" &&
+   grep -q 'encrypted-lo.odt: skipped: encrypted' "$tmp/index.out" && grep -q 'encrypted-lo.pdf: skipped: encrypted' "$tmp/index.out" &&
+   grep -q 'encrypted-entry.epub: skipped: encrypted' "$tmp/index.out" &&
    grep -q '4 indexed' "$tmp/index.out"; then pass "index: documents"; else fail "index"; cat "$tmp/index.out"; fi
-# The encrypted PDF is skipped (not failed: nothing to retry), the bomb failed.
-if "$m3" status --index "$tmp/idx" | grep -q '^files .*(1 failed, 1 skipped)'; then pass "status: skipped and failed"; else fail "status"; "$m3" status --index "$tmp/idx"; fi
+# The encrypted files are skipped (not failed: nothing to retry), the bomb failed.
+if "$m3" status --index "$tmp/idx" | grep -q '^files .*(1 failed, 4 skipped)'; then pass "status: skipped and failed"; else fail "status"; "$m3" status --index "$tmp/idx"; fi
 "$m3" search --model "$model" --index "$tmp/idx" --backend cpu --json --limit 10 "Ice in the harbour" >"$tmp/hits.json"
 declare -A want=([sample.pdf]='page ' [sample.pptx]='slide ' [sample.epub]='chapter ' [sample.mbox]='message ')
 for f in "${!want[@]}"; do

@@ -128,6 +128,29 @@ static void check_sentences(const char *name, const m3_extracted *doc, size_t n_
     free(exp);
 }
 
+// The lines of expected (a file of tests/data/documents) appear in order in the text after white
+// space normalisation, except the lines numbered in skip (",1,25," : 1-based), which a format does
+// not hold or holds elsewhere (the caller checks them apart).
+static void check_order(const char *name, const m3_extracted *doc, const char *expected, const char *skip)
+{
+    size_t size;
+    char *exp = (char *)slurp(expected, &size);
+    char *text = squeeze(doc->text, doc->len);
+    const char *at = text;
+    size_t line = 0, checked = 0;
+    for (char *l = strtok(exp, "\n"); l; l = strtok(NULL, "\n")) {
+        char num[16];
+        snprintf(num, sizeof num, ",%zu,", ++line);
+        if (skip && strstr(skip, num)) continue;
+        const char *hit = strstr(at, l);
+        CHECK(hit, "%s: line %zu of %s '%s' missing or out of order", name, line, expected, l);
+        if (hit) at = hit + strlen(l), checked++;
+    }
+    CHECK(checked > 5, "%s: %zu lines of %s checked", name, checked, expected);
+    free(text);
+    free(exp);
+}
+
 static const char *place_at(const m3_extracted *doc, const char *needle)
 {
     const char *p = strstr(doc->text, needle);
@@ -186,10 +209,99 @@ static void test_corpus(void)
     }
 }
 
+// A corpus file through both paths; the caller clears *doc (and frees nothing else).
+static m3_status extract_file(const char *name, m3_extracted *doc)
+{
+    size_t size;
+    unsigned char *d = slurp(name, &size);
+    m3_error err;
+    m3_status s = extract_both(name, d, size, doc, &err);
+    CHECK(s == M3_STATUS_OK, "%s: %s", name, err.message);
+    free(d);
+    return s;
+}
+
+// LibreOffice's files made from one source (office/writer.fodt; office/expected.txt is its text:
+// the header first, footnotes after the body, the footer last, as docs/formats.md says), its
+// slides with speaker notes, and NeoMutt's mail carrying the text document as an attachment.
+static void test_real_corpus(void)
+{
+    static const struct {
+        const char *name, *expected, *skip;
+    } files[] = {
+        {"lighthouse.odt", "office/expected.txt", NULL},
+        {"lighthouse.docx", "office/expected.txt", NULL},
+        // LibreOffice's EPUB has no header or footer, and the footnote ends its chapter.
+        {"lighthouse.epub", "office/expected.txt", ",1,25,26,"},
+        // Right-to-left words as runs of glyphs in visual order, a lam-alef ligature glyph among
+        // them (pango's sample.pdf: one glyph a word, the ligature as /ActualText); Thai and
+        // Devanagari marks through /ActualText spans. The header and footer on each page.
+        {"lighthouse.pdf", "office/expected.txt", NULL},
+        {"lighthouse.odp", "office/slides-expected.txt", NULL},
+        {"lighthouse.pptx", "office/slides-expected.txt", NULL},
+        {"neomutt.eml", "office/expected.txt", NULL},  // the attachment notes.odt
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        m3_extracted doc;
+        m3_status s = extract_file(files[i].name, &doc);
+        if (s == M3_STATUS_OK) check_order(files[i].name, &doc, files[i].expected, files[i].skip);
+        if (s == M3_STATUS_OK && (strstr(files[i].name, ".odt") || strstr(files[i].name, ".docx"))) {
+            // The header once, and the footnote's citation mark not glued into the sentence.
+            const char *h = strstr(doc.text, "The lighthouse keeper's logbook.");
+            CHECK(h && !strstr(h + 1, "The lighthouse keeper's logbook."), "%s: the header not once", files[i].name);
+            CHECK(strstr(doc.text, "in 1968. Nobody"), "%s: the footnote's anchor", files[i].name);
+        }
+        if (s == M3_STATUS_OK && strstr(files[i].name, ".epub"))
+            CHECK(strstr(doc.text, "Since then the lamp has turned by itself."), "%s: the footnote", files[i].name);
+        if (s == M3_STATUS_OK && (strstr(files[i].name, ".odp") || strstr(files[i].name, ".pptx"))) {
+            // Speaker notes belong to their slide.
+            check_place(files[i].name, &doc, "Show the photograph", "slide 1");
+            check_place(files[i].name, &doc, "प्रकाशस्तंभ का रक्षक", "slide 3");
+        }
+        if (s == M3_STATUS_OK && strstr(files[i].name, ".pdf")) {
+            check_place(files[i].name, &doc, "灯台守は", "page 1");
+            check_place(files[i].name, &doc, "ผู้ดูแลประภาคาร", "page 2");
+            // pdftotext: "السالم" (the ligature's letters reversed with the word).
+            CHECK(strstr(doc.text, "قال الحارس: السلام عليكم يا أصدقائي."), "%s: lam-alef", files[i].name);
+            // As printed: the header on each of the two pages.
+            const char *h = strstr(doc.text, "The lighthouse keeper's logbook.");
+            const char *h2 = h ? strstr(h + 1, "The lighthouse keeper's logbook.") : NULL;
+            CHECK(h2 && !strstr(h2 + 1, "The lighthouse keeper's logbook."), "%s: the header not on both pages",
+                  files[i].name);
+        }
+        if (s == M3_STATUS_OK && strstr(files[i].name, ".eml")) {
+            CHECK(strstr(doc.text, "Subject: Wetterbericht für den Leuchtturm 灯塔\nFrom: Jürgen Müller <juergen@example.org>\n"
+                                   "To: Anna Ström <anna@example.org>\n"),
+                  "neomutt.eml: decoded headers: %.200s", doc.text);
+            CHECK(strstr(doc.text, "Im Winter fror der Hafen zu, und die Fischer blieben an Land. 灯塔守护者每天晚上记录天气。"),
+                  "neomutt.eml: the text part");
+            check_place("neomutt.eml", &doc, "Kept by the harbour office.", "attachment notes.odt");
+        }
+        m3_extracted_clear(&doc);
+    }
+    m3_extracted doc;
+    if (extract_file("neomutt.mbox", &doc) == M3_STATUS_OK) {
+        // Three messages, the first with its attachment as a place of its own.
+        CHECK(doc.n_marks == 4, "neomutt.mbox: %zu places", doc.n_marks);
+        check_place("neomutt.mbox", &doc, "Im Winter fror", "message 1");
+        check_place("neomutt.mbox", &doc, "Kept by the harbour office.", "message 1, attachment notes.odt");
+        check_place("neomutt.mbox", &doc, "Subject: Re: Die Schiffe sind zurück", "message 2");
+        check_place("neomutt.mbox", &doc, "Subject: 灯台守の記録", "message 3");
+        // Each message's own body, after its headers (the attachment holds the same sentences).
+        const char *m2 = strstr(doc.text, "Subject: Re: Die Schiffe sind zurück");
+        const char *m3 = strstr(doc.text, "Subject: 灯台守の記録");
+        const char *he = m2 ? strstr(m2, "הספינות חזרו לנמל בשלום.") : NULL;
+        const char *hi = m3 ? strstr(m3, "प्रकाशस्तंभ का रक्षक हर शाम मौसम लिखता था।") : NULL;
+        CHECK(he && he < m3, "neomutt.mbox: message 2's Hebrew body");
+        CHECK(hi, "neomutt.mbox: message 3's Hindi body");
+        m3_extracted_clear(&doc);
+    }
+}
+
 static void test_sheets_and_mail(void)
 {
-    static const char *const sheets[] = {"sample.xlsx", "sample.ods"};
-    for (int i = 0; i < 2; i++) {
+    static const char *const sheets[] = {"sample.xlsx", "sample.ods", "lighthouse.xlsx", "lighthouse.ods"};
+    for (int i = 0; i < 4; i++) {
         size_t size;
         unsigned char *d = slurp(sheets[i], &size);
         m3_extracted doc;
@@ -338,6 +450,12 @@ static void test_hostile(void)
 {
     expect_file("encrypted.pdf", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
     expect_file("encrypted.odt", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
+    // LibreOffice's own: "Save with password" (ODF) and a PDF export with an open password.
+    expect_file("encrypted-lo.odt", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
+    expect_file("encrypted-lo.pdf", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
+    // One encrypted zip entry (zip -P) in an otherwise plain container: the chapter, the document.
+    expect_file("encrypted-entry.epub", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
+    expect_file("encrypted-entry.docx", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
     expect_file("bomb.docx", M3_STATUS_LIMIT, "zip bomb");
     expect_file("laughs.docx", M3_STATUS_FORMAT, "damaged XML");
     // An encrypted OOXML file is an OLE compound file holding the EncryptedPackage stream.
@@ -420,6 +538,7 @@ int main(int argc, char **argv)
         return 1;
     }
     test_corpus();
+    test_real_corpus();
     test_sheets_and_mail();
     test_charsets();
     test_chunk_places();

@@ -357,11 +357,17 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
                 qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
 #else
-        const float *kb = a->k + (base + k0) * ld + col;
+        // The key block's K and V rows, copied next to each other once: in the activations they
+        // lie 3·hidden floats apart, a page each, and the tiles below read every row many times.
+        float *kc = row_sum + B, *vc = kc + KB * d;
+        for (size_t j = 0; j < nk; j++) {
+            memcpy(kc + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kc);
+            memcpy(vc + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vc);
+        }
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
             const float *kr[S_ROWS];
             for (size_t i = 0; i < S_ROWS; i++)
-                kr[i] = j0 + i < nk ? kb + (j0 + i) * ld : zero;
+                kr[i] = j0 + i < nk ? kc + (j0 + i) * d : zero;
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
                 qk_tile(qt, kr, st, d, j0, r0);
         }
@@ -419,19 +425,19 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
                 pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
         }
 #else
-        const float *vb = a->v + (base + k0) * ld + col;
+        const float *vb = vc;
         for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
             size_t c0 = 0;
 #if P_COLV >= 4
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 4);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 4);
 #endif
 #if P_COLV >= 2
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 2);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 2);
 #endif
             for (; c0 < d; c0 += 16)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 1);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 1);
         }
 #endif
     }

@@ -25,12 +25,14 @@ void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blo
 }
 
 // Must match the layout in attention-kernel.c: Qt [d][BLOCK], O [BLOCK][d],
-// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK]; for the bf16 kernel then P and V
-// as key pairs, [KEY_BLOCK / 2][BLOCK] and [KEY_BLOCK / 2][d] (its Qt and K pairs fit in Qt).
+// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK]; then for the fp32 kernels the
+// key block's K and V rows [KEY_BLOCK][d] each, for the bf16 kernel P as key pairs
+// [KEY_BLOCK / 2][BLOCK] (its Qt pairs fit in Qt).
 size_t m3_attention_scratch_size(int head_dim)
 {
     size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK, kb = M3_ATTENTION_KEY_BLOCK;
-    size_t floats = 2 * b * d + kb * b + d + 2 * b + kb / 2 * (b + d);
+    size_t tail = 2 * kb * d > kb / 2 * b ? 2 * kb * d : kb / 2 * b;
+    size_t floats = 2 * b * d + kb * b + d + 2 * b + tail;
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
