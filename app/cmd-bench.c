@@ -201,7 +201,10 @@ int m3_cmd_bench(int argc, char **argv)
             }
             double dt = m3_cli_now() - start;
             for (size_t i = 0; i < b; i++) m3_embedding_clear(&out[i]);
-            if (warm) continue;
+            if (warm) {
+                m3_encoder_reset_profile(enc);  // the profile of the timed runs only
+                continue;
+            }
             runs++;
             elapsed += dt;
             if (elapsed >= (double)seconds) break;
@@ -221,6 +224,14 @@ int m3_cmd_bench(int argc, char **argv)
                            "\"heap_budget_mib\": %.1f",
                            mib(dev.peak_bytes), mib(dev.host_peak_bytes), mib(dev.heap_usage), mib(dev.heap_budget));
                 }
+                // Where a batch's time went (the backend's steps; "outside": the encoder's own work
+                // around the backend, e.g. normalising the outputs, on the calling thread).
+                m3_encoder_profile prof;
+                m3_encoder_get_profile(enc, &prof);
+                double per = 1e3 / (double)runs;
+                printf(", \"gemm_ms\": %.2f, \"attention_ms\": %.2f, \"other_ms\": %.2f, \"outside_ms\": %.2f",
+                       prof.gemm * per, prof.attention * per, prof.other * per,
+                       ms - (prof.gemm + prof.attention + prof.other) * per);
                 printf(", \"kernels\": ");
                 put_json_string(m3_encoder_kernel_name(enc));
                 printf("}\n");

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Core logs through one process-wide callback, like ggml_log_set. The default writes
-// "m3: <level>: <message>" to stderr. The GTK app forwards to GLib structured logging.
+// "m3: <level>: <message>" to stderr, up to warnings, or up to the level named by the environment
+// variable M3_LOG (error, warn, info, debug). The GTK app forwards to GLib structured logging.
 //
 // Threads: m3_log may be called from any thread; the callback must be thread-safe.
 // m3_log_set is meant to be called once, before other threads start.

@@ -50,7 +50,11 @@ m3_status m3_mapped_file_open(const char *path, m3_mapped_file **out, m3_error *
         return s;
     }
     if (st.st_size > 0) {
-        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        // Shared and read-only: the pages are the page cache's, shared by every process that maps
+        // the file (a model's packed weights used in place) and reclaimable by the kernel, never
+        // copied. The files are replaced by rename, never rewritten in place, so a mapping keeps
+        // the bytes it was opened with.
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             int e = errno;
             close(fd);

@@ -61,11 +61,112 @@ static m3_status read_config(const m3_gguf *g, m3_model_config *c, m3_error *err
     return m3_model_config_check(c, path, err);
 }
 
+static int blob_cmp(const void *a, const void *b)
+{
+    return strcmp(((const m3_gguf_packed_blob *)a)->name, ((const m3_gguf_packed_blob *)b)->name);
+}
+
+// A packed tensor ("packed.P.NAME", I8, one dimension): recorded as opaque bytes in the mapping.
+// Whether its size and layout suit the kernels is for the backend to judge when it uses them.
+static m3_status add_packed(const m3_gguf *g, const m3_gguf_tensor *gt, m3_gguf_packed *pk, m3_error *err)
+{
+    const char *path = g->file->path;
+    size_t plen = strlen(M3_GGUF_PACKED_PREFIX);
+    if (gt->type != M3_GGML_I8 || gt->n_dims != 1)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "%s: packed tensor %.*s is not a one-dimensional array of bytes (I8)", path,
+                            (int)gt->name_len, gt->name);
+    if ((g->data_offset + gt->offset) % M3_GGUF_PACKED_ALIGN != 0)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "%s: packed tensor %.*s does not start at a multiple of %d bytes in the file",
+                            path, (int)gt->name_len, gt->name, M3_GGUF_PACKED_ALIGN);
+    m3_gguf_packed_blob *b = realloc(pk->blobs, (pk->n_blobs + 1) * sizeof *b);
+    if (!b) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    pk->blobs = b;
+    b += pk->n_blobs;
+    b->name = strndup(gt->name + plen, gt->name_len - plen);
+    if (!b->name) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    b->data = g->file->data + g->data_offset + gt->offset;
+    b->bytes = (size_t)gt->bytes;
+    pk->n_blobs++;
+    return M3_STATUS_OK;
+}
+
+// The "m3.packed.P.layout" keys: P a short tag of [a-z0-9_], the value a printable string.
+static m3_status read_packed_layouts(const m3_gguf *g, m3_gguf_packed *pk, m3_error *err)
+{
+    const char *path = g->file->path;
+    size_t pre = strlen(M3_GGUF_PACKED_KEY_PREFIX), suf = strlen(M3_GGUF_PACKED_KEY_SUFFIX);
+    for (size_t i = 0; i < g->n_kv; i++) {
+        const m3_gguf_kv *kv = &g->kvs[i];
+        if (kv->key_len <= pre + suf || memcmp(kv->key, M3_GGUF_PACKED_KEY_PREFIX, pre) != 0) continue;
+        size_t tag = kv->key_len - pre - suf;
+        bool ok = memcmp(kv->key + pre + tag, M3_GGUF_PACKED_KEY_SUFFIX, suf) == 0 && tag <= M3_GGUF_PACKED_MAX_TAG;
+        for (size_t c = 0; ok && c < tag; c++) {
+            char ch = kv->key[pre + c];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+        }
+        ok = ok && kv->type == M3_GGUF_STRING && kv->size > 0 && kv->size <= M3_GGUF_PACKED_MAX_LAYOUT;
+        for (size_t c = 0; ok && c < kv->size; c++) ok = kv->value[c] > 0x20 && kv->value[c] < 0x7f;
+        if (!ok)
+            return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                                "%s: %.*s is not a packed-weights layout key (m3.packed.<precision>.layout, "
+                                "a string of at most %d printable characters)",
+                                path, (int)(kv->key_len > 100 ? 100 : kv->key_len), kv->key,
+                                M3_GGUF_PACKED_MAX_LAYOUT);
+        m3_gguf_packed_layout *l = realloc(pk->layouts, (pk->n_layouts + 1) * sizeof *l);
+        if (!l) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+        pk->layouts = l;
+        l += pk->n_layouts++;
+        memset(l, 0, sizeof *l);
+        memcpy(l->precision, kv->key + pre, tag);
+        memcpy(l->layout, kv->value, kv->size);
+    }
+    qsort(pk->blobs, pk->n_blobs, sizeof *pk->blobs, blob_cmp);
+    return M3_STATUS_OK;
+}
+
+void m3_gguf_packed_clear(m3_gguf_packed *p)
+{
+    for (size_t i = 0; i < p->n_blobs; i++) free(p->blobs[i].name);
+    free(p->blobs);
+    free(p->layouts);
+    memset(p, 0, sizeof *p);
+}
+
+const char *m3_gguf_packed_layout_of(const m3_gguf_packed *p, const char *precision)
+{
+    for (size_t i = 0; i < p->n_layouts; i++)
+        if (!strcmp(p->layouts[i].precision, precision)) return p->layouts[i].layout;
+    return NULL;
+}
+
+const void *m3_gguf_packed_find(const m3_gguf_packed *p, const char *precision, const char *name, size_t *bytes)
+{
+    char full[M3_GGUF_PACKED_MAX_TAG + 2 + 256];
+    if (snprintf(full, sizeof full, "%s.%s", precision, name) >= (int)sizeof full) return NULL;
+    m3_gguf_packed_blob key = {.name = full};
+    const m3_gguf_packed_blob *b = p->n_blobs ? bsearch(&key, p->blobs, p->n_blobs, sizeof key, blob_cmp) : NULL;
+    if (!b) return NULL;
+    *bytes = b->bytes;
+    return b->data;
+}
+
 static m3_status read_tensors(const m3_gguf *g, m3_gguf_model_parts *p, m3_error *err)
 {
     const unsigned char *data = g->file->data;
+    size_t plen = strlen(M3_GGUF_PACKED_PREFIX);
     for (size_t i = 0; i < g->n_tensors; i++) {
         const m3_gguf_tensor *gt = &g->tensors[i];
+        if (gt->name_len > plen && !memcmp(gt->name, M3_GGUF_PACKED_PREFIX, plen)) {
+            TRY(add_packed(g, gt, &p->packed, err));
+            continue;
+        }
+        if (gt->type == M3_GGML_I8)
+            return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                                "%s: tensor %.*s holds bytes (I8); only packed weights (" M3_GGUF_PACKED_PREFIX
+                                "*) do",
+                                g->file->path, (int)gt->name_len, gt->name);
         m3_tensor t = {0};
         t.dtype = gt->type == M3_GGML_F32 ? M3_DTYPE_F32 : gt->type == M3_GGML_F16 ? M3_DTYPE_F16 : M3_DTYPE_BF16;
         t.ndim = (int)gt->n_dims;
@@ -91,7 +192,8 @@ static m3_status read_tensors(const m3_gguf *g, m3_gguf_model_parts *p, m3_error
     }
     TRY(m3_weights_finish(p->encoder, err));
     TRY(m3_weights_finish(p->colbert, err));
-    return m3_weights_finish(p->sparse, err);
+    TRY(m3_weights_finish(p->sparse, err));
+    return read_packed_layouts(g, &p->packed, err);
 }
 
 // The stored piece trie (M3_GGUF_PIECE_TRIE_KEY), pointing into the mapping, once its SHA-256 over
@@ -149,8 +251,13 @@ static void read_piece_trie(const m3_gguf *g, const m3_gguf_kv *tokens, size_t n
     trie->size = nodes;
 }
 
-static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
+// The vocabulary arrays of a parsed file into *out: texts and charsmap point into the mapping, the
+// lengths, scores and types are one block that out->storage owns (m3_tokenizer_pieces_clear).
+// *tokens_kv is tokenizer.ggml.tokens (for the piece trie's SHA-256).
+static m3_status read_pieces(const m3_gguf *g, const m3_model_config *c, m3_tokenizer_pieces *out,
+                             const m3_gguf_kv **tokens_kv, m3_error *err)
 {
+    memset(out, 0, sizeof *out);
     const char *path = g->file->path;
     const char *s;
     size_t len;
@@ -192,23 +299,20 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
     TRY(m3_gguf_get_bool(g, "tokenizer.ggml.remove_extra_whitespaces", &remove_ws, err));
     TRY(m3_gguf_get_bool(g, "m3.tokenizer.escape_whitespaces", &escape_ws, err));
 
-    const char **texts = malloc(n * sizeof *texts);
-    uint32_t *lens = malloc(n * sizeof *lens);
-    float *sc = malloc(n * sizeof *sc);
-    int32_t *ty = malloc(n * sizeof *ty);
-    m3_status st = M3_STATUS_OK;
-    if (!texts || !lens || !sc || !ty) {
-        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory reading the tokenizer", path);
-        goto done;
-    }
+    char *block = malloc(n * (sizeof(const char *) + sizeof(uint32_t) + sizeof(float) + sizeof(int32_t)));
+    if (!block) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory reading the tokenizer", path);
+    const char **texts = (const char **)(void *)block;
+    uint32_t *lens = (uint32_t *)(void *)(texts + n);
+    float *sc = (float *)(void *)(lens + n);
+    int32_t *ty = (int32_t *)(void *)(sc + n);
     // The strings were bounds-checked by the parser; walk them again to index them.
     const unsigned char *q = tokens->value;
     for (size_t i = 0; i < n; i++) {
         uint64_t l = 0;
         for (int k = 7; k >= 0; k--) l = l << 8 | q[k];
         if (l > UINT32_MAX) {
-            st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: tokenizer token %zu is too long", path, i);
-            goto done;
+            free(block);
+            return m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: tokenizer token %zu is too long", path, i);
         }
         texts[i] = (const char *)q + 8;
         lens[i] = (uint32_t)l;
@@ -216,7 +320,7 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
         memcpy(&sc[i], scores->value + 4 * i, 4);  // little-endian hosts only, as the format
         memcpy(&ty[i], types->value + 4 * i, 4);
     }
-    m3_tokenizer_pieces pieces = {
+    *out = (m3_tokenizer_pieces){
         .n = n,
         .texts = texts,
         .lens = lens,
@@ -227,14 +331,33 @@ static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_g
         .add_dummy_prefix = add_prefix,
         .remove_extra_whitespaces = remove_ws,
         .escape_whitespaces = escape_ws,
+        .storage = block,
     };
-    read_piece_trie(g, tokens, n, &pieces.trie);
-    st = m3_tokenizer_new_from_pieces(&pieces, path, &p->tokenizer, err);
-done:
-    free(texts);
-    free(lens);
-    free(sc);
-    free(ty);
+    *tokens_kv = tokens;
+    return M3_STATUS_OK;
+}
+
+static m3_status read_tokenizer(const m3_gguf *g, const m3_model_config *c, m3_gguf_model_parts *p, m3_error *err)
+{
+    m3_tokenizer_pieces pieces;
+    const m3_gguf_kv *tokens;
+    TRY(read_pieces(g, c, &pieces, &tokens, err));
+    read_piece_trie(g, tokens, pieces.n, &pieces.trie);
+    m3_status st = m3_tokenizer_new_from_pieces(&pieces, g->file->path, &p->tokenizer, err);
+    m3_tokenizer_pieces_clear(&pieces);
+    return st;
+}
+
+m3_status m3_gguf_file_pieces(const m3_mapped_file *file, m3_tokenizer_pieces *out, m3_error *err)
+{
+    memset(out, 0, sizeof *out);
+    m3_gguf g;
+    TRY(m3_gguf_parse(file, &g, err));
+    m3_model_config c;
+    const m3_gguf_kv *tokens;
+    m3_status st = read_config(&g, &c, err);
+    if (st == M3_STATUS_OK) st = read_pieces(&g, &c, out, &tokens, err);
+    m3_gguf_destroy(&g);
     return st;
 }
 
@@ -266,6 +389,7 @@ done:
 void m3_gguf_model_parts_clear(m3_gguf_model_parts *p)
 {
     m3_tokenizer_free(p->tokenizer);
+    m3_gguf_packed_clear(&p->packed);
     m3_weights_close(p->colbert);
     m3_weights_close(p->sparse);
     m3_weights_close(p->encoder);
@@ -287,7 +411,9 @@ m3_status m3_model_file_identify(const char *path, m3_model_config *config, char
         const char *s;
         size_t len;
         if ((st = read_config(&g, config, err)) == M3_STATUS_OK &&
-            (st = m3_gguf_get_string(&g, M3_GGUF_CHECKSUM_KEY, &s, &len, err)) == M3_STATUS_OK) {
+            (st = m3_gguf_get_string(&g, m3_gguf_find(&g, M3_GGUF_PLAIN_CHECKSUM_KEY) ? M3_GGUF_PLAIN_CHECKSUM_KEY
+                                                                                   : M3_GGUF_CHECKSUM_KEY,
+                                     &s, &len, err)) == M3_STATUS_OK) {
             if (len != strlen(M3_GGUF_CHECKSUM_PREFIX) + M3_GGUF_CHECKSUM_HEX)
                 st = m3_error_set(err, M3_STATUS_FORMAT, 0, "%s: malformed " M3_GGUF_CHECKSUM_KEY, path);
             else

@@ -4,7 +4,7 @@
 //   gguf.c        a strict reader of any GGUF v3 file: header, typed key/value pairs, tensor infos,
 //                 every offset and size checked against the file; the SHA-256 of m3.checksum;
 //   gguf-model.c  the model's parts from a parsed file: config (m3.*), tensors (as m3_weights),
-//                 tokenizer (tokenizer.ggml.*);
+//                 tokenizer (tokenizer.ggml.*), packed weights (packed.*, m3.packed.*: opaque bytes);
 //   gguf-write.c  the writer (m3_model_write_file, m3_model_convert in model.h) and m3_model_verify.
 // Little-endian only, like the format.
 #ifndef M3_MODEL_GGUF_PRIVATE_H
@@ -58,8 +58,45 @@ typedef enum m3_gguf_type {
     M3_GGUF_FLOAT64 = 12,
 } m3_gguf_type;
 
-// Tensor element types (ggml_type) that we read and write.
-enum { M3_GGML_F32 = 0, M3_GGML_F16 = 1, M3_GGML_BF16 = 30 };
+// Tensor element types (ggml_type) that we read and write. I8 holds opaque bytes: only the packed
+// weights (M3_GGUF_PACKED_PREFIX) use it, as one dimension of their size in bytes.
+enum { M3_GGML_F32 = 0, M3_GGML_F16 = 1, M3_GGML_I8 = 24, M3_GGML_BF16 = 30 };
+
+// Packed weights (docs/model-file.md, "Packed weights"): for each precision P that the file holds
+// packed, the key "m3.packed.P.layout" (a string: the layout id of the kernel that packed them, as
+// m3_gemm_layout_id says it) and one I8 tensor "packed.P.NAME" per packed matrix, NAME chosen by
+// the backend (e.g. "encoder.layer.3.qkv"), starting at a multiple of M3_GGUF_PACKED_ALIGN in
+// the file so that it can be used in place from the mapping.
+#define M3_GGUF_PACKED_PREFIX "packed."
+#define M3_GGUF_PACKED_KEY_PREFIX "m3.packed."
+#define M3_GGUF_PACKED_KEY_SUFFIX ".layout"
+// In a file with packed weights: the m3.checksum of the same file without them, "sha256:" + 64 hex
+// digits. The file's identity for an index (m3_model_file_identify), since packing changes no output.
+#define M3_GGUF_PLAIN_CHECKSUM_KEY "m3.plain_checksum"
+enum { M3_GGUF_PACKED_ALIGN = 4096, M3_GGUF_PACKED_MAX_TAG = 15, M3_GGUF_PACKED_MAX_LAYOUT = 63 };
+
+typedef struct m3_gguf_packed_blob {
+    char *name;          // "P.NAME" (the tensor name without "packed."), owned
+    const void *data;    // in the mapping
+    size_t bytes;
+} m3_gguf_packed_blob;
+
+typedef struct m3_gguf_packed_layout {
+    char precision[M3_GGUF_PACKED_MAX_TAG + 1];
+    char layout[M3_GGUF_PACKED_MAX_LAYOUT + 1];
+} m3_gguf_packed_layout;
+
+// The packed section of a model file: every packed tensor (sorted by name) and every layout key.
+typedef struct m3_gguf_packed {
+    m3_gguf_packed_blob *blobs;
+    size_t n_blobs;
+    m3_gguf_packed_layout *layouts;
+    size_t n_layouts;
+} m3_gguf_packed;
+
+void m3_gguf_packed_clear(m3_gguf_packed *p);
+const char *m3_gguf_packed_layout_of(const m3_gguf_packed *p, const char *precision);
+const void *m3_gguf_packed_find(const m3_gguf_packed *p, const char *precision, const char *name, size_t *bytes);
 
 typedef struct m3_gguf_kv {
     const char *key;                // borrowed from the mapping, not NUL terminated
@@ -124,6 +161,7 @@ typedef struct m3_gguf_model_parts {
     m3_model_config config;
     m3_weights *encoder, *colbert, *sparse;
     m3_tokenizer *tokenizer;
+    m3_gguf_packed packed;  // borrows the encoder's mapping
 } m3_gguf_model_parts;
 
 // Reads everything from file (ownership passes to the parts, even on error). Checks the
@@ -131,11 +169,15 @@ typedef struct m3_gguf_model_parts {
 m3_status m3_gguf_load_parts(m3_mapped_file *file, m3_gguf_model_parts *out, m3_error *err);
 void m3_gguf_model_parts_clear(m3_gguf_model_parts *parts);
 
+// The vocabulary of a model file (to write it again: convert from a file). The texts and the
+// charsmap point into file's mapping (keep it open); release with m3_tokenizer_pieces_clear.
+m3_status m3_gguf_file_pieces(const m3_mapped_file *file, m3_tokenizer_pieces *out, m3_error *err);
+
 // m3_model_write_file with flags: M3_GGUF_WRITE_NO_PIECE_TRIE leaves the piece trie out, as files
 // written before it existed (for tests and benchmarks of that path).
 enum { M3_GGUF_WRITE_NO_PIECE_TRIE = 1 };
 m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype, unsigned flags,
-                        const char *path, m3_error *err);
+                        const m3_model_packer *packer, const char *path, m3_error *err);
 
 // model.c: a model from a GGUF file already mapped (ownership of file passes, even on error).
 // The fuzz target uses it on bytes in memory.

@@ -101,11 +101,34 @@ static void kv_array(buf *b, size_t *n_kv, const char *key, uint32_t type, uint6
 // ---- the tensor list ----
 
 typedef struct out_tensor {
-    char name[96];
-    const m3_tensor *t;
+    char name[128];
+    const m3_tensor *t;  // NULL for a packed tensor
     bool f16;
+    size_t packed;       // a packed tensor: its index in the packer's list
     uint64_t offset, bytes;
 } out_tensor;
+
+// Appends the packer's tensors to list (n entries so far), named "packed.P.NAME". Returns the new
+// count, or 0 when out of memory or a name does not fit.
+static size_t list_packed(const m3_model *model, const m3_model_packer *packer, out_tensor *list, size_t n,
+                          size_t n_packed)
+{
+    m3_model_packed_tensor *pt = calloc(n_packed ? n_packed : 1, sizeof *pt);
+    if (!pt) return 0;
+    packer->list(packer->ctx, model, pt, n_packed);
+    for (size_t i = 0; i < n_packed; i++, n++) {
+        int len = snprintf(list[n].name, sizeof list[n].name, M3_GGUF_PACKED_PREFIX "%s.%s", packer->precision,
+                           pt[i].name);
+        if (len < 0 || (size_t)len >= sizeof list[n].name || pt[i].bytes == 0) {
+            free(pt);
+            return 0;
+        }
+        list[n].packed = i;
+        list[n].bytes = pt[i].bytes;
+    }
+    free(pt);
+    return n;
+}
 
 static size_t list_tensors(const m3_model *model, bool f16, out_tensor *list)
 {
@@ -158,17 +181,29 @@ typedef struct writer {
     const char *dst;   // the file being made
     EVP_MD_CTX *md;
     uint64_t written;
+    uint64_t total;    // the file's size once written
     m3_error *err;
 } writer;
 
 static m3_status write_all(writer *w, const void *p, size_t n)
 {
     if (n && !EVP_DigestUpdate(w->md, p, n)) return m3_error_set(w->err, M3_STATUS_NOMEM, 0, "SHA-256 failed");
+    if (w->fd < 0) {  // hashing only (plain_checksum)
+        w->written += n;
+        return M3_STATUS_OK;
+    }
     const unsigned char *c = p;
     while (n) {
         ssize_t k = write(w->fd, c, n);
         if (k < 0) {
             if (errno == EINTR) continue;
+            if (errno == ENOSPC || errno == EDQUOT)
+                return m3_error_set(w->err, M3_STATUS_IO, errno,
+                                    "%s: %s after %.1f MB of %.1f MB: free some space and convert again (%s "
+                                    "is left as it was)",
+                                    w->path, errno == ENOSPC ? "the disk is full" : "the disk quota is exhausted",
+                                    (double)w->written / 1e6, (double)w->total / 1e6,
+                                    w->dst);
             return m3_error_errno(w->err, errno, "cannot write", w->path);
         }
         c += k;
@@ -260,8 +295,13 @@ static bool kv_piece_trie(buf *kv, size_t *n_kv, const m3_tokenizer_trie *t, siz
     return true;
 }
 
+// The header; *data_offset is where the tensor data starts. Packed tensors start at multiples of
+// M3_GGUF_PACKED_ALIGN in the file, which depends on where the data section starts: the caller
+// builds the header once with data_start 0 to learn it (the header's length does not depend on the
+// offsets), then again with it.
 static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *v, const m3_tokenizer_trie *trie,
-                              bool f16, out_tensor *list, size_t n_tensors, buf *b, size_t *checksum_at,
+                              bool f16, const m3_model_packer *packer, const char *plain_checksum,
+                              out_tensor *list, size_t n_tensors, uint64_t data_start, buf *b, size_t *checksum_at,
                               uint64_t *data_offset)
 {
     const m3_model_config *c = m3_model_get_config(model);
@@ -305,6 +345,12 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
     kv_bool(&kv, &n_kv, "tokenizer.ggml.remove_extra_whitespaces", v->remove_extra_whitespaces);
     kv_bool(&kv, &n_kv, "m3.tokenizer.escape_whitespaces", v->escape_whitespaces);
     bool failed = trie && trie->size && !kv_piece_trie(&kv, &n_kv, trie, v->n, tokens_at, n_tokens);
+    if (packer) {
+        char key[64];
+        snprintf(key, sizeof key, M3_GGUF_PACKED_KEY_PREFIX "%s" M3_GGUF_PACKED_KEY_SUFFIX, packer->precision);
+        kv_str(&kv, &n_kv, key, packer->layout);
+        kv_str(&kv, &n_kv, M3_GGUF_PLAIN_CHECKSUM_KEY, plain_checksum);
+    }
     // The checksum goes last: 64 '0' digits now, the SHA-256 of the file so written afterwards.
     kv_str(&kv, &n_kv, M3_GGUF_CHECKSUM_KEY,
            M3_GGUF_CHECKSUM_PREFIX "0000000000000000000000000000000000000000000000000000000000000000");
@@ -324,11 +370,19 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
         out_tensor *o = &list[i];
         const m3_tensor *t = o->t;
         put_str(b, o->name, strlen(o->name));
-        put_le(b, (uint64_t)t->ndim, 4);
-        for (int d = t->ndim - 1; d >= 0; d--) put_le(b, (uint64_t)t->shape[d], 8);
-        put_le(b, o->f16 ? M3_GGML_F16 : M3_GGML_F32, 4);
+        if (t) {
+            put_le(b, (uint64_t)t->ndim, 4);
+            for (int d = t->ndim - 1; d >= 0; d--) put_le(b, (uint64_t)t->shape[d], 8);
+            put_le(b, o->f16 ? M3_GGML_F16 : M3_GGML_F32, 4);
+            o->bytes = (uint64_t)m3_tensor_numel(t) * (o->f16 ? 2 : 4);
+        } else {
+            put_le(b, 1, 4);
+            put_le(b, o->bytes, 8);
+            put_le(b, M3_GGML_I8, 4);
+            uint64_t at = data_start + offset;
+            offset += (M3_GGUF_PACKED_ALIGN - at % M3_GGUF_PACKED_ALIGN) % M3_GGUF_PACKED_ALIGN;
+        }
         o->offset = offset;
-        o->bytes = (uint64_t)m3_tensor_numel(t) * (o->f16 ? 2 : 4);
         put_le(b, offset, 8);
         offset += (o->bytes + M3_GGUF_DEFAULT_ALIGNMENT - 1) / M3_GGUF_DEFAULT_ALIGNMENT * M3_GGUF_DEFAULT_ALIGNMENT;
     }
@@ -339,11 +393,59 @@ static m3_status build_header(const m3_model *model, const m3_tokenizer_pieces *
 m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
                               const char *path, m3_error *err)
 {
-    return m3_gguf_write(model, vocab, dtype, 0, path, err);
+    return m3_gguf_write(model, vocab, dtype, 0, NULL, path, err);
+}
+
+m3_status m3_model_write_file_packed(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
+                                     const m3_model_packer *packer, const char *path, m3_error *err)
+{
+    return m3_gguf_write(model, vocab, dtype, 0, packer, path, err);
+}
+
+// The m3.checksum that the same file without packed weights has ("sha256:" + hex into out): its
+// header and plain tensors (list[0..n_plain), laid out as in that file) hashed, nothing written.
+static m3_status plain_checksum(const m3_model *model, const m3_tokenizer_pieces *vocab, const m3_tokenizer_trie *trie,
+                                bool f16, out_tensor *list, size_t n_plain, float *f32, uint16_t *f16buf, size_t chunk,
+                                const char *path, char out[8 + M3_GGUF_CHECKSUM_HEX + 1], m3_error *err)
+{
+    buf header = {0};
+    size_t checksum_at = 0;
+    uint64_t data_offset = 0;
+    writer w = {.fd = -1, .path = path, .dst = path, .md = EVP_MD_CTX_new(), .err = err};
+    m3_status st = build_header(model, vocab, trie, f16, NULL, NULL, list, n_plain, 0, &header, &checksum_at,
+                                &data_offset);
+    if (st != M3_STATUS_OK || !w.md || !EVP_DigestInit_ex(w.md, EVP_sha256(), NULL)) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+        goto done;
+    }
+    if ((st = write_all(&w, header.data, header.len)) || (st = pad_to(&w, data_offset))) goto done;
+    for (size_t i = 0; i < n_plain; i++)
+        if ((st = pad_to(&w, data_offset + list[i].offset)) || (st = write_tensor(&w, &list[i], f32, f16buf, chunk)))
+            goto done;
+    unsigned char md[32];
+    unsigned md_len = 0;
+    if (!EVP_DigestFinal_ex(w.md, md, &md_len) || md_len != 32) {
+        st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: SHA-256 failed", path);
+        goto done;
+    }
+    strcpy(out, M3_GGUF_CHECKSUM_PREFIX);
+    for (int i = 0; i < 32; i++) snprintf(out + strlen(M3_GGUF_CHECKSUM_PREFIX) + 2 * i, 3, "%02x", md[i]);
+done:
+    EVP_MD_CTX_free(w.md);
+    free(header.data);
+    return st;
+}
+
+// Writes the packed tensor o through the packer, from one buffer big enough for the largest.
+static m3_status write_packed(writer *w, const m3_model *model, const m3_model_packer *packer, m3_dtype dtype,
+                              const out_tensor *o, void *scratch)
+{
+    m3_status st = packer->pack(packer->ctx, model, dtype, o->packed, scratch, (size_t)o->bytes, w->err);
+    return st != M3_STATUS_OK ? st : write_all(w, scratch, (size_t)o->bytes);
 }
 
 m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype, unsigned flags,
-                        const char *path, m3_error *err)
+                        const m3_model_packer *packer, const char *path, m3_error *err)
 {
     if (dtype != M3_DTYPE_F16 && dtype != M3_DTYPE_F32)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: model files hold f16 or f32 weights, not %s", path,
@@ -352,8 +454,14 @@ m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab,
     if (!vocab || vocab->n != (size_t)c->vocab)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: the vocabulary has %zu ids, the model %d", path,
                             vocab ? vocab->n : 0, c->vocab);
-    size_t max_tensors = 9 + 16 * (size_t)c->layers;
+    size_t n_packed = packer ? packer->list(packer->ctx, model, NULL, 0) : 0;
+    if (packer && (n_packed == 0 || strlen(packer->precision) > M3_GGUF_PACKED_MAX_TAG ||
+                   strlen(packer->layout) > M3_GGUF_PACKED_MAX_LAYOUT))
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: packer %s lists no tensors or has a bad name", path,
+                            packer->precision);
+    size_t max_tensors = 9 + 16 * (size_t)c->layers + n_packed;
     out_tensor *list = calloc(max_tensors, sizeof *list);
+    void *scratch = NULL;
     size_t chunk = 1u << 20;
     float *f32 = malloc(chunk * sizeof *f32);
     uint16_t *f16 = malloc(chunk * sizeof *f16);
@@ -381,13 +489,40 @@ m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab,
         trie = m3_tokenizer_get_trie(tok);
     }
     size_t n_tensors = list_tensors(model, dtype == M3_DTYPE_F16, list);
+    if (packer) {
+        size_t plain = n_tensors, biggest = 0;
+        if ((n_tensors = list_packed(model, packer, list, n_tensors, n_packed)) == 0) {
+            st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory listing the packed tensors", path);
+            goto done;
+        }
+        for (size_t i = plain; i < n_tensors; i++) biggest = list[i].bytes > biggest ? list[i].bytes : biggest;
+        if (!(scratch = aligned_alloc(64, (biggest + 63) / 64 * 64))) {
+            st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+            goto done;
+        }
+    }
     size_t checksum_at = 0;
     uint64_t data_offset = 0;
-    if ((st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, list, n_tensors, &header, &checksum_at,
-                           &data_offset))) {
+    // A packed file names, as its identity, the checksum of the same file without the packed
+    // weights: the plain tensors are hashed once here as that file would hold them.
+    char plain[8 + M3_GGUF_CHECKSUM_HEX + 1] = "";
+    if (packer && (st = plain_checksum(model, vocab, &trie, dtype == M3_DTYPE_F16, list, n_tensors - n_packed, f32, f16,
+                                       chunk, path, plain, err)))
+        goto done;
+    st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, plain, list, n_tensors, 0, &header,
+                      &checksum_at, &data_offset);
+    if (st == M3_STATUS_OK && packer) {
+        uint64_t first = data_offset;
+        header.len = 0;
+        st = build_header(model, vocab, &trie, dtype == M3_DTYPE_F16, packer, plain, list, n_tensors, first, &header,
+                          &checksum_at, &data_offset);
+        M3_ASSERT(st != M3_STATUS_OK || data_offset == first);
+    }
+    if (st) {
         st = m3_error_set(err, st, 0, "%s: out of memory building the header", path);
         goto done;
     }
+    if (n_tensors) w.total = data_offset + list[n_tensors - 1].offset + list[n_tensors - 1].bytes;
     w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w.fd < 0) {
         st = m3_error_errno(err, errno, "cannot create", tmp);
@@ -395,7 +530,9 @@ m3_status m3_gguf_write(const m3_model *model, const m3_tokenizer_pieces *vocab,
     }
     if ((st = write_all(&w, header.data, header.len)) || (st = pad_to(&w, data_offset))) goto done;
     for (size_t i = 0; i < n_tensors; i++) {
-        if ((st = pad_to(&w, data_offset + list[i].offset)) || (st = write_tensor(&w, &list[i], f32, f16, chunk)))
+        if ((st = pad_to(&w, data_offset + list[i].offset)) ||
+            (st = list[i].t ? write_tensor(&w, &list[i], f32, f16, chunk)
+                            : write_packed(&w, model, packer, dtype, &list[i], scratch)))
             goto done;
     }
     unsigned char digest[32];
@@ -425,6 +562,7 @@ done:
     if (w.fd >= 0) close(w.fd);
     if (st != M3_STATUS_OK && tmp) unlink(tmp);
     free(header.data);
+    free(scratch);
     m3_tokenizer_free(tok);
     EVP_MD_CTX_free(md);
     free(tmp);
@@ -436,10 +574,18 @@ done:
 
 m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_error *err)
 {
+    return m3_model_convert_packed(src, dst, dtype, NULL, err);
+}
+
+m3_status m3_model_convert_packed(const char *src, const char *dst, m3_dtype dtype, const m3_model_packer *packer,
+                                  m3_error *err)
+{
+    // A model file as the source is written again (another dtype, packed weights added); its
+    // vocabulary comes from its own arrays, the folder's from sentencepiece.bpe.model. dst may be
+    // src itself: the new file is written beside it and renamed over it, while the old one stays
+    // mapped here.
     struct stat sb;
-    if (stat(src, &sb) == 0 && !S_ISDIR(sb.st_mode))
-        return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: not a model folder (convert reads a Hugging Face "
-                            "model folder: config.json, weights, sentencepiece.bpe.model)", src);
+    bool from_file = stat(src, &sb) == 0 && S_ISREG(sb.st_mode);
     m3_model *model;
     m3_status st = m3_model_open(src, &model, err);
     if (st != M3_STATUS_OK) return st;
@@ -451,11 +597,15 @@ m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_
         st = m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", src);
         goto done;
     }
-    sprintf(spm, "%s/sentencepiece.bpe.model", src);
-    if ((st = m3_mapped_file_open(spm, &f, err)) ||
-        (st = m3_tokenizer_pieces_read(f->data, f->size, spm, &pieces, err)))
-        goto done;
-    st = m3_model_write_file(model, &pieces, dtype, dst, err);
+    if (from_file) {
+        if ((st = m3_mapped_file_open(src, &f, err)) || (st = m3_gguf_file_pieces(f, &pieces, err))) goto done;
+    } else {
+        sprintf(spm, "%s/sentencepiece.bpe.model", src);
+        if ((st = m3_mapped_file_open(spm, &f, err)) ||
+            (st = m3_tokenizer_pieces_read(f->data, f->size, spm, &pieces, err)))
+            goto done;
+    }
+    st = m3_gguf_write(model, &pieces, dtype, 0, packer, dst, err);
 done:
     m3_tokenizer_pieces_clear(&pieces);
     m3_mapped_file_close(f);

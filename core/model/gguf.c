@@ -164,7 +164,7 @@ static int tensor_offset_cmp(const void *x, const void *y)
 
 static size_t ggml_type_size(uint32_t type)
 {
-    return type == M3_GGML_F32 ? 4 : type == M3_GGML_F16 || type == M3_GGML_BF16 ? 2 : 0;
+    return type == M3_GGML_F32 ? 4 : type == M3_GGML_F16 || type == M3_GGML_BF16 ? 2 : type == M3_GGML_I8 ? 1 : 0;
 }
 
 static m3_status parse(reader *r, m3_gguf *g)
@@ -244,7 +244,7 @@ static m3_status parse(reader *r, m3_gguf *g)
         m3_gguf_tensor *t = &g->tensors[i];
         size_t es = ggml_type_size(t->type);
         if (es == 0)
-            return fail(r, M3_STATUS_UNSUPPORTED, "tensor %.*s has element type %u (F32, F16 and BF16 are read)",
+            return fail(r, M3_STATUS_UNSUPPORTED, "tensor %.*s has element type %u (F32, F16, BF16 and I8 are read)",
                         (int)t->name_len, t->name, t->type);
         uint64_t bytes = es;
         for (uint32_t d = 0; d < t->n_dims; d++) {

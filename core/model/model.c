@@ -20,6 +20,7 @@ struct m3_model {
     m3_layer_weights *layers;
     m3_weights *encoder, *colbert, *sparse;  // NULL for a random model
     m3_tokenizer *tokenizer;                 // NULL for a random model
+    m3_gguf_packed packed;                   // a model file's packed weights (empty otherwise)
     char *path;
     // A random model owns its tensors, their names and one buffer holding every value.
     m3_tensor *own;
@@ -174,6 +175,7 @@ m3_status m3_model_open_gguf(m3_mapped_file *file, m3_model **out, m3_error *err
     m->colbert = parts.colbert;
     m->sparse = parts.sparse;
     m->tokenizer = parts.tokenizer;
+    m->packed = parts.packed;
     if ((st = resolve_all(m, err)) != M3_STATUS_OK) {
         m3_model_close(m);
         return st;
@@ -392,6 +394,16 @@ const m3_tokenizer *m3_model_get_tokenizer(const m3_model *model)
     return model->tokenizer;
 }
 
+const char *m3_model_packed_layout(const m3_model *model, const char *precision)
+{
+    return m3_gguf_packed_layout_of(&model->packed, precision);
+}
+
+const void *m3_model_packed_find(const m3_model *model, const char *precision, const char *name, size_t *bytes)
+{
+    return m3_gguf_packed_find(&model->packed, precision, name, bytes);
+}
+
 const char *m3_model_get_path(const m3_model *model)
 {
     return model->path;
@@ -401,6 +413,7 @@ void m3_model_close(m3_model *model)
 {
     if (!model) return;
     m3_tokenizer_free(model->tokenizer);
+    m3_gguf_packed_clear(&model->packed);
     m3_weights_close(model->encoder);
     m3_weights_close(model->colbert);
     m3_weights_close(model->sparse);

@@ -108,8 +108,49 @@ m3_status m3_model_write_file(const m3_model *model, const m3_tokenizer_pieces *
                               const char *path, m3_error *err);
 
 // Converts the model folder src (as m3_model_open reads it, plus its sentencepiece.bpe.model for the
-// vocabulary) into the model file dst with m3_model_write_file.
+// vocabulary) into the model file dst with m3_model_write_file. src may also be a model file (its
+// own vocabulary arrays are used; dst may be src itself): written again with the same dtype, it
+// gives the same file byte for byte.
 m3_status m3_model_convert(const char *src, const char *dst, m3_dtype dtype, m3_error *err);
+
+// ---- Packed weights (docs/model-file.md, "Packed weights") ----------------------------------------
+// A model file may also hold the linear layers already in a backend's packed layout for one
+// precision, so that the backend uses them in place from the mapping instead of packing at start-up.
+// The model layer stores opaque bytes; what they mean is the backend's (m3_cpu_packer in
+// encoder/cpu/packed-file.h provides the CPU backend's).
+
+typedef struct m3_model_packed_tensor {
+    char name[96];   // unique per packer, e.g. "encoder.layer.3.qkv"
+    uint64_t bytes;  // what the packer writes for it
+} m3_model_packed_tensor;
+
+typedef struct m3_model_packer {
+    const char *precision;  // the tag in the file ([a-z0-9_], at most 15 characters), e.g. "bf16"
+    const char *layout;     // the layout id (printable, at most 63 characters)
+    void *ctx;
+    // The packed tensors of model: returns how many; lists at most max of them into out.
+    size_t (*list)(void *ctx, const m3_model *model, m3_model_packed_tensor *out, size_t max);
+    // Packs tensor i of the list into dst (its bytes). The weights must be taken as the file stores
+    // them (`stored`: F16 means rounded to fp16 first), so that the bytes equal what the backend
+    // would pack from the written file.
+    m3_status (*pack)(void *ctx, const m3_model *model, m3_dtype stored, size_t i, void *dst, size_t bytes,
+                      m3_error *err);
+} m3_model_packer;
+
+// m3_model_write_file and m3_model_convert, adding packer's tensors (NULL: none, as those). Each
+// packed tensor starts at a multiple of 4096 bytes in the file. A full disk is M3_STATUS_IO naming
+// the file and ENOSPC; the file at dst is then untouched.
+m3_status m3_model_write_file_packed(const m3_model *model, const m3_tokenizer_pieces *vocab, m3_dtype dtype,
+                                     const m3_model_packer *packer, const char *path, m3_error *err);
+m3_status m3_model_convert_packed(const char *src, const char *dst, m3_dtype dtype, const m3_model_packer *packer,
+                                  m3_error *err);
+
+// The layout id of the packed weights model holds for `precision` ("fp32", "bf16", ...), or NULL
+// when it holds none (a folder, a random model, a file converted without --precision).
+const char *m3_model_packed_layout(const m3_model *model, const char *precision);
+// The bytes of packed tensor `name` for `precision` (in the file's mapping: the GGUF reader checked
+// they lie inside the file and start at a multiple of 4096 bytes) and their size; NULL when absent.
+const void *m3_model_packed_find(const m3_model *model, const char *precision, const char *name, size_t *bytes);
 
 // What m3_model_verify checked, for a report.
 typedef struct m3_model_verify_report {
@@ -131,7 +172,8 @@ typedef struct m3_model_verify_report {
 m3_status m3_model_verify(const char *path, m3_model_verify_report *report, m3_error *err);
 
 // Reads only the header of the model file path (GGUF, milliseconds): its configuration and its stored
-// checksum ("sha256:<64 hex>", NUL-terminated into checksum). The checksum is not recomputed
+// checksum ("sha256:<64 hex>", NUL-terminated into checksum; for a file with packed weights the
+// checksum of the same file without them, m3.plain_checksum: its identity). The checksum is not recomputed
 // (m3_model_verify does that). Errors as m3_model_open's; M3_STATUS_FORMAT for a folder or non-GGUF.
 m3_status m3_model_file_identify(const char *path, m3_model_config *config, char checksum[72], m3_error *err);
 

@@ -4,12 +4,17 @@
 // input, or give a model whose every tensor lies inside the input (each is read through once; ASan
 // catches a byte outside) and whose tokenizer encodes, through the stored piece trie when the input
 // carries one that passes the checks (m3.tokenizer.piece_trie). Seeds: tests/fuzz/corpus/model-gguf/
-// (made by tests/gguf/gen-gguf-seeds.c).
+// (made by tests/gguf/gen-gguf-seeds.c). When the input holds the CPU backend's packed weights in the
+// layout of this CPU's kernels (docs/model-file.md, "Packed weights"), an encoder is made, which uses
+// them in place, and encodes a few ids: it must succeed or fail with a message naming the input,
+// and never read outside it.
 #include <stdint.h>
 #include <string.h>
 
 #include "base/log.h"
 #include "base/mapped-file.h"
+#include "encoder/cpu/packed-file.h"
+#include "encoder/encoder.h"
 #include "model/gguf-private.h"
 #include "model/model.h"
 
@@ -40,6 +45,29 @@ static void read_tensor(const m3_tensor *t)
     free(out);
 }
 
+static void encode_packed(const m3_model *m)
+{
+    for (int p = 0; p < 2; p++) {
+        m3_gemm_precision gp = p ? M3_GEMM_BF16 : M3_GEMM_FP32;
+        if (!m3_cpu_packed_usable(m, gp)) continue;
+        m3_encoder_options opt = m3_encoder_options_default();
+        opt.threads = 1;
+        opt.precision = p ? M3_PRECISION_BF16 : M3_PRECISION_FP32;
+        m3_encoder *enc;
+        m3_error err = {0};
+        m3_status st = m3_encoder_new(m, &opt, &enc, &err);
+        if (st != M3_STATUS_OK) {
+            M3_ASSERT(st != M3_STATUS_FORMAT || strstr(err.message, "fuzz.gguf"));
+            continue;
+        }
+        const int32_t ids[3] = {0, m3_model_get_config(m)->vocab > 4 ? 4 : 0, 2 % m3_model_get_config(m)->vocab};
+        m3_sequence seq = {ids, 3};
+        m3_embedding e;
+        if (m3_encoder_encode(enc, &seq, 1, M3_OUTPUT_ALL, &e, &err) == M3_STATUS_OK) m3_embedding_clear(&e);
+        m3_encoder_free(enc);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     m3_mapped_file *f;
@@ -60,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n;
     if (m3_tokenizer_encode(m3_model_get_tokenizer(m), "Hello <mask> wörld", 19, 64, &ids, &n, &err) == M3_STATUS_OK)
         free(ids);
+    encode_packed(m);
     m3_model_close(m);
     return 0;
 }

@@ -152,8 +152,8 @@ int main(int argc, char **argv)
     m3_tokenizer_pieces v = {.n = n, .texts = texts, .lens = lens, .scores = scores, .types = types,
                              .charsmap = fixture.charsmap, .charsmap_size = fixture.charsmap_size,
                              .add_dummy_prefix = 1, .remove_extra_whitespaces = 1, .escape_whitespaces = 1};
-    if (m3_gguf_write(m, &v, M3_DTYPE_F16, 0, path, &err) != M3_STATUS_OK ||
-        m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path_old, &err) != M3_STATUS_OK) {
+    if (m3_gguf_write(m, &v, M3_DTYPE_F16, 0, NULL, path, &err) != M3_STATUS_OK ||
+        m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, NULL, path_old, &err) != M3_STATUS_OK) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }

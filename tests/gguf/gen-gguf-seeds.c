@@ -4,7 +4,9 @@
 // BGE-M3 layout (hidden 8, 1 layer, 10 ids) as f32 and f16 files (with the stored piece trie), one
 // without the trie (as written before it existed), and damaged variants: of the container, and of
 // the trie (a flipped node, another version, a bad base resealed with a right SHA-256 so that only
-// the tokenizer's own check stops it).
+// the tokenizer's own check stops it); and a small model the CPU backend runs (hidden 32, heads of
+// 16) with its packed weights for fp32 and bf16 (in the layout of the kernels of the machine that
+// writes the seeds), one truncated inside the packed section and one with a packed tensor shrunk.
 // Usage: gen-gguf-seeds OUTDIR
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "base/mapped-file.h"
+#include "encoder/cpu/packed-file.h"
 #include "model/gguf-private.h"
 #include "model/model.h"
 
@@ -61,6 +64,50 @@ static int find_trie(const unsigned char *d, size_t n, size_t *blob, size_t *blo
     return ok;
 }
 
+// The packed seeds: a model the CPU backend accepts, with packed fp32 and bf16 weights.
+static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
+{
+    m3_model_config c = {.hidden = 32, .layers = 1, .heads = 2, .intermediate = 64, .vocab = 10,
+                         .max_positions = 16, .type_vocab = 1, .pad_token_id = 1, .layer_norm_eps = 1e-5f};
+    m3_model *m;
+    m3_error err = {0};
+    if (m3_model_new_random(&c, 11, &m, &err) != M3_STATUS_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    const m3_precision precisions[2] = {M3_PRECISION_FP32, M3_PRECISION_BF16};
+    char path[4096];
+    for (int k = 0; k < 2; k++) {
+        m3_cpu_packer p;
+        if (m3_cpu_packer_init(&p, precisions[k], &err) != M3_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        snprintf(path, sizeof path, "%s/packed-%s.gguf", dir, p.base.precision);
+        if (m3_model_write_file_packed(m, v, M3_DTYPE_F16, &p.base, path, &err) != M3_STATUS_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+    }
+    m3_model_close(m);
+    size_t n;
+    unsigned char *d = slurp(path, &n);  // the bf16 one
+    if (!d || n < 8192) return 1;
+    put(dir, "packed-truncated.gguf", d, n - 700);
+    const char *name = "packed.bf16.encoder.layer.0.ffn_in";
+    for (size_t i = 0; i + strlen(name) + 12 <= n; i++)
+        if (!memcmp(d + i, name, strlen(name))) {
+            uint64_t size;  // after the u32 dimension count; little-endian, as the host
+            memcpy(&size, d + i + strlen(name) + 4, 8);
+            size -= 64;
+            memcpy(d + i + strlen(name) + 4, &size, 8);
+            put(dir, "packed-shrunk.gguf", d, n);
+            break;
+        }
+    free(d);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -94,7 +141,7 @@ int main(int argc, char **argv)
         }
     }
     snprintf(path, sizeof path, "%s/micro-no-trie.gguf", dir);
-    if (m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, path, &err) != M3_STATUS_OK) {
+    if (m3_gguf_write(m, &v, M3_DTYPE_F16, M3_GGUF_WRITE_NO_PIECE_TRIE, NULL, path, &err) != M3_STATUS_OK) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
@@ -146,5 +193,5 @@ int main(int argc, char **argv)
     d[0] = 'X';
     put(dir, "bad-magic.gguf", d, n);
     free(d);
-    return 0;
+    return write_packed(dir, &v);
 }

@@ -53,6 +53,18 @@ jq -c '.cases[] | select(.tokens < 40) | .text' "$data/m3_public.json" >"$tmp/et
 "$m3" embed --model "$tmp/tiny32.gguf" --threads 2 <"$tmp/etexts" >"$tmp/emb.file"
 cmp -s "$tmp/emb.dir" "$tmp/emb.file" && pass "embed --model FILE (f32) identical to the folder" || fail "embed from the f32 file differs"
 
+# convert --precision: a model file given packed weights in place (SRC = DST); embed in that precision
+# gives the plain file's output byte for byte, using them in place (M3_LOG=debug says so).
+cp "$tmp/tiny.gguf" "$tmp/tiny-packed.gguf"
+for p in bf16 fp32; do
+  "$m3" model convert --precision $p "$tmp/tiny-packed.gguf" "$tmp/tiny-packed.gguf" >/dev/null 2>"$tmp/err" || fail "convert --precision $p: $(cat "$tmp/err")"
+  "$m3" embed --model "$tmp/tiny.gguf" --precision $p --threads 2 <"$tmp/etexts" >"$tmp/emb.plain"
+  M3_LOG=debug "$m3" embed --model "$tmp/tiny-packed.gguf" --precision $p --threads 2 <"$tmp/etexts" >"$tmp/emb.packed" 2>"$tmp/err"
+  grep -q "using the packed $p weights in place" "$tmp/err" && pass "embed --precision $p uses the packed weights in place" || fail "packed $p not used: $(cat "$tmp/err")"
+  cmp -s "$tmp/emb.plain" "$tmp/emb.packed" && pass "embed --precision $p: packed file identical to the plain file" || fail "packed $p output differs"
+done
+if "$m3" model convert --precision int4 "$model" "$tmp/x.gguf" 2>/dev/null; then fail "--precision int4 accepted"; else [[ $? -eq 2 ]] && pass "--precision int4 is a usage error" || fail "--precision int4 status"; fi
+
 # selftest: exit 0 and PASS lines on the folder and both files.
 for m in "$model" "$tmp/tiny.gguf" "$tmp/tiny32.gguf"; do
   if "$m3" selftest --model "$m" --reference "$data" --threads 2 >"$tmp/st" 2>&1; then

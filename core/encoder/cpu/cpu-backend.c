@@ -24,9 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "encoder/backend.h"
 #include "encoder/cpu/attention.h"
 #include "encoder/cpu/gemm.h"
+#include "encoder/cpu/packed-file.h"
 
 enum {
     MIN_BATCH_TOKENS = 8192,  // tokens per forward pass (at least max_positions - 2)
@@ -35,8 +37,10 @@ enum {
 
 typedef struct cpu_layer {
     m3_packed_matrix *qkv, *attn_out, *ffn_in, *ffn_out;
-    float *qkv_b, *attn_out_b, *attn_ln_w, *attn_ln_b;
-    float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
+    float *qkv_b;  // owned: the three biases stacked
+    // The model's fp32 vectors in place, or owned fp32 copies (vec_f32, free_vec).
+    const float *attn_out_b, *attn_ln_w, *attn_ln_b;
+    const float *ffn_in_b, *ffn_out_b, *ffn_ln_w, *ffn_ln_b;
 } cpu_layer;
 
 typedef struct cpu_shared cpu_shared;
@@ -46,14 +50,16 @@ typedef struct cpu_backend {
     cpu_shared *shared;          // the packed weights below belong to it (NULL while being made)
     m3_model_config cfg;
     m3_gemm_precision precision;  // of every linear layer
+    const m3_model *model;
+    bool from_file;               // the linear layers are the model file's packed bytes, in place
     const m3_model_weights *w;
     m3_threadpool *pool;
     cpu_layer *layers;
     float *type_row;             // token_type[0], [H]
-    float *emb_ln_w, *emb_ln_b;  // [H]
+    const float *emb_ln_w, *emb_ln_b;  // [H]
     m3_packed_matrix *colbert;
-    float *colbert_b;            // [H]
-    float *sparse_w;             // [H]
+    const float *colbert_b;      // [H]
+    const float *sparse_w;       // [H]
     float sparse_b;
     size_t big_cols;             // max(3H, FFN, H)
     // Activations, grown on demand.
@@ -121,13 +127,20 @@ static m3_status check_shape2(const m3_tensor *t, int64_t rows, int64_t cols, m3
     return M3_STATUS_OK;
 }
 
-// An owned fp32 copy of a small tensor of n elements.
-static m3_status vec_f32(const m3_tensor *t, size_t n, float **out, m3_error *err)
+// A small tensor of n elements as fp32: the tensor's own bytes when they are contiguous fp32 (a
+// model file's vectors, read in place from its mapping: the model outlives its encoders), else an
+// owned copy. free_vec tells them apart.
+static m3_status vec_f32(const m3_tensor *t, size_t n, const float **out, m3_error *err)
 {
     *out = NULL;
     if (!t || m3_tensor_numel(t) != (int64_t)n)
         return m3_error_set(err, M3_STATUS_INVALID, 0, "cpu backend: tensor %s has not %zu elements",
                             t ? t->name : "(missing)", n);
+    if (t->dtype == M3_DTYPE_F32 && t->ndim >= 1 && t->ndim <= 2 && t->strides[t->ndim - 1] == 1 &&
+        (t->ndim == 1 || t->strides[0] == t->shape[1]) && (uintptr_t)t->data % sizeof(float) == 0) {
+        *out = t->data;
+        return M3_STATUS_OK;
+    }
     float *v = malloc(n * sizeof *v);
     if (!v)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
@@ -164,12 +177,17 @@ static void release_source(const m3_tensor *t)
 #endif
 }
 
+// The packed matrix of weight t: the model file's bytes for `file_name` in place when it holds them
+// in this kernel's layout (packed-file.h), else packed here.
 static m3_status pack(const cpu_backend *cb, const m3_tensor *t, int64_t rows, int64_t cols,
-                      m3_packed_matrix **out, m3_error *err)
+                      const char *file_name, m3_packed_matrix **out, m3_error *err)
 {
     m3_status st = check_shape2(t, rows, cols, err);
     if (st != M3_STATUS_OK)
         return st;
+    if (cb->from_file)
+        return m3_cpu_packed_matrix(cb->model, cb->precision, file_name, (size_t)rows,
+                                    (size_t)cols, out, err);
     st = m3_packed_matrix_new_as(t, cb->precision, out, err);
     if (st == M3_STATUS_OK)
         release_source(t);
@@ -178,7 +196,7 @@ static m3_status pack(const cpu_backend *cb, const m3_tensor *t, int64_t rows, i
 
 // Packs [Wq; Wk; Wv] as one [3H, H] matrix so that Q, K and V come from one GEMM.
 static m3_status pack_qkv(const cpu_backend *cb, const m3_layer_weights *lw, size_t h,
-                          m3_packed_matrix **out, m3_error *err)
+                          const char *file_name, m3_packed_matrix **out, m3_error *err)
 {
     const m3_tensor *parts[3] = {lw->query_w, lw->key_w, lw->value_w};
     for (int i = 0; i < 3; i++) {
@@ -186,6 +204,8 @@ static m3_status pack_qkv(const cpu_backend *cb, const m3_layer_weights *lw, siz
         if (st != M3_STATUS_OK)
             return st;
     }
+    if (cb->from_file)
+        return m3_cpu_packed_matrix(cb->model, cb->precision, file_name, 3 * h, h, out, err);
     float *tmp = malloc(3 * h * h * sizeof *tmp);
     if (!tmp)
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
@@ -479,9 +499,10 @@ static size_t cpu_activation_bytes(const m3_backend *be)
 
 typedef struct cpu_weights {
     cpu_layer *layers;
-    float *type_row, *emb_ln_w, *emb_ln_b;
+    float *type_row;
+    const float *emb_ln_w, *emb_ln_b;
     m3_packed_matrix *colbert;
-    float *colbert_b, *sparse_w;
+    const float *colbert_b, *sparse_w;
     float sparse_b;
 } cpu_weights;
 
@@ -515,32 +536,41 @@ static void weights_set(cpu_backend *cb, const cpu_weights *w)
     cb->sparse_b = w->sparse_b;
 }
 
-static void weights_free(cpu_weights *w, int n_layers)
+// Frees v unless it is src's own bytes (vec_f32 used them in place).
+static void free_vec(const float *v, const m3_tensor *src)
+{
+    if (v && (!src || (const void *)v != src->data))
+        free((void *)(uintptr_t)v);
+}
+
+// mw: the model's weights the vectors came from.
+static void weights_free(cpu_weights *w, int n_layers, const m3_model_weights *mw)
 {
     if (w->layers) {
         for (int l = 0; l < n_layers; l++) {
             cpu_layer *L = &w->layers[l];
+            const m3_layer_weights *lw = &mw->layers[l];
             m3_packed_matrix_free(L->qkv);
             m3_packed_matrix_free(L->attn_out);
             m3_packed_matrix_free(L->ffn_in);
             m3_packed_matrix_free(L->ffn_out);
             free(L->qkv_b);
-            free(L->attn_out_b);
-            free(L->attn_ln_w);
-            free(L->attn_ln_b);
-            free(L->ffn_in_b);
-            free(L->ffn_out_b);
-            free(L->ffn_ln_w);
-            free(L->ffn_ln_b);
+            free_vec(L->attn_out_b, lw->attn_out_b);
+            free_vec(L->attn_ln_w, lw->attn_ln_w);
+            free_vec(L->attn_ln_b, lw->attn_ln_b);
+            free_vec(L->ffn_in_b, lw->ffn_in_b);
+            free_vec(L->ffn_out_b, lw->ffn_out_b);
+            free_vec(L->ffn_ln_w, lw->ffn_ln_w);
+            free_vec(L->ffn_ln_b, lw->ffn_ln_b);
         }
         free(w->layers);
     }
     m3_packed_matrix_free(w->colbert);
-    free(w->colbert_b);
-    free(w->sparse_w);
+    free_vec(w->colbert_b, mw->colbert_b);
+    free_vec(w->sparse_w, mw->sparse_w);
     free(w->type_row);
-    free(w->emb_ln_w);
-    free(w->emb_ln_b);
+    free_vec(w->emb_ln_w, mw->emb_ln_w);
+    free_vec(w->emb_ln_b, mw->emb_ln_b);
 }
 
 // The shared weights for this model and precision, with a reference taken; NULL when none yet.
@@ -569,14 +599,14 @@ static void cpu_free(m3_backend *be)
                     *p = sh->next;
                     break;
                 }
-            weights_free(&sh->w, sh->n_layers);
+            weights_free(&sh->w, sh->n_layers, m3_model_get_weights(sh->model));
             free(sh);
         }
         pthread_mutex_unlock(&shared_mu);
     } else {
         cpu_weights w;
         weights_get(cb, &w);
-        weights_free(&w, cb->cfg.layers);
+        weights_free(&w, cb->cfg.layers, cb->w);
     }
     free(cb->x);
     free(cb->big);
@@ -590,20 +620,46 @@ static void cpu_free(m3_backend *be)
     free(cb);
 }
 
-static m3_status load_layer(const cpu_backend *cb, const m3_layer_weights *lw,
+// The names of layer l's packed matrices in a model file (packed-file.c lists the same).
+typedef struct layer_names {
+    char qkv[48], attn_out[48], ffn_in[48], ffn_out[48];
+} layer_names;
+
+static void layer_names_of(int l, layer_names *n)
+{
+    snprintf(n->qkv, sizeof n->qkv, "encoder.layer.%d.qkv", l);
+    snprintf(n->attn_out, sizeof n->attn_out, "encoder.layer.%d.attn_out", l);
+    snprintf(n->ffn_in, sizeof n->ffn_in, "encoder.layer.%d.ffn_in", l);
+    snprintf(n->ffn_out, sizeof n->ffn_out, "encoder.layer.%d.ffn_out", l);
+}
+
+// Whether the linear layers come from the model file's packed bytes (packed-file.h); says which at
+// debug level.
+static bool use_file_packing(const m3_model *model, m3_gemm_precision precision)
+{
+    if (!m3_cpu_packed_usable(model, precision))
+        return false;
+    m3_log(M3_LOG_DEBUG, "%s: using the packed %s weights in place from the model file",
+           m3_model_get_path(model), m3_cpu_packed_tag(precision));
+    return true;
+}
+
+static m3_status load_layer(const cpu_backend *cb, int l, const m3_layer_weights *lw,
                             const m3_model_config *cfg, cpu_layer *L, m3_error *err)
 {
     size_t h = (size_t)cfg->hidden, f = (size_t)cfg->intermediate;
+    layer_names names;
+    layer_names_of(l, &names);
     m3_status st;
-    if ((st = pack_qkv(cb, lw, h, &L->qkv, err)) ||
+    if ((st = pack_qkv(cb, lw, h, names.qkv, &L->qkv, err)) ||
         (st = qkv_bias(lw, h, &L->qkv_b, err)) ||
-        (st = pack(cb, lw->attn_out_w, (int64_t)h, (int64_t)h, &L->attn_out, err)) ||
+        (st = pack(cb, lw->attn_out_w, (int64_t)h, (int64_t)h, names.attn_out, &L->attn_out, err)) ||
         (st = vec_f32(lw->attn_out_b, h, &L->attn_out_b, err)) ||
         (st = vec_f32(lw->attn_ln_w, h, &L->attn_ln_w, err)) ||
         (st = vec_f32(lw->attn_ln_b, h, &L->attn_ln_b, err)) ||
-        (st = pack(cb, lw->ffn_in_w, (int64_t)f, (int64_t)h, &L->ffn_in, err)) ||
+        (st = pack(cb, lw->ffn_in_w, (int64_t)f, (int64_t)h, names.ffn_in, &L->ffn_in, err)) ||
         (st = vec_f32(lw->ffn_in_b, f, &L->ffn_in_b, err)) ||
-        (st = pack(cb, lw->ffn_out_w, (int64_t)h, (int64_t)f, &L->ffn_out, err)) ||
+        (st = pack(cb, lw->ffn_out_w, (int64_t)h, (int64_t)f, names.ffn_out, &L->ffn_out, err)) ||
         (st = vec_f32(lw->ffn_out_b, h, &L->ffn_out_b, err)) ||
         (st = vec_f32(lw->ffn_ln_w, h, &L->ffn_ln_w, err)) ||
         (st = vec_f32(lw->ffn_ln_b, h, &L->ffn_ln_b, err)))
@@ -621,7 +677,7 @@ static void load_layer_task(void *ctx, size_t task, int thread)
 {
     (void)thread;
     layer_loads *ll = ctx;
-    ll->st[task] = load_layer(ll->cb, &ll->cb->w->layers[task], &ll->cb->cfg, &ll->cb->layers[task],
+    ll->st[task] = load_layer(ll->cb, (int)task, &ll->cb->w->layers[task], &ll->cb->cfg, &ll->cb->layers[task],
                               &ll->err[task]);
 }
 
@@ -641,6 +697,7 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
         return m3_error_set(err, M3_STATUS_NOMEM, 0, "cpu backend: out of memory");
     bool locked = false;  // shared_mu, while this encoder packs the shared weights
     cb->cfg = *cfg;
+    cb->model = model;
     cb->w = w;
     m3_precision precision = options ? options->precision : M3_PRECISION_FP32;
     if (precision == M3_PRECISION_AUTO)
@@ -664,6 +721,8 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
         goto scratch;
     }
 
+    // A model file packed for this precision and kernel: its bytes are used in place (no packing).
+    cb->from_file = use_file_packing(model, cb->precision);
     if ((st = check_shape2(w->word, cfg->vocab, cfg->hidden, err)) ||
         (st = check_shape2(w->position, cfg->max_positions, cfg->hidden, err)) ||
         (st = check_shape2(w->token_type, cfg->type_vocab, cfg->hidden, err)))
@@ -676,7 +735,7 @@ m3_status m3_cpu_backend_new(const m3_model *model, const m3_encoder_options *op
     tensor_row(w->token_type, 0, cb->type_row, h);
     if ((st = vec_f32(w->emb_ln_w, h, &cb->emb_ln_w, err)) ||
         (st = vec_f32(w->emb_ln_b, h, &cb->emb_ln_b, err)) ||
-        (st = pack(cb, w->colbert_w, (int64_t)h, (int64_t)h, &cb->colbert, err)) ||
+        (st = pack(cb, w->colbert_w, (int64_t)h, (int64_t)h, "colbert", &cb->colbert, err)) ||
         (st = vec_f32(w->colbert_b, h, &cb->colbert_b, err)) ||
         (st = vec_f32(w->sparse_w, h, &cb->sparse_w, err)))
         goto fail;

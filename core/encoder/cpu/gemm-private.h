@@ -42,6 +42,9 @@
 #include "encoder/cpu/gemm.h"
 
 enum { M3_GEMM_MR_MAX = 16 };
+// The version of the packed layouts above, part of m3_gemm_layout_id: raise it whenever a layout
+// changes, so that model files packed before are packed again at start-up instead of misread.
+enum { M3_GEMM_LAYOUT_VERSION = 1 };
 
 // One micro-tile, mr rows (1..kernel mr) × nr columns (1..kernel nr), over kc steps of k (bf16:
 // ceil(kc / 2) pairs; A and W padded with zeros past an odd kc):

@@ -41,6 +41,7 @@ struct m3_packed_matrix {
     size_t bytes;
     const float *w_scale;    // int8: inside data
     const int32_t *w_sum;    // int8: inside data
+    bool borrowed;  // data belongs to the caller (a model file's mapping): not freed
 };
 
 // Every kernel this build has, best first within each precision.
@@ -143,6 +144,38 @@ float m3_gelu_erf(float x) {
 
 // ---- Packing -------------------------------------------------------------------------------------
 
+// k rounded up to the kernel's k step.
+static size_t packed_kp(m3_gemm_precision precision, size_t k) {
+    return precision == M3_GEMM_BF16 ? (k + 1) / 2 * 2 : precision == M3_GEMM_INT8 ? (k + 3) / 4 * 4 : k;
+}
+
+// The packed size of an [n, k] matrix for `kernel` (the layouts of gemm-private.h; int8: the
+// panels, then a scale and a sum per column); 0 when it overflows or int8 cannot take k. A
+// precision with another layout adds its case here, in m3_gemm_layout_id and in packed-file.c.
+static size_t packed_bytes(const m3_gemm_kernel *kernel, size_t n, size_t k) {
+    bool bf16 = kernel->precision == M3_GEMM_BF16, int8 = kernel->precision == M3_GEMM_INT8;
+    size_t nr = kernel->nr, esize = bf16 ? 2 : int8 ? 1 : 4, kp = packed_kp(kernel->precision, k);
+    if (n == 0 || k == 0 || (int8 && k > M3_GEMM_INT8_K_MAX))
+        return 0;
+    size_t panels = (n + nr - 1) / nr;
+    if (kp + 8 > SIZE_MAX / esize / nr / panels)
+        return 0;
+    return panels * nr * kp * esize + (int8 ? panels * nr * 8 : 0);
+}
+
+size_t m3_packed_matrix_bytes_for(size_t n, size_t k, m3_gemm_precision precision) {
+    return packed_bytes(m3_gemm_kernel_select_for(precision), n, k);
+}
+
+const char *m3_gemm_layout_id(m3_gemm_precision precision, char *buf, size_t size) {
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    const char *layout = precision == M3_GEMM_BF16   ? "bf16-kpairs"
+                         : precision == M3_GEMM_FP32 ? "fp32"
+                                                     : "unknown";  // matches no file's layout
+    snprintf(buf, size, "%s-nr%zu-v%d", layout, kernel->nr, M3_GEMM_LAYOUT_VERSION);
+    return buf;
+}
+
 // int8: panel pi of the blob at data (layout in gemm-private.h): each column's scale from its
 // largest magnitude, its k values quantised into groups of 4 bytes, and its sum.
 static void pack_int8_panel(const float *src, size_t s0, size_t s1, size_t n, size_t k, size_t kp,
@@ -169,49 +202,23 @@ static void pack_int8_panel(const float *src, size_t s0, size_t s1, size_t n, si
     }
 }
 
-m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
-                                  m3_packed_matrix **out, m3_error *err) {
-    *out = NULL;
+// Writes W's panels for `kernel` into data (packed_bytes of them).
+static m3_status pack_panels(const m3_tensor *w, const m3_gemm_kernel *kernel, void *data,
+                             m3_error *err) {
     const char *name = w->name ? w->name : "(unnamed)";
-    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
-        return m3_error_set(err, M3_STATUS_INVALID, 0,
-                            "gemm: weight %s must be a non-empty matrix [out, in]", name);
     size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
-    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
-    bool bf16 = precision == M3_GEMM_BF16, int8 = precision == M3_GEMM_INT8;
-    size_t nr = kernel->nr, esize = bf16 ? 2 : int8 ? 1 : 4;
-    size_t kp = bf16 ? (k + 1) / 2 * 2 : int8 ? (k + 3) / 4 * 4 : k;
+    bool bf16 = kernel->precision == M3_GEMM_BF16, int8 = kernel->precision == M3_GEMM_INT8;
+    size_t nr = kernel->nr, kp = packed_kp(kernel->precision, k);
     size_t panels = (n + nr - 1) / nr;
-    if (int8 && k > M3_GEMM_INT8_K_MAX)
-        return m3_error_set(err, M3_STATUS_INVALID, 0,
-                            "gemm: weight %s has %zu columns, int8 takes at most %d", name, k,
-                            (int)M3_GEMM_INT8_K_MAX);
-    if (kp + 8 > SIZE_MAX / esize / nr / panels)
-        return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
-    // int8: the panels, then a scale and a sum per column (gemm-private.h).
-    size_t bytes = panels * nr * kp * esize + (int8 ? panels * nr * 8 : 0);
-
-    m3_packed_matrix *p = calloc(1, sizeof *p);
-    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p || !data) {
-        free(p);
-        free(data);
-        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory packing %s (%zu MB)",
-                            name, bytes >> 20);
-    }
-
     // fp32: read through the strides; other dtypes: convert to a contiguous copy first.
     const float *src = w->data;
     float *converted = NULL;
     size_t s0 = (size_t)w->strides[0], s1 = (size_t)w->strides[1];
     if (w->dtype != M3_DTYPE_F32) {
         converted = malloc(n * k * sizeof(float));
-        if (!converted) {
-            free(p);
-            free(data);
+        if (!converted)
             return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM,
                                 "gemm: out of memory converting %s to fp32", name);
-        }
         m3_tensor_to_f32(w, converted);
         src = converted;
         s0 = k;
@@ -243,16 +250,99 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
         }
     }
     free(converted);
+    return M3_STATUS_OK;
+}
+
+// The matrix over packed bytes (owned or borrowed); int8's scales and sums lie after its panels.
+static void set_matrix(m3_packed_matrix *p, size_t n, size_t k, const m3_gemm_kernel *kernel, void *data,
+                       size_t bytes) {
+    size_t nr = kernel->nr, np = (n + nr - 1) / nr * nr;
     p->n = n;
     p->k = k;
-    p->kp = kp;
+    p->kp = packed_kp(kernel->precision, k);
     p->kernel = kernel;
     p->data = data;
     p->bytes = bytes;
-    if (int8) {
-        p->w_scale = (const float *)((const char *)data + panels * nr * kp);
-        p->w_sum = (const int32_t *)(p->w_scale + panels * nr);
+    if (kernel->precision == M3_GEMM_INT8) {
+        p->w_scale = (const float *)((const char *)data + np * p->kp);
+        p->w_sum = (const int32_t *)(p->w_scale + np);
     }
+}
+
+static m3_status check_matrix(const m3_tensor *w, m3_error *err) {
+    if (w->ndim != 2 || w->shape[0] <= 0 || w->shape[1] <= 0)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s must be a non-empty matrix [out, in]",
+                            w->name ? w->name : "(unnamed)");
+    return M3_STATUS_OK;
+}
+
+m3_status m3_packed_matrix_pack_into(const m3_tensor *w, m3_gemm_precision precision, void *dst,
+                                     size_t bytes, m3_error *err) {
+    m3_status st = check_matrix(w, err);
+    if (st != M3_STATUS_OK)
+        return st;
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    size_t want = packed_bytes(kernel, (size_t)w->shape[0], (size_t)w->shape[1]);
+    if (want == 0 || want != bytes)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s packs into %zu bytes, not %zu",
+                            w->name ? w->name : "(unnamed)", want, bytes);
+    return pack_panels(w, kernel, dst, err);
+}
+
+m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
+                                  m3_packed_matrix **out, m3_error *err) {
+    *out = NULL;
+    const char *name = w->name ? w->name : "(unnamed)";
+    m3_status st = check_matrix(w, err);
+    if (st != M3_STATUS_OK)
+        return st;
+    size_t n = (size_t)w->shape[0], k = (size_t)w->shape[1];
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    if (precision == M3_GEMM_INT8 && k > M3_GEMM_INT8_K_MAX)
+        return m3_error_set(err, M3_STATUS_INVALID, 0,
+                            "gemm: weight %s has %zu columns, int8 takes at most %d", name, k,
+                            (int)M3_GEMM_INT8_K_MAX);
+    size_t bytes = packed_bytes(kernel, n, k);
+    if (bytes == 0)
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "gemm: weight %s is too large", name);
+
+    m3_packed_matrix *p = calloc(1, sizeof *p);
+    void *data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p || !data) {
+        free(p);
+        free(data);
+        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory packing %s (%zu MB)",
+                            name, bytes >> 20);
+    }
+    if ((st = pack_panels(w, kernel, data, err)) != M3_STATUS_OK) {
+        free(p);
+        free(data);
+        return st;
+    }
+    set_matrix(p, n, k, kernel, data, bytes);
+    *out = p;
+    return M3_STATUS_OK;
+}
+
+m3_status m3_packed_matrix_wrap(size_t n, size_t k, m3_gemm_precision precision, const void *data,
+                                size_t bytes, m3_packed_matrix **out, m3_error *err) {
+    *out = NULL;
+    const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
+    size_t want = packed_bytes(kernel, n, k);
+    if (want == 0 || want != bytes)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "gemm: a packed [%zu, %zu] matrix takes %zu bytes, not %zu", n, k, want,
+                            bytes);
+    if ((uintptr_t)data % 64 != 0)
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "gemm: packed weights must start at a multiple of 64 bytes");
+    m3_packed_matrix *p = calloc(1, sizeof *p);
+    if (!p)
+        return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory");
+    set_matrix(p, n, k, kernel, (void *)(uintptr_t)data, bytes);  // never written: kernels only read W
+    p->borrowed = true;
     *out = p;
     return M3_STATUS_OK;
 }
@@ -272,7 +362,8 @@ size_t m3_packed_matrix_cols(const m3_packed_matrix *p) {
 void m3_packed_matrix_free(m3_packed_matrix *p) {
     if (!p)
         return;
-    free(p->data);
+    if (!p->borrowed)
+        free(p->data);
     free(p);
 }
 

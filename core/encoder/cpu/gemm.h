@@ -42,6 +42,25 @@ enum { M3_GEMM_INT8_K_MAX = 65536 };
 m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precision,
                                   m3_packed_matrix **out, m3_error *err);
 m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);  // fp32
+
+// Packed weights stored in a model file (docs/model-file.md, "Packed weights"). The layout of a
+// precision depends on the kernel this CPU runs (its panel width nr) and on the packing code's
+// version (M3_GEMM_LAYOUT_VERSION): m3_gemm_layout_id names it ("bf16-kpairs-nr64-v1"), and bytes
+// packed under one id are valid exactly for a kernel that reports the same id.
+// The id of the layout the selected kernel of `precision` reads, into buf; returns buf.
+const char *m3_gemm_layout_id(m3_gemm_precision precision, char *buf, size_t size);
+// Bytes of an [n, k] matrix packed for the selected kernel of `precision`; 0 when it overflows.
+size_t m3_packed_matrix_bytes_for(size_t n, size_t k, m3_gemm_precision precision);
+// Packs W into dst, exactly `bytes` = m3_packed_matrix_bytes_for bytes (what m3_packed_matrix_new_as
+// would hold). Errors: M3_STATUS_INVALID (another size), M3_STATUS_NOMEM.
+m3_status m3_packed_matrix_pack_into(const m3_tensor *w, m3_gemm_precision precision, void *dst,
+                                     size_t bytes, m3_error *err);
+// A packed matrix over bytes the caller owns (a model file's mapping; they must outlive it and
+// are never written or freed). Errors: M3_STATUS_FORMAT when bytes is not the packed size for
+// the selected kernel or data is not 64-byte aligned; M3_STATUS_NOMEM.
+m3_status m3_packed_matrix_wrap(size_t n, size_t k, m3_gemm_precision precision, const void *data,
+                                size_t bytes, m3_packed_matrix **out, m3_error *err);
+
 size_t m3_packed_matrix_rows(const m3_packed_matrix *p);  // n
 size_t m3_packed_matrix_cols(const m3_packed_matrix *p);  // k
 void m3_packed_matrix_free(m3_packed_matrix *p);
