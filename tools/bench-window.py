@@ -44,7 +44,9 @@ def status():
 def measure(label, queries):
     log = os.path.join(tmp, label + ".log")
     with open(log, "w") as err:
-        win = subprocess.Popen([os.path.join(BUILD, "ui", "m3search")], stderr=err,
+        # M3_BENCH_WRAP: a command put before the window's (e.g. "perf record -o FILE --"), to profile it.
+        wrap = os.environ.get("M3_BENCH_WRAP", "").replace("LABEL", label.replace(" ", "-")).split()
+        win = subprocess.Popen(wrap + [os.path.join(BUILD, "ui", "m3search")], stderr=err,
                                env=dict(os.environ, M3SEARCH_TRACE="1"))
         a11y.app()
         time.sleep(1)
@@ -72,6 +74,8 @@ def measure(label, queries):
 try:
     a11y.wait("the service to index", lambda: status()["files-indexed"] >= 60 and status()["files-pending"] == 0, 600)
     measure("idle service", ["Steuererklärung Finanzamt", "tax office receipts", "세금 영수증"])
+    if os.environ.get("M3_BENCH_IDLE_ONLY"):  # the idle part alone (quick comparisons)
+        sys.exit(0)
     # New files to index, then type while the service works on them.
     for i in range(60, 260):
         with open(os.path.join(docs, f"doc{i:03d}.txt"), "w") as f:
