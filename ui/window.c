@@ -2,6 +2,7 @@
 #include "window.h"
 
 #include <glib/gi18n.h>
+#include <time.h>
 
 #include "indexer1-dbus.h"
 #include "preview.h"
@@ -59,8 +60,16 @@ struct _M3Window {
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
     gboolean trace;
-    gint64 trace_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
+    gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
+    // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
+    // longest frame with its split; the longest gap with no frame in it (our code, D-Bus, input).
+    gint64 frame_start_us, frame_layout_us, frame_paint_us, frame_end_us;
+    gint64 max_frame_us, max_frame_layout_us, max_frame_paint_us, max_gap_outside_us, frames_over_16;
+    // The main thread's CPU time at the last tick, and the most it used within one gap: a gap in
+    // which it barely ran was the machine's load (other processes), not work of this process.
+    gint64 trace_last_cpu_us, max_gap_cpu_us;
+    gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
 };
 
 G_DEFINE_FINAL_TYPE(M3Window, m3_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -165,6 +174,7 @@ typedef struct query_call {
     M3Window *self;  // not a reference: the window cancels the call before it goes away
     guint64 serial, generation;
     gboolean similar;
+    gint64 key_us;  // M3SEARCH_TRACE: when the keystroke that sent it changed the entry
 } query_call;
 
 static char *selected_path(M3Window *self) {
@@ -176,11 +186,19 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
     M3Window *self = user;
     g_signal_handlers_disconnect_by_func(clock, trace_frame_cb, self);
     gint64 now = g_get_monotonic_time();
+    gint64 key = self->trace_shown_key_us;
     g_printerr("m3search-trace: keystroke→list %.1f ms (reply after %.1f ms, list updated in %.1f ms, drawn %.1f ms "
-               "later); longest main-loop gap so far %.1f ms\n",
-               (now - self->trace_key_us) / 1000.0, (self->trace_reply_us - self->trace_key_us) / 1000.0,
+               "later; that frame's layout %.1f ms, drawing %.1f ms); longest main-loop gap so far %.1f ms; longest "
+               "frame so far %.1f ms (layout %.1f ms, drawing %.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest "
+               "gap without a frame so far %.1f ms; most main-thread CPU in one gap so far %.1f ms (splice %.1f ms, "
+               "selection and preview %.1f ms)\n",
+               (now - key) / 1000.0, (self->trace_reply_us - key) / 1000.0,
                (self->trace_update_us - self->trace_reply_us) / 1000.0, (now - self->trace_update_us) / 1000.0,
-               self->trace_max_gap_us / 1000.0);
+               (self->frame_layout_us - self->frame_start_us) / 1000.0,
+               (self->frame_paint_us - self->frame_layout_us) / 1000.0, self->trace_max_gap_us / 1000.0,
+               self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0, self->max_frame_paint_us / 1000.0,
+               self->frames_over_16, self->max_gap_outside_us / 1000.0, self->max_gap_cpu_us / 1000.0,
+               self->trace_splice_us / 1000.0, self->trace_select_us / 1000.0);
 }
 
 static void show_results(M3Window *self, GVariant *results, guint64 generation) {
@@ -202,6 +220,7 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
         g_variant_unref(dict);
     }
     // One splice: the list view sees one change, not one per row.
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)),
                         items->pdata, items->len);
     // A refresh keeps the selected file selected when it is still there.
@@ -209,12 +228,17 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     for (guint i = 0; keep && i < items->len; i++)
         if (g_str_equal(m3_result_get_path(items->pdata[i]), keep))
             select = i;
+    gint64 t1 = self->trace ? g_get_monotonic_time() : 0;
     if (items->len)
         gtk_single_selection_set_selected(self->selection, select);
+    if (self->trace) {
+        self->trace_splice_us = t1 - t0;
+        self->trace_select_us = g_get_monotonic_time() - t1;
+    }
     g_ptr_array_unref(items);
     self->searched = TRUE;
     update_view(self);
-    if (self->trace && self->trace_key_us) {
+    if (self->trace && self->trace_shown_key_us) {
         self->trace_update_us = g_get_monotonic_time();
         GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self->list));
         if (clock)
@@ -226,6 +250,7 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     query_call *call = user;
     M3Window *self = call->self;
     guint64 serial = call->serial, generation = call->generation;
+    gint64 key_us = call->key_us;
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) results = NULL;
     gboolean ok = call->similar
@@ -243,6 +268,7 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     }
     g_clear_pointer(&self->unreachable, g_free);
     self->not_ready = FALSE;
+    self->trace_shown_key_us = key_us;
     show_results(self, results, generation);
 }
 
@@ -270,7 +296,7 @@ static void send_query(M3Window *self) {
         return;  // the proxy is being made; its callback runs the query
     self->query = g_cancellable_new();
     query_call *call = g_new(query_call, 1);
-    *call = (query_call){self, self->serial, self->generation, self->similar != NULL};
+    *call = (query_call){self, self->serial, self->generation, self->similar != NULL, self->trace_key_us};
     if (self->similar)
         m3_dbus_indexer1_call_find_similar(self->indexer, self->similar, query_options(self), self->query,
                                            query_done_cb, call);
@@ -862,13 +888,63 @@ static void entry_stop_cb(M3Window *self) {
 
 // ---- Main-loop gap measurement (M3SEARCH_TRACE) ----
 
+static gint64 thread_cpu_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 static gboolean trace_tick_cb(gpointer user) {
     M3Window *self = user;
-    gint64 now = g_get_monotonic_time();
-    if (self->trace_last_tick_us && now - self->trace_last_tick_us > self->trace_max_gap_us)
-        self->trace_max_gap_us = now - self->trace_last_tick_us;
+    gint64 now = g_get_monotonic_time(), last = self->trace_last_tick_us, gap = now - last, cpu = thread_cpu_us();
+    if (last && cpu - self->trace_last_cpu_us > self->max_gap_cpu_us)
+        self->max_gap_cpu_us = cpu - self->trace_last_cpu_us;
+    self->trace_last_cpu_us = cpu;
+    if (last && gap > self->trace_max_gap_us)
+        self->trace_max_gap_us = gap;
+    // A gap that held no frame was spent elsewhere: our callbacks, D-Bus replies, input handling.
+    if (last && self->frame_start_us < last && gap > self->max_gap_outside_us)
+        self->max_gap_outside_us = gap;
     self->trace_last_tick_us = now;
     return G_SOURCE_CONTINUE;
+}
+
+static void frame_before_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_start_us = self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();
+}
+
+static void frame_layout_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();  // measure and allocate done
+}
+
+static void frame_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_paint_us = g_get_monotonic_time();  // snapshot and rendering done
+}
+
+static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
+    self->frame_end_us = now;
+    self->frames_over_16 += frame > 16000;
+    if (frame > self->max_frame_us) {
+        self->max_frame_us = frame;
+        self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
+        self->max_frame_paint_us = self->frame_paint_us - self->frame_layout_us;
+    }
+}
+
+// The frame clock exists once the window is realized; "after" handlers run after GTK's own.
+static void trace_realize_cb(GtkWidget *widget, gpointer user) {
+    (void)user;
+    M3Window *self = M3_WINDOW(widget);
+    GdkFrameClock *clock = gtk_widget_get_frame_clock(widget);
+    g_signal_connect(clock, "before-paint", G_CALLBACK(frame_before_paint_cb), self);
+    g_signal_connect_after(clock, "layout", G_CALLBACK(frame_layout_cb), self);
+    g_signal_connect_after(clock, "paint", G_CALLBACK(frame_paint_cb), self);
+    g_signal_connect_after(clock, "after-paint", G_CALLBACK(frame_after_paint_cb), self);
 }
 
 // ---- Object ----
@@ -887,7 +963,13 @@ static gboolean close_request_cb(GtkWindow *window, gpointer user) {
 static void m3_window_dispose(GObject *object) {
     M3Window *self = M3_WINDOW(object);
     if (self->trace) {
-        g_printerr("m3search-trace: longest main-loop gap %.1f ms\n", self->trace_max_gap_us / 1000.0);
+        g_printerr("m3search-trace: longest main-loop gap %.1f ms; longest frame %.1f ms (layout %.1f ms, drawing "
+                   "%.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest gap without a frame %.1f ms\n",
+                   self->trace_max_gap_us / 1000.0, self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0,
+                   self->max_frame_paint_us / 1000.0, self->frames_over_16, self->max_gap_outside_us / 1000.0);
+        GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self));
+        if (clock)
+            g_signal_handlers_disconnect_by_data(clock, self);
         g_clear_handle_id(&self->trace_timer, g_source_remove);
     }
     if (self->query)
@@ -998,8 +1080,10 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
 
     self->trace = g_getenv("M3SEARCH_TRACE") && *g_getenv("M3SEARCH_TRACE") == '1';
-    if (self->trace)
+    if (self->trace) {
         self->trace_timer = g_timeout_add(1, trace_tick_cb, self);
+        g_signal_connect(self, "realize", G_CALLBACK(trace_realize_cb), NULL);
+    }
 
     m3_dbus_indexer1_proxy_new_for_bus(G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES,
                                        "org.m3search.Indexer", "/org/m3search/Indexer", self->life,
