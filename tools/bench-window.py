@@ -80,7 +80,7 @@ def measure(label, queries):
                     r"([0-9.]+) ms\), ([0-9]+) frames over 16 ms; longest gap without a frame so far ([0-9.]+) ms; most main-thread CPU in one gap so far ([0-9.]+) ms", text)
     enc, srch, res = ([float(t[i]) for t in served] for i in range(3))
     daemon_ms = med([a + b + c for a, b, c in zip(enc, srch, res)])
-    s = {"latency": med(lat), "reply": med(reply), "served": daemon_ms, "dbus": med(reply) - daemon_ms,
+    s = {"latency": med(lat), "reply": med(reply), "served": daemon_ms, "dbus": med(reply) - daemon_ms, "results": med(res),
          "update": med(update), "drawn": med(drawn)}
     summary[label] = s
     print(f"{label}: {len(lat)} list updates; keystroke→list median {s['latency']:.1f} ms, "
