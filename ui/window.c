@@ -799,6 +799,31 @@ static void row_pressed_cb(GtkGestureClick *gesture, int n_press, double x, doub
     gtk_popover_popup(GTK_POPOVER(self->context_menu));
 }
 
+// Menu or Shift+F10 in the results: the selected result's context menu, at its row (the keyboard's
+// right click).
+static gboolean context_menu_key_cb(GtkWidget *list, GVariant *args, gpointer user) {
+    (void)args;
+    M3Window *self = user;
+    guint pos = gtk_single_selection_get_selected(self->selection);
+    if (pos == GTK_INVALID_LIST_POSITION)
+        return FALSE;
+    GdkRectangle at = {0, 0, 1, 1};
+    for (GtkWidget *cell = gtk_widget_get_first_child(list); cell; cell = gtk_widget_get_next_sibling(cell)) {
+        GtkWidget *row = gtk_widget_get_first_child(cell);
+        GtkListItem *item = row ? g_object_get_data(G_OBJECT(row), "m3-list-item") : NULL;
+        graphene_rect_t b;
+        if (item && gtk_list_item_get_position(item) == pos && gtk_widget_compute_bounds(cell, list, &b)) {
+            gboolean rtl = gtk_widget_get_direction(list) == GTK_TEXT_DIR_RTL;
+            at = (GdkRectangle){(int)(rtl ? b.origin.x + b.size.width - 48 : b.origin.x + 48),
+                                (int)(b.origin.y + b.size.height / 2), 1, 1};
+            break;
+        }
+    }
+    gtk_popover_set_pointing_to(GTK_POPOVER(self->context_menu), &at);
+    gtk_popover_popup(GTK_POPOVER(self->context_menu));
+    return TRUE;
+}
+
 static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
     (void)factory;
     GtkWidget *row = m3_result_row_new();
@@ -1049,6 +1074,13 @@ static void m3_window_init(M3Window *self) {
     gtk_widget_set_parent(self->context_menu, GTK_WIDGET(self->list));
     gtk_popover_set_has_arrow(GTK_POPOVER(self->context_menu), FALSE);
     gtk_widget_set_halign(self->context_menu, GTK_ALIGN_START);
+    GtkEventController *menu_keys = gtk_shortcut_controller_new();
+    gtk_shortcut_controller_add_shortcut(
+        GTK_SHORTCUT_CONTROLLER(menu_keys),
+        gtk_shortcut_new(gtk_alternative_trigger_new(gtk_keyval_trigger_new(GDK_KEY_Menu, 0),
+                                                     gtk_keyval_trigger_new(GDK_KEY_F10, GDK_SHIFT_MASK)),
+                         gtk_callback_action_new(context_menu_key_cb, self, NULL)));
+    gtk_widget_add_controller(GTK_WIDGET(self->list), menu_keys);
 
     gtk_window_set_focus(GTK_WINDOW(self), GTK_WIDGET(self->entry));  // typing starts a search at once
     gtk_search_entry_set_search_delay(self->entry, 0);  // a newer query cancels the older: no debounce
