@@ -56,9 +56,15 @@ def measure(label, queries):
     with open(log, "w") as err:
         # M3_BENCH_WRAP: a command put before the window's (e.g. "perf record -o FILE --"), to profile it.
         wrap = os.environ.get("M3_BENCH_WRAP", "").replace("LABEL", label.replace(" ", "-")).split()
+        # M3_BENCH_NO_A11Y=1: the window without its accessibility bridge (what that costs).
+        no_a11y = os.environ.get("M3_BENCH_NO_A11Y") == "1"
+        extra = {"GTK_A11Y": "none"} if no_a11y else {}
         win = subprocess.Popen(wrap + [os.path.join(BUILD, "ui", "m3search")], stderr=err,
-                               env=dict(os.environ, M3SEARCH_TRACE="1"))
-        a11y.app()
+                               env=dict(os.environ, M3SEARCH_TRACE="1", **extra))
+        if no_a11y:
+            time.sleep(4)
+        else:
+            a11y.app()
         time.sleep(1)
         focus_window()
         for q in queries:
@@ -75,7 +81,8 @@ def measure(label, queries):
     lat = sorted(num(r"keystroke→list ([0-9.]+) ms"))
     reply, update = num(r"reply after ([0-9.]+) ms"), num(r"list updated in ([0-9.]+) ms")
     drawn, gap = num(r"drawn ([0-9.]+) ms later"), num(r"longest main-loop gap so far ([0-9.]+) ms")  # noqa
-    layout, paint = num(r"that frame's layout ([0-9.]+) ms"), num(r"drawing ([0-9.]+) ms\)")
+    frames = re.findall(r"that frame's layout ([0-9.]+) ms, drawing ([0-9.]+) ms\)", text)
+    layout, paint = [float(a) for a, _ in frames], [float(b) for _, b in frames]
     end = re.findall(r"longest main-loop gap so far ([0-9.]+) ms; longest frame so far ([0-9.]+) ms \(layout ([0-9.]+) ms, drawing "
                     r"([0-9.]+) ms\), ([0-9]+) frames over 16 ms; longest gap without a frame so far ([0-9.]+) ms; most main-thread CPU in one gap so far ([0-9.]+) ms", text)
     enc, srch, res = ([float(t[i]) for t in served] for i in range(3))
@@ -94,9 +101,11 @@ def measure(label, queries):
         print(f"  main loop: longest gap {g} ms; longest frame {f_} ms (layout {fl} ms, drawing {fp} ms), "
               f"{n16} frames over 16 ms; longest gap without a frame {out} ms; the most CPU the window's main thread "
               f"used within one gap {cpu} ms (the rest of a gap: waiting for the CPU on a loaded machine)", flush=True)
-    splice, select = num(r"\(splice ([0-9.]+) ms"), num(r"selection and preview ([0-9.]+) ms\)")
-    print(f"  list update (medians): model splice {med(splice):.1f} ms, selection and preview {med(select):.1f} ms",
-          flush=True)
+    splice, select = num(r"\(splice ([0-9.]+) ms"), num(r"selection and preview ([0-9.]+) ms;")
+    bind, preview = num(r"rows bound in ([0-9.]+) ms"), num(r"preview filled in ([0-9.]+) ms\)")
+    nbound = num(r"ms \(([0-9]+) rows\)")
+    print(f"  list update (medians): model splice {med(splice):.1f} ms, selection {med(select):.1f} ms; within them "
+          f"binding {med(nbound):.0f} rows {med(bind):.1f} ms, filling the preview {med(preview):.1f} ms", flush=True)
 
 
 

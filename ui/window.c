@@ -12,6 +12,12 @@
 #include "window-state.h"
 
 #define RESULT_LIMIT 50
+// GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
+// 50-row reply at once costs 50 bindings and layouts before the next frame. The first rows (more
+// than a window shows) go in at once; the rest follow in small batches at idle priority, after the
+// frame is drawn; a newer reply drops what is still pending.
+#define RESULTS_FIRST 12
+#define RESULTS_BATCH 8
 
 struct _M3Window {
     AdwApplicationWindow parent_instance;
@@ -55,6 +61,8 @@ struct _M3Window {
     GVariant *status;     // the service's last Status dictionary, or NULL
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
+    GPtrArray *pending;   // results of the shown reply not yet in the list (M3Result), or NULL
+    guint pending_at, pending_idle;
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
     gboolean setup_offered;  // the first-run assistant was opened
 
@@ -70,6 +78,8 @@ struct _M3Window {
     // which it barely ran was the machine's load (other processes), not work of this process.
     gint64 trace_last_cpu_us, max_gap_cpu_us;
     gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
+    gint64 trace_bind_us, trace_preview_us;   // within them: binding rows, filling the preview
+    guint trace_binds;                        // rows bound
 };
 
 G_DEFINE_FINAL_TYPE(M3Window, m3_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -191,14 +201,34 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
                "later; that frame's layout %.1f ms, drawing %.1f ms); longest main-loop gap so far %.1f ms; longest "
                "frame so far %.1f ms (layout %.1f ms, drawing %.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest "
                "gap without a frame so far %.1f ms; most main-thread CPU in one gap so far %.1f ms (splice %.1f ms, "
-               "selection and preview %.1f ms)\n",
+               "selection and preview %.1f ms; rows bound in %.1f ms (%u rows), preview filled in %.1f ms)\n",
                (now - key) / 1000.0, (self->trace_reply_us - key) / 1000.0,
                (self->trace_update_us - self->trace_reply_us) / 1000.0, (now - self->trace_update_us) / 1000.0,
                (self->frame_layout_us - self->frame_start_us) / 1000.0,
                (self->frame_paint_us - self->frame_layout_us) / 1000.0, self->trace_max_gap_us / 1000.0,
                self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0, self->max_frame_paint_us / 1000.0,
                self->frames_over_16, self->max_gap_outside_us / 1000.0, self->max_gap_cpu_us / 1000.0,
-               self->trace_splice_us / 1000.0, self->trace_select_us / 1000.0);
+               self->trace_splice_us / 1000.0, self->trace_select_us / 1000.0, self->trace_bind_us / 1000.0,
+               self->trace_binds, self->trace_preview_us / 1000.0);
+}
+
+static void drop_pending(M3Window *self) {
+    g_clear_handle_id(&self->pending_idle, g_source_remove);
+    g_clear_pointer(&self->pending, g_ptr_array_unref);
+}
+
+// The next batch of the shown reply's remaining results (idle priority: after the frame).
+static gboolean append_pending_cb(gpointer user) {
+    M3Window *self = user;
+    guint n = MIN(RESULTS_BATCH, self->pending->len - self->pending_at);
+    g_list_store_splice(self->results, g_list_model_get_n_items(G_LIST_MODEL(self->results)), 0,
+                        self->pending->pdata + self->pending_at, n);
+    self->pending_at += n;
+    if (self->pending_at < self->pending->len)
+        return G_SOURCE_CONTINUE;
+    self->pending_idle = 0;
+    g_clear_pointer(&self->pending, g_ptr_array_unref);
+    return G_SOURCE_REMOVE;
 }
 
 static void show_results(M3Window *self, GVariant *results, guint64 generation) {
@@ -219,15 +249,24 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
             g_ptr_array_add(items, r);
         g_variant_unref(dict);
     }
-    // One splice: the list view sees one change, not one per row.
-    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
-    g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)),
-                        items->pdata, items->len);
     // A refresh keeps the selected file selected when it is still there.
     guint select = 0;
     for (guint i = 0; keep && i < items->len; i++)
         if (g_str_equal(m3_result_get_path(items->pdata[i]), keep))
             select = i;
+    // One splice for the first rows (with the selected one): the list view sees one change.
+    drop_pending(self);
+    guint first = MIN(items->len, MAX(RESULTS_FIRST, select + 1));
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
+    self->trace_bind_us = self->trace_preview_us = 0;
+    self->trace_binds = 0;
+    g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)), items->pdata,
+                        first);
+    if (first < items->len) {
+        self->pending = g_ptr_array_ref(items);
+        self->pending_at = first;
+        self->pending_idle = g_idle_add(append_pending_cb, self);
+    }
     gint64 t1 = self->trace ? g_get_monotonic_time() : 0;
     if (items->len)
         gtk_single_selection_set_selected(self->selection, select);
@@ -287,6 +326,7 @@ static void send_query(M3Window *self) {
     self->serial++;
     const char *text = gtk_editable_get_text(GTK_EDITABLE(self->entry));
     if (!self->similar && !*text) {
+        drop_pending(self);
         g_list_store_remove_all(self->results);
         self->searched = FALSE;
         update_view(self);
@@ -835,13 +875,21 @@ static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M
     gtk_list_item_set_child(item, row);
 }
 
-static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, gpointer user) {
-    (void)factory, (void)user;
+static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
+    (void)factory;
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     m3_result_row_set_result(M3_RESULT_ROW(gtk_list_item_get_child(item)), gtk_list_item_get_item(item));
+    if (self->trace) {
+        self->trace_bind_us += g_get_monotonic_time() - t0;
+        self->trace_binds++;
+    }
 }
 
 static void selection_changed_cb(M3Window *self) {
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     m3_preview_set_result(self->preview, selected(self));
+    if (self->trace)
+        self->trace_preview_us += g_get_monotonic_time() - t0;
     gboolean any = selected(self) != NULL;
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.open", any);
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.show-in-folder", any);
@@ -1001,6 +1049,7 @@ static void m3_window_dispose(GObject *object) {
         g_cancellable_cancel(self->query);
     g_cancellable_cancel(self->life);
     g_clear_object(&self->query);
+    drop_pending(self);
     if (self->indexer)
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
@@ -1013,6 +1062,7 @@ static void m3_window_finalize(GObject *object) {
     M3Window *self = M3_WINDOW(object);
     g_clear_object(&self->life);
     g_clear_object(&self->settings);
+    drop_pending(self);
     g_clear_object(&self->results);
     g_clear_object(&self->selection);
     g_clear_pointer(&self->status, g_variant_unref);
