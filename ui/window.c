@@ -17,6 +17,7 @@
 // than a window shows) go in at once; the rest follow in small batches at idle priority, after the
 // frame is drawn; a newer reply drops what is still pending.
 #define RESULTS_FIRST 12
+#define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
 #define RESULTS_BATCH 8
 
 struct _M3Window {
@@ -63,6 +64,8 @@ struct _M3Window {
     gboolean searched;    // results answer the current query (so an empty list means "no results")
     GPtrArray *pending;   // results of the shown reply not yet in the list (M3Result), or NULL
     guint pending_at, pending_idle;
+    guint refresh_timer;      // a throttled refresh after IndexChanged
+    gint64 last_refresh_us;
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
     gboolean setup_offered;  // the first-run assistant was opened
 
@@ -313,6 +316,7 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
 
 // Asks anew: what is asked has changed.
 static void run_query(M3Window *self) {
+    g_clear_handle_id(&self->refresh_timer, g_source_remove);  // the new query's results are current
     self->generation++;
     send_query(self);
 }
@@ -390,10 +394,27 @@ static void status_changed_cb(M3DbusIndexer1 *proxy, GVariant *status, M3Window 
         run_query(self);
 }
 
-static void index_changed_cb(M3DbusIndexer1 *proxy, M3Window *self) {
-    (void)proxy;
+// While the service indexes, the index changes with every commit (several times a second): the
+// listed results are asked for again at most once a second (at once after a quiet second, else
+// when the second is over), not on every commit — each refresh rebinds rows and lays them out.
+static gboolean refresh_cb(gpointer user) {
+    M3Window *self = user;
+    self->refresh_timer = 0;
+    self->last_refresh_us = g_get_monotonic_time();
     if (self->searched)
         send_query(self);  // the same query again: the selected file stays selected
+    return G_SOURCE_REMOVE;
+}
+
+static void index_changed_cb(M3DbusIndexer1 *proxy, M3Window *self) {
+    (void)proxy;
+    if (self->refresh_timer)
+        return;
+    gint64 since = g_get_monotonic_time() - self->last_refresh_us;
+    if (since >= REFRESH_INTERVAL_MS * 1000)
+        refresh_cb(self);
+    else
+        self->refresh_timer = g_timeout_add((guint)(REFRESH_INTERVAL_MS - since / 1000), refresh_cb, self);
 }
 
 static void name_owner_cb(GObject *proxy, GParamSpec *pspec, M3Window *self) {
@@ -1050,6 +1071,7 @@ static void m3_window_dispose(GObject *object) {
     g_cancellable_cancel(self->life);
     g_clear_object(&self->query);
     drop_pending(self);
+    g_clear_handle_id(&self->refresh_timer, g_source_remove);
     if (self->indexer)
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
