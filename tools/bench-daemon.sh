@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 work=tools/.bench
 mkdir -p "$work"
-model=${MODEL:-$(ls "$work"/bench-model-open-*.gguf 2>/dev/null | head -1 || true)}
+model=${MODEL:-$(ls "$work"/bench-model-open-*.gguf 2>/dev/null | grep -v -- -no-trie | head -1 || true)}
 if [[ -z $model ]]; then
     echo "writing a random-weight model file of the BGE-M3 shape (once, 1.1 GB)..." >&2
     build/tests/gguf/bench-model-open --keep "$work" >&2

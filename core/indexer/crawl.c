@@ -102,13 +102,14 @@ bool m3_indexer_wants(const m3_indexer *ix, const char *path)
 }
 
 // Network file systems and removable media are skipped unless the user asked for them: they can
-// disappear, be slow, or belong to someone else.
-static bool remote_fs(const char *path, int fd)
+// disappear, be slow, or belong to someone else. Removable media are known by where udisks mounts
+// them; network file systems by their statfs magic.
+bool m3_indexer_remote_fs(const char *path, unsigned long f_type)
 {
-    if (!strncmp(path, "/media/", 7) || !strncmp(path, "/run/media/", 11)) return true;
-    struct statfs fs;
-    if (fstatfs(fd, &fs) != 0) return false;
-    switch ((unsigned long)fs.f_type) {
+    static const char *const removable[] = {"/media/", "/run/media/"};
+    for (size_t i = 0; i < sizeof removable / sizeof *removable; i++)
+        if (!strncmp(path, removable[i], strlen(removable[i]))) return true;
+    switch (f_type) {
     case 0x6969:      // NFS
     case 0xFF534D42:  // CIFS
     case 0xFE534D42:  // SMB2
@@ -118,10 +119,18 @@ static bool remote_fs(const char *path, int fd)
     case 0x73757245:  // Coda
     case 0x47504653:  // GPFS
     case 0x01021997:  // 9p
+    case 0x6B414653:  // AFS
+    case 0x00C36400:  // Ceph
         return true;
     default:
         return false;
     }
+}
+
+static bool remote_dir(const char *path, int fd)
+{
+    struct statfs fs;
+    return m3_indexer_remote_fs(path, fstatfs(fd, &fs) == 0 ? (unsigned long)fs.f_type : 0);
 }
 
 static void walk_dir(const m3_indexer *ix, const char *path, m3_strvec *out, int depth)
@@ -136,7 +145,7 @@ static void walk_dir(const m3_indexer *ix, const char *path, m3_strvec *out, int
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return;
-    if (!ix->index_remote && remote_fs(path, fd)) {
+    if (!ix->index_remote && remote_dir(path, fd)) {
         close(fd);
         return;
     }

@@ -61,6 +61,9 @@ struct m3_indexer {
 
 const char *m3_indexer_root_of(const m3_indexer *ix, const char *path);
 void m3_indexer_walk(const m3_indexer *ix, const char *path, m3_strvec *out);
+// True for a folder on a network file system (f_type: its statfs magic) or removable medium (by
+// the mount points udisks and users use): the crawler skips those unless index_remote is set.
+bool m3_indexer_remote_fs(const char *path, unsigned long f_type);
 bool m3_indexer_cancelled(const m3_indexer *ix);
 // Blocks while paused; false when cancelled.
 bool m3_indexer_wait_running(m3_indexer *ix);

@@ -4,6 +4,7 @@
 // with odd lengths (1, 7, 65, 300, ...), several head sizes, in-place output (out aliasing Q as the
 // encoder uses it) and a separate output buffer.
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,16 @@ static float rnd(void)  // uniform in [-1, 1)
 }
 
 static int failures;
+static bool bf16;  // the cases run as bf16 requests (the AVX512_BF16 kernel)
+
+static float to_bf16(float f)  // round to nearest even, as the kernel does
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int heads, int head_dim,
                        float amplitude, int in_place)
@@ -43,9 +54,22 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
     m3_attention_args a = {
         .q = qkv, .k = qkv + hidden, .v = qkv + 2 * hidden, .ld = ld,
         .out = want, .ldo = hidden, .offsets = offsets, .blocks = blocks, .n_seqs = n,
-        .heads = heads, .head_dim = head_dim, .scale = 1.0f / sqrtf((float)head_dim),
+        .heads = heads, .head_dim = head_dim, .scale = 1.0f / sqrtf((float)head_dim), .bf16 = bf16,
     };
-    m3_attention_reference(&a);
+    if (bf16) {
+        // The reference sees what the bf16 kernel multiplies: Q·scale, K and V rounded to bf16.
+        // What remains is the rounding of P, so the kernel's pairing and blocking are checked as
+        // tightly as the fp32 kernels'; the encoder-precision test judges bf16's own fidelity.
+        float *rounded = malloc(t * ld * sizeof *rounded + 1);
+        for (size_t i = 0; i < t * ld; i++)
+            rounded[i] = to_bf16(i % ld < hidden ? qkv[i] * a.scale : qkv[i]);
+        m3_attention_args r = a;
+        r.q = rounded, r.k = rounded + hidden, r.v = rounded + 2 * hidden, r.scale = 1.0f;
+        m3_attention_reference(&r);
+        free(rounded);
+    } else {
+        m3_attention_reference(&a);
+    }
 
     int threads = m3_threadpool_size(pool);
     size_t stride = m3_attention_scratch_size(head_dim);
@@ -67,7 +91,10 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         out = got;
         ldo = hidden;
     }
+    uint32_t *pairs = bf16 ? aligned_alloc(64, (m3_attention_pairs_size(t, n, heads, head_dim) + 63) / 64 * 64) : NULL;
+    a.pairs = pairs;
     m3_attention(pool, &a, scratch, stride);
+    free(pairs);
 
     double max_err = 0;
     for (size_t i = 0; i < t; i++)
@@ -77,7 +104,8 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
                 max_err = isnan(e) ? INFINITY : e;
         }
     // fp32 logits lose absolute precision as they grow: the tolerance follows the amplitude.
-    double tol = amplitude > 2.0f ? 5e-4 : 2e-5;
+    // With bf16, P has 8 significant bits: 2^-9 of each weight, times V's amplitude at most.
+    double tol = bf16 ? 2.5e-3 * amplitude : amplitude > 2.0f ? 5e-4 : 2e-5;
     if (!(max_err < tol)) {
         failures++;
         printf("FAIL:");
@@ -165,6 +193,15 @@ int main(void)
         worst = fmax(worst, run_cases(pool));
     }
     m3_attention_force_kernel(native);
+    // bf16 requests: the AVX512_BF16 kernel where the CPU has it.
+    if (m3_attention_force_kernel("avx512bf16")) {
+        bf16 = true;
+        printf("kernel avx512bf16 (bf16 requests):\n");
+        double e = run_cases(pool);
+        printf("bf16: max error %.3g\n", e);
+    } else {
+        printf("kernel avx512bf16: this CPU lacks AVX512_BF16, skipped\n");
+    }
     m3_threadpool_free(pool);
     printf("max error over all cases: %.3g; %d failure(s)\n", worst, failures);
     return failures ? 1 : 0;

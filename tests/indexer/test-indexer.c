@@ -7,7 +7,8 @@
 //     read (the others are not even opened), and a new extractor gives the files none could read
 //     another look;
 //   - the per-file callback reports every outcome; a cancelled run returns M3_STATUS_CANCELLED;
-//   - exclusions and hidden names (m3_indexer_wants).
+//   - exclusions and hidden names (m3_indexer_wants);
+//   - which folders count as network or removable (skipped unless the user allows them).
 // usage: test-indexer M3_EXECUTABLE   (its `extract-helper` is the sandboxed extraction helper)
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "encoder/encoder.h"
 #include "extract/extract.h"
 #include "index/index.h"
+#include "indexer/indexer-private.h"
 #include "indexer/indexer.h"
 #include "model/model.h"
 
@@ -77,8 +79,25 @@ static void write_file(const char *dir, const char *name, const char *text, size
     fclose(f);
 }
 
+// The crawler's rule for network and removable file systems: statfs magics and mount points.
+static void test_remote_fs(void)
+{
+    const unsigned long ext4 = 0xEF53, tmpfs = 0x01021994, btrfs = 0x9123683E;
+    CHECK(!m3_indexer_remote_fs("/home/ana/Documents", ext4), "ext4 home is local");
+    CHECK(!m3_indexer_remote_fs("/tmp/x", tmpfs), "tmpfs is local");
+    CHECK(!m3_indexer_remote_fs("/mnt/data", btrfs), "a disk under /mnt is local");
+    CHECK(!m3_indexer_remote_fs("/home/mediaplayer", ext4), "a name starting with 'media' is local");
+    CHECK(m3_indexer_remote_fs("/media/ana/USB/Docs", ext4), "udisks mounts under /media are removable");
+    CHECK(m3_indexer_remote_fs("/run/media/ana/SD", 0x4d44), "udisks mounts under /run/media are removable");
+    const unsigned long network[] = {0x6969, 0xFF534D42, 0xFE534D42, 0x517B, 0x65735546, 0x01021997};
+    for (size_t i = 0; i < sizeof network / sizeof *network; i++)
+        CHECK(m3_indexer_remote_fs("/home/ana/net", network[i]), "statfs magic %#lx is a network file system",
+              network[i]);
+}
+
 int main(int argc, char **argv)
 {
+    test_remote_fs();
     const char *data = getenv("M3_TEST_DATA");
     if (argc < 2 || !data) {
         fprintf(stderr, "usage: test-indexer M3_EXECUTABLE (with M3_TEST_DATA set)\n");

@@ -10,15 +10,25 @@
 // down columns (vertical max / exp / sum, no horizontal reductions). P·V broadcasts Sᵀ elements
 // against rows of V, also straight from the activation buffer.
 //
-// This file is compiled once per ISA (see meson.build) with M3_ATTN_ISA = avx512 / avx2 / sse2 and
-// the matching -m flags. It uses GCC vector extensions on 16-float vectors rather than intrinsics,
+// bf16 (the variant compiled with AVX512_BF16): the two products run on VDPBF16PS, pairs of bf16
+// multiplied and summed into fp32 accumulators; the softmax, the running maxima and sums and the
+// output stay fp32. Q·Kᵀ pairs adjacent channels (Q transposed into channel pairs, K rows as they
+// are); P·V pairs adjacent keys (P and V interleaved two rows at a time per key block).
+//
+// This file is compiled once per ISA (see meson.build) with M3_ATTN_ISA = avx512 / avx2 / sse2 /
+// avx512bf16 and the matching -m flags. It uses GCC vector extensions on 16-float vectors rather than intrinsics,
 // so one source serves all three: a v16 is one zmm, two ymm or four xmm. Register tiles are sized
 // per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "encoder/cpu/attention.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #ifndef M3_ATTN_ISA
 #error "M3_ATTN_ISA must name the variant (avx512, avx2, sse2)"
@@ -96,6 +106,15 @@ INLINE v16 vexp(v16 x)
     p = p * r + 1.0f;
     vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
     return select16(under, splat(0.0f), p * (v16)e);
+}
+
+INLINE v16 vmax(v16 a, v16 b)
+{
+#if defined(__AVX512F__)
+    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return select16(a > b, a, b);
+#endif
 }
 
 INLINE float hmax(v16 v)
@@ -177,6 +196,119 @@ INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, floa
             store(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
 }
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+
+// Two bf16 in 32 bits, the even element (channel or key) in the low half: VDPBF16PS multiplies
+// low with low and high with high, so both operands of a product must pair the same way.
+typedef uint32_t pair_t;
+
+INLINE uint32_t bf16_bits(float f)  // round to nearest even, as VCVTNE2PS2BF16 does
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+
+// 16 pairs (a[i], b[i]) from two rows of 16 floats.
+INLINE __m512i interleave_pairs(__m512 a, __m512 b)
+{
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));  // words: a[0..16), b[0..16)
+}
+
+// One row of d floats (a multiple of 16) as d/2 pairs in channel order.
+INLINE void row_to_pairs(const float *src, pair_t *dst, size_t d)
+{
+    size_t c = 0;
+    for (; c + 32 <= d; c += 32)
+        _mm512_storeu_si512(dst + c / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16),
+                                                                        _mm512_loadu_ps(src + c)));
+    if (c < d)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + c / 2), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + c)));
+}
+
+// St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d2 channel pairs; kp: the key block's rows
+// as pairs (d2 per row), qp: Qt as pairs [d2][B].
+INLINE void qk_tile_bf16(const pair_t *qp, const pair_t *kp, float *st, size_t d2, size_t j0, size_t r0)
+{
+    __m512 acc[S_ROWS][S_COLV];
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    for (size_t c = 0; c < d2; c++) {
+        __m512bh q[S_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            q[v] = (__m512bh)_mm512_loadu_si512(qp + c * B + r0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int i = 0; i < S_ROWS; i++) {
+            __m512bh k = (__m512bh)_mm512_set1_epi32((int)kp[(j0 + (size_t)i) * d2 + c]);
+#pragma GCC unroll 16
+            for (int v = 0; v < S_COLV; v++)
+                acc[i][v] = _mm512_dpbf16_ps(acc[i][v], k, q[v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            _mm512_storeu_ps(st + (j0 + (size_t)i) * B + r0 + 16 * (size_t)v, acc[i][v]);
+}
+
+// O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk2 key pairs; pp: P as key pairs [nk2][B]
+// (query r's pair j at pp[j·B + r]), vp: V as key pairs [nk2][d].
+INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d, size_t r0,
+                         size_t c0, const int colv)
+{
+    __m512 acc[P_ROWS][P_COLV];
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            acc[r][v] = _mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+    for (size_t j = 0; j < nk2; j++) {
+        __m512bh vv[P_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            vv[v] = (__m512bh)_mm512_loadu_si512(vp + j * d + c0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int r = 0; r < P_ROWS; r++) {
+            __m512bh p = (__m512bh)_mm512_set1_epi32((int)pp[j * B + r0 + (size_t)r]);
+#pragma GCC unroll 16
+            for (int v = 0; v < colv; v++)
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], p, vv[v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            _mm512_storeu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
+}
+
+// K and V of one sequence and head as bf16 pairs, once per layer (attention.h, "pairs"): K rows in
+// channel pairs, V rows two keys at a time (an odd last key pairs with zeros).
+void m3_attention_pair_avx512bf16(const m3_attention_args *a, size_t seq, int head)
+{
+    const size_t d = (size_t)a->head_dim, d2 = d / 2, col = (size_t)head * d;
+    const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
+    pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    for (size_t t = 0; t < len; t++)
+        row_to_pairs(a->k + (base + t) * a->ld + col, kp + t * d2, d);
+    for (size_t j = 0; 2 * j < len; j++) {
+        const float *v0 = a->v + (base + 2 * j) * a->ld + col, *v1 = v0 + a->ld;
+        bool odd_end = 2 * j + 1 == len;
+        for (size_t c = 0; c < d; c += 16)
+            _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c),
+                                                                 odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v1 + c)));
+    }
+}
+#endif
+
 void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch)
 {
     const size_t d = (size_t)a->head_dim, ld = a->ld;
@@ -188,6 +320,21 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     float *qt = scratch, *o = qt + d * B, *st = o + B * d, *zero = st + KB * B;
     float *row_max = zero + d, *row_sum = row_max + B;
 
+#if defined(__AVX512BF16__)
+    // Qt as channel pairs [d/2][B] in the Qt area; beside it the key block's rows as pairs.
+    const size_t d2 = d / 2;
+    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_sum + B);
+    const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    for (size_t r = 0; r < nq_r; r++) {
+        const float *src = a->q + (base + q0 + r) * ld + col;
+        for (size_t c = 0; c < d2; c++)
+            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * a->scale) | bf16_bits(src[2 * c + 1] * a->scale) << 16 : 0;
+        for (size_t c = 0; c < d; c++)
+            o[r * d + c] = 0.0f;
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+#else
     for (size_t r = 0; r < nq_r; r++) {
         const float *src = a->q + (base + q0 + r) * ld + col;
         for (size_t c = 0; c < d; c++) {
@@ -197,28 +344,47 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         row_max[r] = -INFINITY;
         row_sum[r] = 0.0f;
     }
+#endif
     for (size_t c = 0; c < d; c++)
         zero[c] = 0.0f;
 
     for (size_t k0 = 0; k0 < len; k0 += KB) {
         size_t nk = len - k0 < KB ? len - k0 : KB;
-        const float *kb = a->k + (base + k0) * ld + col;
+#if defined(__AVX512BF16__)
+        // Rows past the sequence's end (up to S_ROWS - 1) read the next keys or the padding: their
+        // scores are never used.
+        for (size_t j0 = 0; j0 < nk; j0 += S_ROWS)
+            for (size_t r0 = 0; r0 < nq_r; r0 += qw)
+                qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
+#else
+        // The key block's K and V rows, copied next to each other once: in the activations they
+        // lie 3·hidden floats apart, a page each, and the tiles below read every row many times.
+        float *kc = row_sum + B, *vc = kc + KB * d;
+        for (size_t j = 0; j < nk; j++) {
+            memcpy(kc + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kc);
+            memcpy(vc + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vc);
+        }
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
             const float *kr[S_ROWS];
             for (size_t i = 0; i < S_ROWS; i++)
-                kr[i] = j0 + i < nk ? kb + (j0 + i) * ld : zero;
+                kr[i] = j0 + i < nk ? kc + (j0 + i) * d : zero;
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
                 qk_tile(qt, kr, st, d, j0, r0);
         }
+#endif
 
         // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
         // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
-            v16 mx = load(st + r0);
-            for (size_t j = 1; j < nk; j++) {
-                v16 x = load(st + j * B + r0);
-                mx = select16(x > mx, x, mx);
-            }
+            // Four independent maxima: one chain would wait on each comparison's latency.
+            v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
+            size_t j = 1;
+            for (; j + 4 <= nk; j += 4)
+                for (int u = 0; u < 4; u++)
+                    m4[u] = vmax(m4[u], load(st + (j + (size_t)u) * B + r0));
+            for (; j < nk; j++)
+                m4[0] = vmax(m4[0], load(st + j * B + r0));
+            v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
             v16 old = load(row_max + r0);
             mx = select16(old > mx, old, mx);
             v16 alpha = vexp(old - mx);
@@ -238,20 +404,42 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             }
         }
 
-        const float *vb = a->v + (base + k0) * ld + col;
+#if defined(__AVX512BF16__)
+        // P two keys at a time as pairs (an odd last key pairs with zeros); V was paired before.
+        size_t nk2 = (nk + 1) / 2;
+        for (size_t j = 0; j < nk2; j++) {
+            size_t j1 = 2 * j + 1;
+            for (size_t r0 = 0; r0 < nq_r; r0 += 16)
+                _mm512_storeu_si512(pp + j * B + r0, interleave_pairs(_mm512_loadu_ps(st + 2 * j * B + r0),
+                                                                      j1 < nk ? _mm512_loadu_ps(st + j1 * B + r0)
+                                                                              : _mm512_setzero_ps()));
+        }
+        const pair_t *vb = vp + k0 / 2 * d;
+        for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
+            size_t c0 = 0;
+            for (; c0 + 64 <= d; c0 += 64)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 4);
+            for (; c0 + 32 <= d; c0 += 32)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 2);
+            for (; c0 < d; c0 += 16)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
+        }
+#else
+        const float *vb = vc;
         for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
             size_t c0 = 0;
 #if P_COLV >= 4
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 4);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 4);
 #endif
 #if P_COLV >= 2
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 2);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 2);
 #endif
             for (; c0 < d; c0 += 16)
-                pv_tile(st, vb, ld, nk, o, d, r0, c0, 1);
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 1);
         }
+#endif
     }
 
     for (size_t r = 0; r < nq; r++) {

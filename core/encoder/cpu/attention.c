@@ -25,21 +25,42 @@ void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blo
 }
 
 // Must match the layout in attention-kernel.c: Qt [d][BLOCK], O [BLOCK][d],
-// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK].
+// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK]; then for the fp32 kernels the
+// key block's K and V rows [KEY_BLOCK][d] each, for the bf16 kernel P as key pairs
+// [KEY_BLOCK / 2][BLOCK] (its Qt pairs fit in Qt).
 size_t m3_attention_scratch_size(int head_dim)
 {
-    size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK;
-    size_t floats = 2 * b * d + M3_ATTENTION_KEY_BLOCK * b + d + 2 * b;
+    size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK, kb = M3_ATTENTION_KEY_BLOCK;
+    size_t tail = 2 * kb * d > kb / 2 * b ? 2 * kb * d : kb / 2 * b;
+    size_t floats = 2 * b * d + kb * b + d + 2 * b + tail;
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-static m3_attention_task_fn task_fn;
+size_t m3_attention_pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
+{
+    size_t d = (size_t)head_dim, h = (size_t)heads, rows = (tokens + n_seqs) / 2 + 1;
+    return ((h * tokens + M3_ATTENTION_K_PAD) * d / 2 + h * rows * d) * sizeof(uint32_t);
+}
+
+static m3_attention_task_fn task_fn, bf16_fn;  // bf16_fn: NULL where the CPU lacks AVX512_BF16
 static const char *task_name;
+
+static bool cpu_has_bf16(void)
+{
+#if defined(__x86_64__)
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+#else
+    return false;
+#endif
+}
 
 static void detect_kernel(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
+#if defined(__x86_64__)
+    if (cpu_has_bf16()) bf16_fn = m3_attention_task_avx512bf16;
+#endif
     if (__builtin_cpu_supports("avx512f")) {
         task_name = "avx512";
         task_fn = m3_attention_task_avx512;
@@ -56,11 +77,25 @@ static void detect_kernel(void)
 #endif
 }
 
+static bool force(const char *name);
+
+// M3_ATTENTION_KERNEL=avx512|avx2|sse2 (fp32 kernel for every request), avx512bf16, or "fp32"
+// (bf16 requests use the fp32 kernel): for benchmarks side by side and tests, like M3_GEMM_KERNEL.
+static void detect_and_force(void)
+{
+    detect_kernel();
+    const char *forced = getenv("M3_ATTENTION_KERNEL");
+    if (forced && !strcmp(forced, "fp32"))
+        bf16_fn = NULL;
+    else if (forced && *forced)
+        force(forced);
+}
+
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 
 static void choose_kernel(void)
 {
-    pthread_once(&detect_once, detect_kernel);
+    pthread_once(&detect_once, detect_and_force);
 }
 
 const char *m3_attention_kernel_name(void)
@@ -69,10 +104,24 @@ const char *m3_attention_kernel_name(void)
     return task_name;
 }
 
-bool m3_attention_force_kernel(const char *name)
+const char *m3_attention_kernel_name_for(bool bf16)
 {
     choose_kernel();
+    return bf16 && bf16_fn ? "avx512bf16" : task_name;
+}
+
+static bool force(const char *name)
+{
 #if defined(__x86_64__) || defined(__i386__)
+    if (strcmp(name, "avx512bf16") == 0) {
+#if defined(__x86_64__)
+        if (!cpu_has_bf16()) return false;
+        bf16_fn = m3_attention_task_avx512bf16;  // fp32 requests keep their kernel
+        return true;
+#else
+        return false;
+#endif
+    }
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) {
         task_fn = m3_attention_task_avx512;
     } else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") &&
@@ -84,10 +133,17 @@ bool m3_attention_force_kernel(const char *name)
         return false;
     }
     task_name = name[0] == 'a' ? (name[3] == '5' ? "avx512" : "avx2") : "sse2";
+    bf16_fn = NULL;  // a forced fp32 kernel serves bf16 requests too
     return true;
 #else
     return strcmp(name, "generic") == 0;
 #endif
+}
+
+bool m3_attention_force_kernel(const char *name)
+{
+    choose_kernel();
+    return force(name);
 }
 
 typedef struct run_ctx {
@@ -116,16 +172,33 @@ static void run_task(void *ctx, size_t task, int thread)
     r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
 }
 
+static void pair_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const m3_attention_args *a = ctx;
+#if defined(__x86_64__)
+    m3_attention_pair_avx512bf16(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
+#else
+    (void)a;
+    (void)task;  // bf16_fn is never set here
+#endif
+}
+
 void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
                   size_t scratch_stride)
 {
     M3_ASSERT(m3_attention_supports(a->head_dim));
     M3_ASSERT(scratch_stride >= m3_attention_scratch_size(a->head_dim));
     choose_kernel();
-    run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = task_fn};
+    run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = a->bf16 && bf16_fn ? bf16_fn : task_fn};
     size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
-    if (tasks)
-        m3_threadpool_run(pool, tasks, run_task, &r);
+    if (!tasks)
+        return;
+    if (r.fn == bf16_fn) {
+        M3_ASSERT(a->pairs);
+        m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task, (void *)a);
+    }
+    m3_threadpool_run(pool, tasks, run_task, &r);
 }
 
 void m3_attention_reference(const m3_attention_args *a)

@@ -5,7 +5,8 @@
 // computed flash-style: blocks of M3_ATTENTION_BLOCK queries × blocks of keys with an online
 // softmax, so memory does not grow with L² (8192-token inputs need no 8192² matrix). Tasks are
 // (sequence, head, query block) triples run on the thread pool. The kernel is compiled once per ISA
-// (AVX-512F, AVX2+FMA, baseline SSE2) from attention-kernel.c and chosen at run time.
+// (AVX-512F, AVX2+FMA, baseline SSE2, and AVX512_BF16 for bf16 requests) from attention-kernel.c
+// and chosen at run time.
 //
 //     size_t blocks[n + 1];
 //     m3_attention_count_blocks(offsets, n, blocks);
@@ -20,12 +21,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/threadpool.h"
 
 enum {
     M3_ATTENTION_BLOCK = 128,    // queries per task (a multiple of 32)
     M3_ATTENTION_KEY_BLOCK = 64, // keys per inner block
+    M3_ATTENTION_K_PAD = 8,      // K pair rows after the last head's (a score tile reads past the end)
 };
 
 typedef struct m3_attention_args {
@@ -42,7 +45,32 @@ typedef struct m3_attention_args {
     int heads;
     int head_dim;           // a multiple of 16 (m3_attention_supports)
     float scale;            // 1 / sqrt(head_dim)
+    // Multiply in bf16 where the CPU has AVX512_BF16 (Q·Kᵀ and P·V as bf16 pairs summed in fp32;
+    // softmax, maxima, sums and the output in fp32); elsewhere the fp32 kernel runs. Then pairs
+    // must point at m3_attention_pairs_size bytes (64-byte aligned, contents not needed): K and V
+    // are rounded and paired there once per call instead of once per query block.
+    bool bf16;
+    uint32_t *pairs;
 } m3_attention_args;
+
+// Bytes args.pairs needs for this many tokens (offsets[n_seqs]) and sequences.
+size_t m3_attention_pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim);
+
+// Inside pairs: head h's K rows, head_dim / 2 pairs per token, by token index; then head h's V as
+// key pairs, head_dim pairs per two keys, sequence s from row (offsets[s] + s) / 2 (no overlap:
+// a sequence of len tokens has (len + 1) / 2 pair rows).
+static inline uint32_t *m3_attention_k_pairs(const m3_attention_args *a, int head)
+{
+    size_t tokens = a->offsets[a->n_seqs], d2 = (size_t)a->head_dim / 2;
+    return a->pairs + (size_t)head * tokens * d2;
+}
+
+static inline uint32_t *m3_attention_v_pairs(const m3_attention_args *a, int head, size_t seq)
+{
+    size_t tokens = a->offsets[a->n_seqs], d = (size_t)a->head_dim, rows = (tokens + a->n_seqs) / 2 + 1;
+    uint32_t *v = m3_attention_k_pairs(a, a->heads) + M3_ATTENTION_K_PAD * d / 2;  // after all K
+    return v + ((size_t)head * rows + (a->offsets[seq] + seq) / 2) * d;
+}
 
 // True when the kernels handle this head size (a positive multiple of 16).
 bool m3_attention_supports(int head_dim);
@@ -61,9 +89,13 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
 // "avx512", "avx2" or "sse2": the kernel m3_attention uses on this CPU.
 const char *m3_attention_kernel_name(void);
 
-// For tests and benchmarks: use the named kernel ("avx512", "avx2", "sse2") from now on. Returns
-// false (and changes nothing) when the name is unknown or this CPU lacks the ISA. Not thread-safe:
-// call it while no attention runs.
+// The kernel that serves requests with args.bf16 set to bf16: "avx512bf16" or the fp32 one.
+const char *m3_attention_kernel_name_for(bool bf16);
+
+// For tests and benchmarks: use the named kernel ("avx512", "avx2", "sse2") from now on, for bf16
+// requests too; "avx512bf16" sets the kernel of bf16 requests only. Returns false (and changes
+// nothing) when the name is unknown or this CPU lacks the ISA. Not thread-safe: call it while no
+// attention runs.
 bool m3_attention_force_kernel(const char *name);
 
 // The obvious algorithm in double precision, one thread, for tests: out must not alias q, k, v.
@@ -78,5 +110,8 @@ void m3_attention_task_avx2(const m3_attention_args *a, size_t seq, int head, si
                             float *scratch);
 void m3_attention_task_sse2(const m3_attention_args *a, size_t seq, int head, size_t q0,
                             float *scratch);
+void m3_attention_task_avx512bf16(const m3_attention_args *a, size_t seq, int head, size_t q0,
+                                  float *scratch);
+void m3_attention_pair_avx512bf16(const m3_attention_args *a, size_t seq, int head);
 
 #endif

@@ -63,6 +63,8 @@ typedef struct cpu_backend {
     size_t cap_seqs;
     void *attn_scratch;
     size_t attn_stride;
+    uint32_t *attn_pairs;        // bf16 only: K and V paired for the attention kernel
+    size_t attn_pairs_bytes;
     size_t bytes;
     char kernel_name[64];
 } cpu_backend;
@@ -331,9 +333,21 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
         }
         cb->cap_tokens = tokens;
     }
+    size_t pairs = cb->precision == M3_GEMM_BF16
+                       ? m3_attention_pairs_size(tokens, seqs, cb->cfg.heads, cb->cfg.hidden / cb->cfg.heads)
+                       : 0;
+    if (pairs > cb->attn_pairs_bytes) {
+        free(cb->attn_pairs);
+        cb->attn_pairs_bytes = 0;
+        cb->attn_pairs = alloc64(pairs);
+        if (!cb->attn_pairs)
+            return m3_error_set(err, M3_STATUS_NOMEM, 0,
+                                "cpu backend: out of memory for the attention of %zu tokens", tokens);
+        cb->attn_pairs_bytes = pairs;
+    }
     cb->bytes = cb->cap_tokens * ((size_t)cb->cfg.hidden + cb->big_cols) * sizeof(float) +
                 cb->cap_tokens * 2 * sizeof(int32_t) + (cb->cap_seqs + 1) * 2 * sizeof(size_t) +
-                cb->attn_stride * (size_t)m3_threadpool_size(cb->pool);
+                cb->attn_stride * (size_t)m3_threadpool_size(cb->pool) + cb->attn_pairs_bytes;
     return M3_STATUS_OK;
 }
 
@@ -377,6 +391,7 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         .out = cb->big, .ldo = 3 * h, .offsets = cb->offsets, .blocks = cb->blocks, .n_seqs = n,
         .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
         .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
+        .bf16 = cb->precision == M3_GEMM_BF16, .pairs = cb->attn_pairs,
     };
     double t_gemm = 0, t_att = 0, t_other = 0;
     for (int l = 0; l < cb->cfg.layers; l++) {
@@ -569,6 +584,7 @@ static void cpu_free(m3_backend *be)
     free(cb->offsets);
     free(cb->blocks);
     free(cb->attn_scratch);
+    free(cb->attn_pairs);
     m3_threadpool_free(cb->pool);
     free(cb);
 }
@@ -714,7 +730,7 @@ scratch:;
     }
     cb->bytes = cb->attn_stride * (size_t)threads;
     snprintf(cb->kernel_name, sizeof cb->kernel_name, "gemm %s, attention %s",
-             m3_gemm_kernel_name_for(cb->precision), m3_attention_kernel_name());
+             m3_gemm_kernel_name_for(cb->precision), m3_attention_kernel_name_for(cb->precision == M3_GEMM_BF16));
 
     size_t longest = cfg->max_positions > 2 ? (size_t)cfg->max_positions - 2 : 1;
     cb->base = (m3_backend){
