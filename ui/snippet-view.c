@@ -9,6 +9,7 @@ struct _M3SnippetView {
     PangoLayout *layout;  // made on first use; its font follows the widget's CSS
     char *markup;
     int laid_width;       // the width the layout was last laid out at (Pango units), -1 when none
+    int line_height, char_width;  // from the font's metrics (Pango units), 0 until measured
 };
 
 G_DEFINE_FINAL_TYPE(M3SnippetView, m3_snippet_view, GTK_TYPE_WIDGET)
@@ -34,19 +35,23 @@ static PangoLayout *layout_of(M3SnippetView *self) {
 static void m3_snippet_view_measure(GtkWidget *widget, GtkOrientation orientation, int for_size, int *minimum,
                                     int *natural, int *min_baseline, int *nat_baseline) {
     (void)for_size, (void)min_baseline, (void)nat_baseline;
-    // Font metrics only: no text is laid out to answer a size request.
-    PangoContext *ctx = gtk_widget_get_pango_context(widget);
-    PangoFontMetrics *m = pango_context_get_metrics(ctx, pango_context_get_font_description(ctx), NULL);
+    // Font metrics only (looked up once per font): no text is laid out to answer a size request.
+    M3SnippetView *self = M3_SNIPPET_VIEW(widget);
+    if (!self->line_height) {
+        PangoContext *ctx = gtk_widget_get_pango_context(widget);
+        PangoFontMetrics *m = pango_context_get_metrics(ctx, pango_context_get_font_description(ctx), NULL);
+        self->line_height = pango_font_metrics_get_height(m);
+        if (self->line_height <= 0)
+            self->line_height = pango_font_metrics_get_ascent(m) + pango_font_metrics_get_descent(m);
+        self->char_width = pango_font_metrics_get_approximate_char_width(m);
+        pango_font_metrics_unref(m);
+    }
     if (orientation == GTK_ORIENTATION_HORIZONTAL) {
         *minimum = 0;
-        *natural = PANGO_PIXELS_CEIL(pango_font_metrics_get_approximate_char_width(m) * SNIPPET_NATURAL_CHARS);
+        *natural = PANGO_PIXELS_CEIL(self->char_width * SNIPPET_NATURAL_CHARS);
     } else {
-        int line = pango_font_metrics_get_height(m);
-        if (line <= 0)
-            line = pango_font_metrics_get_ascent(m) + pango_font_metrics_get_descent(m);
-        *minimum = *natural = PANGO_PIXELS_CEIL(line * SNIPPET_LINES);
+        *minimum = *natural = PANGO_PIXELS_CEIL(self->line_height * SNIPPET_LINES);
     }
-    pango_font_metrics_unref(m);
 }
 
 static void m3_snippet_view_snapshot(GtkWidget *widget, GtkSnapshot *snapshot) {
@@ -71,6 +76,7 @@ static void m3_snippet_view_snapshot(GtkWidget *widget, GtkSnapshot *snapshot) {
 // A new font (CSS, text scale) or direction: lay the text out anew.
 static void drop_layout(M3SnippetView *self) {
     g_clear_object(&self->layout);
+    self->line_height = self->char_width = 0;
     gtk_widget_queue_resize(GTK_WIDGET(self));
 }
 
