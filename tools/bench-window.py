@@ -6,6 +6,7 @@
 # entry to the first frame drawn after the results arrived, and at exit the longest gap between two
 # main-loop iterations (a 1 ms timer's lateness). Queries are typed character by character by
 # xdotool at 120 ms per key, once with the service idle and once while it indexes new files.
+import json
 import os
 import re
 import statistics
@@ -31,8 +32,11 @@ for i in range(60):
 settings = Gio.Settings.new("org.m3search.Search")
 settings.set_strv("folders", [docs])
 Gio.Settings.sync()
+daemon_log = open(os.path.join(tmp, "daemon.log"), "w")
 daemon = subprocess.Popen([os.path.join(BUILD, "app", "m3searchd"), "--model", model, "--index",
-                           os.path.join(tmp, "index")])
+                           os.path.join(tmp, "index")], stderr=daemon_log, env=dict(os.environ, M3SEARCHD_TRACE="1"))
+SUMMARY = os.environ.get("M3_BENCH_SUMMARY")  # a file for the medians (JSON), read by bench-window.sh
+summary = {}
 bus = Gio.bus_get_sync(Gio.BusType.SESSION)
 
 
@@ -41,12 +45,26 @@ def status():
                          GLib.VariantType("(a{sv})"), Gio.DBusCallFlags.NONE, 60000, None).unpack()[0]
 
 
+def med(values):
+    return statistics.median(values) if values else float("nan")
+
+
 def measure(label, queries):
+    daemon_log.flush()
+    daemon_from = os.path.getsize(daemon_log.name)
     log = os.path.join(tmp, label + ".log")
     with open(log, "w") as err:
-        win = subprocess.Popen([os.path.join(BUILD, "ui", "m3search")], stderr=err,
-                               env=dict(os.environ, M3SEARCH_TRACE="1"))
-        a11y.app()
+        # M3_BENCH_WRAP: a command put before the window's (e.g. "perf record -o FILE --"), to profile it.
+        wrap = os.environ.get("M3_BENCH_WRAP", "").replace("LABEL", label.replace(" ", "-")).split()
+        # M3_BENCH_NO_A11Y=1: the window without its accessibility bridge (what that costs).
+        no_a11y = os.environ.get("M3_BENCH_NO_A11Y") == "1"
+        extra = {"GTK_A11Y": "none"} if no_a11y else {}
+        win = subprocess.Popen(wrap + [os.path.join(BUILD, "ui", "m3search")], stderr=err,
+                               env=dict(os.environ, M3SEARCH_TRACE="1", **extra))
+        if no_a11y:
+            time.sleep(4)
+        else:
+            a11y.app()
         time.sleep(1)
         focus_window()
         for q in queries:
@@ -56,22 +74,42 @@ def measure(label, queries):
             time.sleep(1.0)
         stop(win)
     text = open(log).read()
-    lat = [float(x) for x in re.findall(r"keystroke→list ([0-9.]+) ms", text)]
-    reply = [float(x) for x in re.findall(r"reply after ([0-9.]+) ms", text)]
-    update = [float(x) for x in re.findall(r"list updated in ([0-9.]+) ms", text)]
-    drawn = [float(x) for x in re.findall(r"drawn ([0-9.]+) ms later", text)]
-    gap = [float(x) for x in re.findall(r"longest main-loop gap so far ([0-9.]+) ms", text)]
-    lat.sort()
-    print(f"{label}: {len(lat)} list updates; keystroke→list median {statistics.median(lat):.1f} ms, "
-          f"p95 {lat[int(0.95 * (len(lat) - 1))]:.1f} ms, max {lat[-1]:.1f} ms; of which the reply "
-          f"median {statistics.median(reply):.1f} ms, list update median {statistics.median(update):.1f} ms, first "
-          f"frame after it median {statistics.median(drawn):.1f} ms; longest main-loop gap {max(gap) if gap else -1:.1f} ms",
-          flush=True)
+    with open(daemon_log.name) as f:
+        f.seek(daemon_from)
+        served = re.findall(r"encoding ([0-9.]+) ms, index search ([0-9.]+) ms, results ([0-9.]+) ms", f.read())
+    num = lambda pattern: [float(x) for x in re.findall(pattern, text)]  # noqa: E731
+    lat = sorted(num(r"keystroke→list ([0-9.]+) ms"))
+    reply, update = num(r"reply after ([0-9.]+) ms"), num(r"list updated in ([0-9.]+) ms")
+    drawn, gap = num(r"drawn ([0-9.]+) ms later"), num(r"longest main-loop gap so far ([0-9.]+) ms")  # noqa
+    frames = re.findall(r"that frame's layout ([0-9.]+) ms, drawing ([0-9.]+) ms\)", text)
+    layout, paint = [float(a) for a, _ in frames], [float(b) for _, b in frames]
+    end = re.findall(r"longest main-loop gap so far ([0-9.]+) ms; longest frame so far ([0-9.]+) ms \(layout ([0-9.]+) ms, drawing "
+                    r"([0-9.]+) ms\), ([0-9]+) frames over 16 ms; longest gap without a frame so far ([0-9.]+) ms; most main-thread CPU in one gap so far ([0-9.]+) ms", text)
+    enc, srch, res = ([float(t[i]) for t in served] for i in range(3))
+    daemon_ms = med([a + b + c for a, b, c in zip(enc, srch, res)])
+    s = {"latency": med(lat), "reply": med(reply), "served": daemon_ms, "dbus": med(reply) - daemon_ms, "results": med(res),
+         "update": med(update), "drawn": med(drawn)}
+    summary[label] = s
+    print(f"{label}: {len(lat)} list updates; keystroke→list median {s['latency']:.1f} ms, "
+          f"p95 {lat[int(0.95 * (len(lat) - 1))]:.1f} ms, max {lat[-1]:.1f} ms", flush=True)
+    print(f"  split (medians): service {daemon_ms:.1f} ms (encoding {med(enc):.1f}, index search {med(srch):.1f}, "
+          f"results {med(res):.1f}) + D-Bus and the window's wait {s['dbus']:.1f} ms = reply {s['reply']:.1f} ms; "
+          f"list update {s['update']:.1f} ms; first frame after it {s['drawn']:.1f} ms "
+          f"(its layout {med(layout):.1f} ms, drawing {med(paint):.1f} ms)", flush=True)
+    if end:
+        g, f_, fl, fp, n16, out, cpu = end[-1]
+        print(f"  main loop: longest gap {g} ms; longest frame {f_} ms (layout {fl} ms, drawing {fp} ms), "
+              f"{n16} frames over 16 ms; longest gap without a frame {out} ms; the most CPU the window's main thread "
+              f"used within one gap {cpu} ms (the rest of a gap: waiting for the CPU on a loaded machine)", flush=True)
+    splice, select = num(r"\(splice ([0-9.]+) ms"), num(r"selection and preview ([0-9.]+) ms;")
+    bind, preview = num(r"rows bound in ([0-9.]+) ms"), num(r"preview filled in ([0-9.]+) ms\)")
+    nbound = num(r"ms \(([0-9]+) rows\)")
+    print(f"  list update (medians): model splice {med(splice):.1f} ms, selection {med(select):.1f} ms; within them "
+          f"binding {med(nbound):.0f} rows {med(bind):.1f} ms, filling the preview {med(preview):.1f} ms", flush=True)
 
 
-try:
-    a11y.wait("the service to index", lambda: status()["files-indexed"] >= 60 and status()["files-pending"] == 0, 600)
-    measure("idle service", ["Steuererklärung Finanzamt", "tax office receipts", "세금 영수증"])
+
+def typing_while_indexing():
     # New files to index, then type while the service works on them.
     for i in range(60, 260):
         with open(os.path.join(docs, f"doc{i:03d}.txt"), "w") as f:
@@ -80,6 +118,16 @@ try:
     measure("while indexing", ["Steuererklärung Finanzamt", "garden tomatoes honey"])
     s = status()
     print(f"(the service was {s['state']}, {s['files-pending']} files pending, at the end)", flush=True)
+
+
+try:
+    a11y.wait("the service to index", lambda: status()["files-indexed"] >= 60 and status()["files-pending"] == 0, 600)
+    measure("idle service", ["Steuererklärung Finanzamt", "tax office receipts", "세금 영수증"])
+    if not os.environ.get("M3_BENCH_IDLE_ONLY"):  # M3_BENCH_IDLE_ONLY=1: the idle part alone (quick comparisons)
+        typing_while_indexing()
+    if SUMMARY:
+        with open(SUMMARY, "w") as f:
+            json.dump(summary, f)
 finally:
     daemon.terminate()
     daemon.wait(timeout=60)

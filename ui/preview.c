@@ -9,6 +9,9 @@
 
 #define PREVIEW_MAX_FILE (4u << 20)
 #define PREVIEW_CONTEXT 1500  // bytes of context shown before and after the passage
+// The file is read for the context only once the selection has rested this long: while the user
+// types, each keystroke's best match would otherwise be read and laid out (3 KB of text) in turn.
+#define PREVIEW_LOAD_DELAY_MS 120
 
 struct _M3Preview {
     GtkWidget parent_instance;
@@ -17,6 +20,7 @@ struct _M3Preview {
     GtkTextView *text;
     M3Result *result;
     GCancellable *load;
+    guint load_timer;  // the delayed start of the file's reading
 };
 
 G_DEFINE_FINAL_TYPE(M3Preview, m3_preview, GTK_TYPE_WIDGET)
@@ -26,6 +30,7 @@ static void m3_preview_dispose(GObject *object) {
     if (self->load)
         g_cancellable_cancel(self->load);
     g_clear_object(&self->load);
+    g_clear_handle_id(&self->load_timer, g_source_remove);
     g_clear_object(&self->result);
     gtk_widget_dispose_template(GTK_WIDGET(object), M3_TYPE_PREVIEW);
     GtkWidget *child;
@@ -108,10 +113,32 @@ static void loaded_cb(GObject *source, GAsyncResult *res, gpointer user) {
     show_text(self, data + from, at - from, data + end, to - end);
 }
 
+// The same passage of the same file with the same highlights (the next keystroke's results often
+// keep the best match): the text shown, with its context, stays as it is.
+static gboolean same_passage(M3Result *a, M3Result *b) {
+    if (!a || !b)
+        return FALSE;
+    guint na, nb;
+    const m3_highlight *ha = m3_result_get_highlights(a, &na), *hb = m3_result_get_highlights(b, &nb);
+    return g_str_equal(m3_result_get_path(a), m3_result_get_path(b)) &&
+           g_str_equal(m3_result_get_snippet(a), m3_result_get_snippet(b)) && na == nb &&
+           (na == 0 || !memcmp(ha, hb, na * sizeof *ha));
+}
+
+static gboolean load_context_cb(gpointer user) {
+    M3Preview *self = user;
+    self->load_timer = 0;
+    g_autoptr(GFile) file = g_file_new_for_path(m3_result_get_path(self->result));
+    g_file_load_contents_async(file, self->load, loaded_cb, self);
+    return G_SOURCE_REMOVE;
+}
+
 void m3_preview_set_result(M3Preview *self, M3Result *result) {
-    if (self->load) {
+    gboolean keep_text = same_passage(self->result, result);
+    if (self->load && !keep_text) {
         g_cancellable_cancel(self->load);
         g_clear_object(&self->load);
+        g_clear_handle_id(&self->load_timer, g_source_remove);
     }
     g_set_object(&self->result, result);
     if (!result) {
@@ -135,12 +162,13 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     gtk_label_set_text(self->title, name);
     gtk_label_set_text(self->details, details->str);
     g_string_free(details, TRUE);
-    show_text(self, NULL, 0, NULL, 0);
     m3_stack_show(self->stack, "result");
+    if (keep_text)
+        return;
+    show_text(self, NULL, 0, NULL, 0);
     const char *ct = m3_result_get_content_type(result);
     if (g_content_type_is_a(ct, "text/plain")) {
         self->load = g_cancellable_new();
-        g_autoptr(GFile) file = g_file_new_for_path(m3_result_get_path(result));
-        g_file_load_contents_async(file, self->load, loaded_cb, self);
+        self->load_timer = g_timeout_add(PREVIEW_LOAD_DELAY_MS, load_context_cb, self);
     }
 }

@@ -4,11 +4,13 @@
 #include <glib/gi18n.h>
 
 #include "score-bar.h"
+#include "snippet-view.h"
 
 struct _M3ResultRow {
     GtkWidget parent_instance;
     GtkImage *icon;
-    GtkLabel *name, *folder, *date, *snippet;
+    GtkLabel *name, *folder, *date;
+    M3SnippetView *snippet;
     M3ScoreBar *score_bar;
 };
 
@@ -26,6 +28,7 @@ static void m3_result_row_class_init(M3ResultRowClass *klass) {
     GtkWidgetClass *wc = GTK_WIDGET_CLASS(klass);
     G_OBJECT_CLASS(klass)->dispose = m3_result_row_dispose;
     g_type_ensure(M3_TYPE_SCORE_BAR);
+    g_type_ensure(M3_TYPE_SNIPPET_VIEW);
     gtk_widget_class_set_template_from_resource(wc, "/org/m3search/Search/result-row.ui");
     gtk_widget_class_bind_template_child(wc, M3ResultRow, icon);
     gtk_widget_class_bind_template_child(wc, M3ResultRow, name);
@@ -49,7 +52,7 @@ void m3_result_row_set_result(M3ResultRow *self, M3Result *result) {
         gtk_label_set_text(self->name, "");
         gtk_label_set_text(self->folder, "");
         gtk_label_set_text(self->date, "");
-        gtk_label_set_text(self->snippet, "");
+        m3_snippet_view_set_markup(self->snippet, NULL);
         return;
     }
     g_autoptr(GIcon) icon = g_content_type_get_symbolic_icon(m3_result_get_content_type(result));
@@ -67,7 +70,7 @@ void m3_result_row_set_result(M3ResultRow *self, M3Result *result) {
         gtk_label_set_text(self->folder, folder);
     }
     gtk_label_set_text(self->date, date);
-    gtk_label_set_markup(self->snippet, markup);
+    m3_snippet_view_set_markup(self->snippet, markup);
     double d, s, c;
     m3_result_get_parts(result, &d, &s, &c);
     m3_score_bar_set_parts(self->score_bar, m3_result_get_score(result), d, s, c);

@@ -2,6 +2,7 @@
 #include "window.h"
 
 #include <glib/gi18n.h>
+#include <time.h>
 
 #include "indexer1-dbus.h"
 #include "preview.h"
@@ -11,6 +12,13 @@
 #include "window-state.h"
 
 #define RESULT_LIMIT 50
+// GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
+// 50-row reply at once costs 50 bindings and layouts before the next frame. The first rows (more
+// than a window shows) go in at once; the rest follow in small batches at idle priority, after the
+// frame is drawn; a newer reply drops what is still pending.
+#define RESULTS_FIRST 12
+#define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
+#define RESULTS_BATCH 8
 
 struct _M3Window {
     AdwApplicationWindow parent_instance;
@@ -54,13 +62,27 @@ struct _M3Window {
     GVariant *status;     // the service's last Status dictionary, or NULL
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
+    GPtrArray *pending;   // results of the shown reply not yet in the list (M3Result), or NULL
+    guint pending_at, pending_idle;
+    guint refresh_timer;      // a throttled refresh after IndexChanged
+    gint64 last_refresh_us;
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
     gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
     gboolean trace;
-    gint64 trace_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
+    gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
+    // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
+    // longest frame with its split; the longest gap with no frame in it (our code, D-Bus, input).
+    gint64 frame_start_us, frame_layout_us, frame_paint_us, frame_end_us;
+    gint64 max_frame_us, max_frame_layout_us, max_frame_paint_us, max_gap_outside_us, frames_over_16;
+    // The main thread's CPU time at the last tick, and the most it used within one gap: a gap in
+    // which it barely ran was the machine's load (other processes), not work of this process.
+    gint64 trace_last_cpu_us, max_gap_cpu_us;
+    gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
+    gint64 trace_bind_us, trace_preview_us;   // within them: binding rows, filling the preview
+    guint trace_binds;                        // rows bound
 };
 
 G_DEFINE_FINAL_TYPE(M3Window, m3_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -165,6 +187,7 @@ typedef struct query_call {
     M3Window *self;  // not a reference: the window cancels the call before it goes away
     guint64 serial, generation;
     gboolean similar;
+    gint64 key_us;  // M3SEARCH_TRACE: when the keystroke that sent it changed the entry
 } query_call;
 
 static char *selected_path(M3Window *self) {
@@ -176,11 +199,39 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
     M3Window *self = user;
     g_signal_handlers_disconnect_by_func(clock, trace_frame_cb, self);
     gint64 now = g_get_monotonic_time();
+    gint64 key = self->trace_shown_key_us;
     g_printerr("m3search-trace: keystroke→list %.1f ms (reply after %.1f ms, list updated in %.1f ms, drawn %.1f ms "
-               "later); longest main-loop gap so far %.1f ms\n",
-               (now - self->trace_key_us) / 1000.0, (self->trace_reply_us - self->trace_key_us) / 1000.0,
+               "later; that frame's layout %.1f ms, drawing %.1f ms); longest main-loop gap so far %.1f ms; longest "
+               "frame so far %.1f ms (layout %.1f ms, drawing %.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest "
+               "gap without a frame so far %.1f ms; most main-thread CPU in one gap so far %.1f ms (splice %.1f ms, "
+               "selection and preview %.1f ms; rows bound in %.1f ms (%u rows), preview filled in %.1f ms)\n",
+               (now - key) / 1000.0, (self->trace_reply_us - key) / 1000.0,
                (self->trace_update_us - self->trace_reply_us) / 1000.0, (now - self->trace_update_us) / 1000.0,
-               self->trace_max_gap_us / 1000.0);
+               (self->frame_layout_us - self->frame_start_us) / 1000.0,
+               (self->frame_paint_us - self->frame_layout_us) / 1000.0, self->trace_max_gap_us / 1000.0,
+               self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0, self->max_frame_paint_us / 1000.0,
+               self->frames_over_16, self->max_gap_outside_us / 1000.0, self->max_gap_cpu_us / 1000.0,
+               self->trace_splice_us / 1000.0, self->trace_select_us / 1000.0, self->trace_bind_us / 1000.0,
+               self->trace_binds, self->trace_preview_us / 1000.0);
+}
+
+static void drop_pending(M3Window *self) {
+    g_clear_handle_id(&self->pending_idle, g_source_remove);
+    g_clear_pointer(&self->pending, g_ptr_array_unref);
+}
+
+// The next batch of the shown reply's remaining results (idle priority: after the frame).
+static gboolean append_pending_cb(gpointer user) {
+    M3Window *self = user;
+    guint n = MIN(RESULTS_BATCH, self->pending->len - self->pending_at);
+    g_list_store_splice(self->results, g_list_model_get_n_items(G_LIST_MODEL(self->results)), 0,
+                        self->pending->pdata + self->pending_at, n);
+    self->pending_at += n;
+    if (self->pending_at < self->pending->len)
+        return G_SOURCE_CONTINUE;
+    self->pending_idle = 0;
+    g_clear_pointer(&self->pending, g_ptr_array_unref);
+    return G_SOURCE_REMOVE;
 }
 
 static void show_results(M3Window *self, GVariant *results, guint64 generation) {
@@ -201,20 +252,35 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
             g_ptr_array_add(items, r);
         g_variant_unref(dict);
     }
-    // One splice: the list view sees one change, not one per row.
-    g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)),
-                        items->pdata, items->len);
     // A refresh keeps the selected file selected when it is still there.
     guint select = 0;
     for (guint i = 0; keep && i < items->len; i++)
         if (g_str_equal(m3_result_get_path(items->pdata[i]), keep))
             select = i;
+    // One splice for the first rows (with the selected one): the list view sees one change.
+    drop_pending(self);
+    guint first = MIN(items->len, MAX(RESULTS_FIRST, select + 1));
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
+    self->trace_bind_us = self->trace_preview_us = 0;
+    self->trace_binds = 0;
+    g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)), items->pdata,
+                        first);
+    if (first < items->len) {
+        self->pending = g_ptr_array_ref(items);
+        self->pending_at = first;
+        self->pending_idle = g_idle_add(append_pending_cb, self);
+    }
+    gint64 t1 = self->trace ? g_get_monotonic_time() : 0;
     if (items->len)
         gtk_single_selection_set_selected(self->selection, select);
+    if (self->trace) {
+        self->trace_splice_us = t1 - t0;
+        self->trace_select_us = g_get_monotonic_time() - t1;
+    }
     g_ptr_array_unref(items);
     self->searched = TRUE;
     update_view(self);
-    if (self->trace && self->trace_key_us) {
+    if (self->trace && self->trace_shown_key_us) {
         self->trace_update_us = g_get_monotonic_time();
         GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self->list));
         if (clock)
@@ -226,6 +292,7 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     query_call *call = user;
     M3Window *self = call->self;
     guint64 serial = call->serial, generation = call->generation;
+    gint64 key_us = call->key_us;
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) results = NULL;
     gboolean ok = call->similar
@@ -243,11 +310,13 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     }
     g_clear_pointer(&self->unreachable, g_free);
     self->not_ready = FALSE;
+    self->trace_shown_key_us = key_us;
     show_results(self, results, generation);
 }
 
 // Asks anew: what is asked has changed.
 static void run_query(M3Window *self) {
+    g_clear_handle_id(&self->refresh_timer, g_source_remove);  // the new query's results are current
     self->generation++;
     send_query(self);
 }
@@ -261,6 +330,7 @@ static void send_query(M3Window *self) {
     self->serial++;
     const char *text = gtk_editable_get_text(GTK_EDITABLE(self->entry));
     if (!self->similar && !*text) {
+        drop_pending(self);
         g_list_store_remove_all(self->results);
         self->searched = FALSE;
         update_view(self);
@@ -270,7 +340,7 @@ static void send_query(M3Window *self) {
         return;  // the proxy is being made; its callback runs the query
     self->query = g_cancellable_new();
     query_call *call = g_new(query_call, 1);
-    *call = (query_call){self, self->serial, self->generation, self->similar != NULL};
+    *call = (query_call){self, self->serial, self->generation, self->similar != NULL, self->trace_key_us};
     if (self->similar)
         m3_dbus_indexer1_call_find_similar(self->indexer, self->similar, query_options(self), self->query,
                                            query_done_cb, call);
@@ -324,10 +394,27 @@ static void status_changed_cb(M3DbusIndexer1 *proxy, GVariant *status, M3Window 
         run_query(self);
 }
 
-static void index_changed_cb(M3DbusIndexer1 *proxy, M3Window *self) {
-    (void)proxy;
+// While the service indexes, the index changes with every commit (several times a second): the
+// listed results are asked for again at most once a second (at once after a quiet second, else
+// when the second is over), not on every commit — each refresh rebinds rows and lays them out.
+static gboolean refresh_cb(gpointer user) {
+    M3Window *self = user;
+    self->refresh_timer = 0;
+    self->last_refresh_us = g_get_monotonic_time();
     if (self->searched)
         send_query(self);  // the same query again: the selected file stays selected
+    return G_SOURCE_REMOVE;
+}
+
+static void index_changed_cb(M3DbusIndexer1 *proxy, M3Window *self) {
+    (void)proxy;
+    if (self->refresh_timer)
+        return;
+    gint64 since = g_get_monotonic_time() - self->last_refresh_us;
+    if (since >= REFRESH_INTERVAL_MS * 1000)
+        refresh_cb(self);
+    else
+        self->refresh_timer = g_timeout_add((guint)(REFRESH_INTERVAL_MS - since / 1000), refresh_cb, self);
 }
 
 static void name_owner_cb(GObject *proxy, GParamSpec *pspec, M3Window *self) {
@@ -773,6 +860,31 @@ static void row_pressed_cb(GtkGestureClick *gesture, int n_press, double x, doub
     gtk_popover_popup(GTK_POPOVER(self->context_menu));
 }
 
+// Menu or Shift+F10 in the results: the selected result's context menu, at its row (the keyboard's
+// right click).
+static gboolean context_menu_key_cb(GtkWidget *list, GVariant *args, gpointer user) {
+    (void)args;
+    M3Window *self = user;
+    guint pos = gtk_single_selection_get_selected(self->selection);
+    if (pos == GTK_INVALID_LIST_POSITION)
+        return FALSE;
+    GdkRectangle at = {0, 0, 1, 1};
+    for (GtkWidget *cell = gtk_widget_get_first_child(list); cell; cell = gtk_widget_get_next_sibling(cell)) {
+        GtkWidget *row = gtk_widget_get_first_child(cell);
+        GtkListItem *item = row ? g_object_get_data(G_OBJECT(row), "m3-list-item") : NULL;
+        graphene_rect_t b;
+        if (item && gtk_list_item_get_position(item) == pos && gtk_widget_compute_bounds(cell, list, &b)) {
+            gboolean rtl = gtk_widget_get_direction(list) == GTK_TEXT_DIR_RTL;
+            at = (GdkRectangle){(int)(rtl ? b.origin.x + b.size.width - 48 : b.origin.x + 48),
+                                (int)(b.origin.y + b.size.height / 2), 1, 1};
+            break;
+        }
+    }
+    gtk_popover_set_pointing_to(GTK_POPOVER(self->context_menu), &at);
+    gtk_popover_popup(GTK_POPOVER(self->context_menu));
+    return TRUE;
+}
+
 static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
     (void)factory;
     GtkWidget *row = m3_result_row_new();
@@ -784,13 +896,21 @@ static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M
     gtk_list_item_set_child(item, row);
 }
 
-static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, gpointer user) {
-    (void)factory, (void)user;
+static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
+    (void)factory;
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     m3_result_row_set_result(M3_RESULT_ROW(gtk_list_item_get_child(item)), gtk_list_item_get_item(item));
+    if (self->trace) {
+        self->trace_bind_us += g_get_monotonic_time() - t0;
+        self->trace_binds++;
+    }
 }
 
 static void selection_changed_cb(M3Window *self) {
+    gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     m3_preview_set_result(self->preview, selected(self));
+    if (self->trace)
+        self->trace_preview_us += g_get_monotonic_time() - t0;
     gboolean any = selected(self) != NULL;
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.open", any);
     gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.show-in-folder", any);
@@ -862,13 +982,63 @@ static void entry_stop_cb(M3Window *self) {
 
 // ---- Main-loop gap measurement (M3SEARCH_TRACE) ----
 
+static gint64 thread_cpu_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
 static gboolean trace_tick_cb(gpointer user) {
     M3Window *self = user;
-    gint64 now = g_get_monotonic_time();
-    if (self->trace_last_tick_us && now - self->trace_last_tick_us > self->trace_max_gap_us)
-        self->trace_max_gap_us = now - self->trace_last_tick_us;
+    gint64 now = g_get_monotonic_time(), last = self->trace_last_tick_us, gap = now - last, cpu = thread_cpu_us();
+    if (last && cpu - self->trace_last_cpu_us > self->max_gap_cpu_us)
+        self->max_gap_cpu_us = cpu - self->trace_last_cpu_us;
+    self->trace_last_cpu_us = cpu;
+    if (last && gap > self->trace_max_gap_us)
+        self->trace_max_gap_us = gap;
+    // A gap that held no frame was spent elsewhere: our callbacks, D-Bus replies, input handling.
+    if (last && self->frame_start_us < last && gap > self->max_gap_outside_us)
+        self->max_gap_outside_us = gap;
     self->trace_last_tick_us = now;
     return G_SOURCE_CONTINUE;
+}
+
+static void frame_before_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_start_us = self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();
+}
+
+static void frame_layout_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();  // measure and allocate done
+}
+
+static void frame_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    self->frame_paint_us = g_get_monotonic_time();  // snapshot and rendering done
+}
+
+static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    (void)clock;
+    gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
+    self->frame_end_us = now;
+    self->frames_over_16 += frame > 16000;
+    if (frame > self->max_frame_us) {
+        self->max_frame_us = frame;
+        self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
+        self->max_frame_paint_us = self->frame_paint_us - self->frame_layout_us;
+    }
+}
+
+// The frame clock exists once the window is realized; "after" handlers run after GTK's own.
+static void trace_realize_cb(GtkWidget *widget, gpointer user) {
+    (void)user;
+    M3Window *self = M3_WINDOW(widget);
+    GdkFrameClock *clock = gtk_widget_get_frame_clock(widget);
+    g_signal_connect(clock, "before-paint", G_CALLBACK(frame_before_paint_cb), self);
+    g_signal_connect_after(clock, "layout", G_CALLBACK(frame_layout_cb), self);
+    g_signal_connect_after(clock, "paint", G_CALLBACK(frame_paint_cb), self);
+    g_signal_connect_after(clock, "after-paint", G_CALLBACK(frame_after_paint_cb), self);
 }
 
 // ---- Object ----
@@ -887,13 +1057,21 @@ static gboolean close_request_cb(GtkWindow *window, gpointer user) {
 static void m3_window_dispose(GObject *object) {
     M3Window *self = M3_WINDOW(object);
     if (self->trace) {
-        g_printerr("m3search-trace: longest main-loop gap %.1f ms\n", self->trace_max_gap_us / 1000.0);
+        g_printerr("m3search-trace: longest main-loop gap %.1f ms; longest frame %.1f ms (layout %.1f ms, drawing "
+                   "%.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest gap without a frame %.1f ms\n",
+                   self->trace_max_gap_us / 1000.0, self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0,
+                   self->max_frame_paint_us / 1000.0, self->frames_over_16, self->max_gap_outside_us / 1000.0);
+        GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self));
+        if (clock)
+            g_signal_handlers_disconnect_by_data(clock, self);
         g_clear_handle_id(&self->trace_timer, g_source_remove);
     }
     if (self->query)
         g_cancellable_cancel(self->query);
     g_cancellable_cancel(self->life);
     g_clear_object(&self->query);
+    drop_pending(self);
+    g_clear_handle_id(&self->refresh_timer, g_source_remove);
     if (self->indexer)
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
@@ -906,6 +1084,7 @@ static void m3_window_finalize(GObject *object) {
     M3Window *self = M3_WINDOW(object);
     g_clear_object(&self->life);
     g_clear_object(&self->settings);
+    drop_pending(self);
     g_clear_object(&self->results);
     g_clear_object(&self->selection);
     g_clear_pointer(&self->status, g_variant_unref);
@@ -967,6 +1146,13 @@ static void m3_window_init(M3Window *self) {
     gtk_widget_set_parent(self->context_menu, GTK_WIDGET(self->list));
     gtk_popover_set_has_arrow(GTK_POPOVER(self->context_menu), FALSE);
     gtk_widget_set_halign(self->context_menu, GTK_ALIGN_START);
+    GtkEventController *menu_keys = gtk_shortcut_controller_new();
+    gtk_shortcut_controller_add_shortcut(
+        GTK_SHORTCUT_CONTROLLER(menu_keys),
+        gtk_shortcut_new(gtk_alternative_trigger_new(gtk_keyval_trigger_new(GDK_KEY_Menu, 0),
+                                                     gtk_keyval_trigger_new(GDK_KEY_F10, GDK_SHIFT_MASK)),
+                         gtk_callback_action_new(context_menu_key_cb, self, NULL)));
+    gtk_widget_add_controller(GTK_WIDGET(self->list), menu_keys);
 
     gtk_window_set_focus(GTK_WINDOW(self), GTK_WIDGET(self->entry));  // typing starts a search at once
     gtk_search_entry_set_search_delay(self->entry, 0);  // a newer query cancels the older: no debounce
@@ -998,8 +1184,10 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
 
     self->trace = g_getenv("M3SEARCH_TRACE") && *g_getenv("M3SEARCH_TRACE") == '1';
-    if (self->trace)
+    if (self->trace) {
         self->trace_timer = g_timeout_add(1, trace_tick_cb, self);
+        g_signal_connect(self, "realize", G_CALLBACK(trace_realize_cb), NULL);
+    }
 
     m3_dbus_indexer1_proxy_new_for_bus(G_BUS_TYPE_SESSION, G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES,
                                        "org.m3search.Indexer", "/org/m3search/Indexer", self->life,

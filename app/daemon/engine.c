@@ -810,6 +810,15 @@ static GVariant *hits_to_variant(m3_index *idx, const m3_search_hit *hits, size_
     return g_variant_builder_end(&b);
 }
 
+// M3SEARCHD_TRACE=1: each search's time split (encoding, index search, results) on stderr, for
+// tools/bench-window.py.
+static gboolean trace_searches(void)
+{
+    static int on = -1;
+    if (on < 0) on = g_strcmp0(g_getenv("M3SEARCHD_TRACE"), "1") == 0;
+    return on;
+}
+
 static gboolean ensure_search_encoder(Resources *r, GError **error)
 {
     m3_error err = {0};
@@ -853,12 +862,20 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
         int32_t *ids = NULL;
         size_t n_ids = 0;
         m3_embedding q = {0};
+        gint64 t0 = g_get_monotonic_time();
         s = m3_tokenizer_encode(so.tokenizer, j->query, strlen(j->query), 8192, &ids, &n_ids, &err);
         if (s == M3_STATUS_OK) {
             m3_sequence seq = {ids, n_ids};
             s = m3_encoder_encode(r->search_enc, &seq, 1, M3_OUTPUT_ALL, &q, &err);
         }
+        gint64 t1 = g_get_monotonic_time();
         if (s == M3_STATUS_OK && !g_cancellable_is_cancelled(cancel)) s = m3_index_search(r->idx, &q, &so, &hits, &n, &err);
+        if (s == M3_STATUS_OK && trace_searches()) {
+            gint64 t2 = g_get_monotonic_time();
+            result = hits_to_variant(r->idx, hits, n, &f);
+            g_printerr("m3searchd-trace: search of %zu tokens: encoding %.1f ms, index search %.1f ms, results %.1f ms\n",
+                       n_ids, (t1 - t0) / 1000.0, (t2 - t1) / 1000.0, (g_get_monotonic_time() - t2) / 1000.0);
+        }
         m3_embedding_clear(&q);
         free(ids);
     } else {
@@ -897,7 +914,7 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
                     "%s", err.message);
         goto out;
     }
-    result = hits_to_variant(r->idx, hits, n, &f);
+    if (!result) result = hits_to_variant(r->idx, hits, n, &f);
 out:
     g_mutex_unlock(&r->search_mu);
     m3_search_hits_free(hits, n);

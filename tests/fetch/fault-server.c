@@ -5,10 +5,11 @@
 // response headers when that file exists (X-Linked-Etag...), answers one request per connection, and
 // logs "METHOD PATH RANGE STATUS" per request (" auth" appended when an Authorization header came).
 //
-//   fault-server --root DIR --port-file FILE --log FILE [--fail-first N] [--cut-after BYTES]
+//   fault-server --root DIR --port-file FILE --log FILE [--fail-first N] [--cut-after BYTES] [--rate BYTES]
 //
 //   --fail-first N     the first N requests (any method) get HTTP 500
 //   --cut-after BYTES  every GET body stops after BYTES bytes and the connection is closed
+//   --rate BYTES       bodies go out at about BYTES per second (a slow link: speed and ETA show)
 //
 // It listens on 127.0.0.1 on a free port (written to --port-file once it listens) until killed.
 #include <arpa/inet.h>
@@ -47,20 +48,21 @@ static int send_all(int fd, const void *p, size_t n)
 int main(int argc, char **argv)
 {
     const char *root = NULL, *port_file = NULL, *log_path = NULL;
-    long fail_first = 0, cut_after = -1;
+    long fail_first = 0, cut_after = -1, rate = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--root")) root = argv[i + 1];
         else if (!strcmp(argv[i], "--port-file")) port_file = argv[i + 1];
         else if (!strcmp(argv[i], "--log")) log_path = argv[i + 1];
         else if (!strcmp(argv[i], "--fail-first")) fail_first = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--cut-after")) cut_after = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = atol(argv[i + 1]);
         else {
             fprintf(stderr, "fault-server: unknown option %s\n", argv[i]);
             return 2;
         }
     }
     if (!root || !port_file || !log_path) {
-        fprintf(stderr, "usage: fault-server --root DIR --port-file FILE --log FILE [--fail-first N] [--cut-after B]\n");
+        fprintf(stderr, "usage: fault-server --root DIR --port-file FILE --log FILE [--fail-first N] [--cut-after B] [--rate B]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -174,6 +176,7 @@ int main(int argc, char **argv)
                         ssize_t r = read(fd, buf, left < (long long)sizeof buf ? (size_t)left : sizeof buf);
                         if (r <= 0 || send_all(c, buf, (size_t)r) != 0) break;
                         left -= r;
+                        if (rate > 0) usleep((useconds_t)(r * 1000000LL / rate));
                     }
                 }
             }

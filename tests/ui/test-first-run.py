@@ -27,7 +27,7 @@ for f in ("config.json", "pytorch_model.bin", "colbert_linear.pt", "sparse_linea
 log = os.path.join(tmp, "fault.log")
 port_file = os.path.join(tmp, "fault.port")
 server = subprocess.Popen([fault_server, "--root", root, "--port-file", port_file, "--log", log,
-                           "--cut-after", "3000000"])
+                           "--cut-after", "3000000", "--rate", "3000000"])
 for _ in range(100):
     if os.path.exists(port_file) and open(port_file).read().strip():
         break
@@ -53,6 +53,11 @@ try:
     progress = a11y.wait("download progress (bytes of total)",
                          lambda: a11y.find(app, role="label", contains=" of "), timeout=30)
     check("the download shows bytes of the total", progress is not None)
+    # At 3 MB/s (the server's --rate) the speed and the time left show within the first 3 MB.
+    progress = a11y.wait("download speed and time left",
+                         lambda: a11y.find(app, role="label", contains="/s · "), timeout=30)
+    check(f"the download shows bytes, speed and time left: {progress.get_name()!r}",
+          " of " in progress.get_name() and "left" in progress.get_name())
     screenshot("first-run-download")
     click(a11y.wait("Cancel", lambda: a11y.find(app, role="push button", contains="Cancel")))
     check("Cancel stops the download and says it will continue",

@@ -49,6 +49,7 @@ stop(win)
 if "he_IL.utf8" in subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout:
     app, win, ok = run({"LC_ALL": "he_IL.UTF-8", "LANGUAGE": "he"}, "שירות החיפוש אינו פועל", "right-to-left")
     check("Hebrew: the window is translated", ok)
+    check("Hebrew: the search entry is labelled “חיפוש”", app and a11y.find(app, role="entry", name="חיפוש") is not None)
     check("right-to-left: the layout is mirrored (the main menu left of the entry)",
           ok and menu_left_of_entry(app, "תפריט ראשי"))
     stop(win)

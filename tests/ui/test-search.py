@@ -104,6 +104,11 @@ def type_query(app, text):
         return None
 
 
+def menu_items(app):
+    """The names of the menu items showing (a popover menu), in order."""
+    return a11y.texts(app, role="menu item")
+
+
 def shown(app):
     """The file names of the result rows the window shows, top to bottom."""
     rows = a11y.find(app, role="list", name="Results")
@@ -179,6 +184,26 @@ try:
     check(f"Down, Down from the search entry selects the row below it, {nxt}", previewed(app, nxt))
     check("the search entry holds the query typed again", type_query(app, query) is not None)
     check("a new query's results start at the first again", previewed(app, "tax.txt"))
+
+    # The context menu from the keyboard, on the selected result: Menu, then Shift+F10 (the
+    # keyboard's right click), and an action chosen in it with the keyboard.
+    key("Down")
+    time.sleep(0.3)
+    for k in ("Menu", "shift+F10"):
+        key(k)
+        items = wait(f"{k} to open the result's context menu", lambda: menu_items(app))
+        check(f"{k} opens the result's context menu: {items}",
+              items == ["Open", "Show in Folder", "Find Similar", "Copy Path"])
+        if k == "Menu":
+            screenshot("context-menu")
+            key("Escape")
+            wait("the context menu to close", lambda: not menu_items(app))
+    key("Up")  # from the first item (the menu focuses it) round to the last, Copy Path
+    key("Return")
+    check("Copy Path chosen in the menu with the keyboard copies the path",
+          label_shown(app, "Path copied") is not None)
+    check("the result stays selected", previewed(app, "tax.txt"))
+    key("ctrl+f")
 
     # Find similar from the selected (first) result, with its shortcut.
     key("ctrl+m")
