@@ -122,7 +122,8 @@ static m3_status read_packed_layouts(const m3_gguf *g, m3_gguf_packed *pk, m3_er
         memcpy(l->precision, kv->key + pre, tag);
         memcpy(l->layout, kv->value, kv->size);
     }
-    qsort(pk->blobs, pk->n_blobs, sizeof *pk->blobs, blob_cmp);
+    if (pk->n_blobs > 1)  // qsort's base must not be NULL, even for no elements
+        qsort(pk->blobs, pk->n_blobs, sizeof *pk->blobs, blob_cmp);
     return M3_STATUS_OK;
 }
 
