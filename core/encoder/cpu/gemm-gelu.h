@@ -20,7 +20,10 @@
 
 static inline __attribute__((always_inline)) float gemm_exp_neg(float y) {
     // exp(y) for y in [-87, 0]; 2^n · p(r), |r| ≤ ln2/2, p the degree-7 Taylor polynomial.
-    y = y < -87.0f ? -87.0f : y;
+    // Written so that NaN (a damaged model's weights) lands on -87 too: converting NaN or a huge n
+    // to an integer below would be undefined behaviour.
+    y = y >= -87.0f ? y : -87.0f;
+    y = y <= 88.0f ? y : 88.0f;
     float n = (y * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
     float r = y - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
