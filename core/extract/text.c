@@ -164,6 +164,8 @@ m3_status m3_extract_decode_text(const unsigned char *d, size_t size, const char
                                  m3_error *err)
 {
     memset(out, 0, sizeof *out);
+    static const unsigned char empty[1];
+    if (!d) d = empty;  // an empty attachment comes as (NULL, 0): memchr and friends want a pointer
     m3_status s;
     size_t cap = 0;
     if (size >= 2 && ((d[0] == 0xff && d[1] == 0xfe) || (d[0] == 0xfe && d[1] == 0xff))) {
