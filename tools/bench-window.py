@@ -58,9 +58,12 @@ def measure(label, queries):
         wrap = os.environ.get("M3_BENCH_WRAP", "").replace("LABEL", label.replace(" ", "-")).split()
         # M3_BENCH_NO_A11Y=1: the window without its accessibility bridge (what that costs).
         no_a11y = os.environ.get("M3_BENCH_NO_A11Y") == "1"
+        # M3_BENCH_LOGS=DIR: keep the window's trace there, every frame and gap over 16 ms in it (for a look).
+        logs = os.environ.get("M3_BENCH_LOGS")
+        trace = "2" if logs else "1"
         extra = {"GTK_A11Y": "none"} if no_a11y else {}
         win = subprocess.Popen(wrap + [os.path.join(BUILD, "ui", "m3search")], stderr=err,
-                               env=dict(os.environ, M3SEARCH_TRACE="1", **extra))
+                               env=dict(os.environ, M3SEARCH_TRACE=trace, **extra))
         if no_a11y:
             time.sleep(4)
         else:
@@ -74,6 +77,9 @@ def measure(label, queries):
             time.sleep(1.0)
         stop(win)
     text = open(log).read()
+    if logs:
+        with open(os.path.join(logs, label.replace(" ", "-") + ".log"), "w") as f:
+            f.write(text)
     with open(daemon_log.name) as f:
         f.seek(daemon_from)
         served = re.findall(r"encoding ([0-9.]+) ms, index search ([0-9.]+) ms, results ([0-9.]+) ms", f.read())

@@ -6,6 +6,7 @@
 
 #include "indexer1-dbus.h"
 #include "preview.h"
+#include "result-slot.h"
 #include "result-row.h"
 #include "result.h"
 #include "stack-page.h"
@@ -13,9 +14,10 @@
 
 #define RESULT_LIMIT 50
 // GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
-// 50-row reply at once costs 50 bindings and layouts before the next frame. The first rows (more
-// than a window shows) go in at once; the rest follow in small batches at idle priority, after the
-// frame is drawn; a newer reply drops what is still pending.
+// 50-row reply at once costs 50 bindings and layouts before the next frame. The list holds slots
+// (M3ResultSlot) that take the new results in place, so rows are rebound, not rebuilt; the first
+// places (more than a window shows) take theirs at once, the rest follow in small batches at idle
+// priority, after the frame is drawn; a newer reply drops what is still pending.
 #define RESULTS_FIRST 12
 #define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
 #define RESULTS_BATCH 8
@@ -62,7 +64,7 @@ struct _M3Window {
     GVariant *status;     // the service's last Status dictionary, or NULL
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
-    GPtrArray *pending;   // results of the shown reply not yet in the list (M3Result), or NULL
+    GPtrArray *pending;   // the shown reply's results (M3Result) while some are not in the list yet, or NULL
     guint pending_at, pending_idle;
     guint refresh_timer;      // a throttled refresh after IndexChanged
     gint64 last_refresh_us;
@@ -70,7 +72,7 @@ struct _M3Window {
     gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
-    gboolean trace;
+    gboolean trace, trace_verbose;  // M3SEARCH_TRACE=1; =2 also prints every frame and gap over 16 ms
     gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
     // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
@@ -92,6 +94,7 @@ static void send_query(M3Window *self);
 static void set_similar_chip(M3Window *self, const char *label, const char *tooltip);
 static void refresh_status(M3Window *self);
 static void update_view(M3Window *self);
+static void selection_changed_cb(M3Window *self);
 
 static const char *const text_types[] = {"text/*", NULL};
 static const char *const pdf_types[] = {"application/pdf", NULL};
@@ -190,8 +193,13 @@ typedef struct query_call {
     gint64 key_us;  // M3SEARCH_TRACE: when the keystroke that sent it changed the entry
 } query_call;
 
+static M3Result *selected(M3Window *self) {
+    M3ResultSlot *slot = gtk_single_selection_get_selected_item(self->selection);
+    return slot ? m3_result_slot_get_result(slot) : NULL;
+}
+
 static char *selected_path(M3Window *self) {
-    M3Result *r = gtk_single_selection_get_selected_item(self->selection);
+    M3Result *r = selected(self);
     return r ? g_strdup(m3_result_get_path(r)) : NULL;
 }
 
@@ -220,13 +228,28 @@ static void drop_pending(M3Window *self) {
     g_clear_pointer(&self->pending, g_ptr_array_unref);
 }
 
+// The places [pending_at, upto) of the list take the shown reply's results: a listed slot takes its
+// new result (its row rebinds), places past the list's end get new slots (one splice).
+static void fill_places(M3Window *self, guint upto) {
+    GListModel *list = G_LIST_MODEL(self->results);
+    guint listed = g_list_model_get_n_items(list), i = self->pending_at;
+    for (; i < upto && i < listed; i++) {
+        g_autoptr(M3ResultSlot) slot = g_list_model_get_item(list, i);
+        m3_result_slot_set_result(slot, self->pending->pdata[i]);
+    }
+    if (i < upto) {
+        g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_object_unref);
+        for (guint k = i; k < upto; k++)
+            g_ptr_array_add(slots, m3_result_slot_new(self->pending->pdata[k]));
+        g_list_store_splice(self->results, listed, 0, slots->pdata, slots->len);
+    }
+    self->pending_at = upto;
+}
+
 // The next batch of the shown reply's remaining results (idle priority: after the frame).
 static gboolean append_pending_cb(gpointer user) {
     M3Window *self = user;
-    guint n = MIN(RESULTS_BATCH, self->pending->len - self->pending_at);
-    g_list_store_splice(self->results, g_list_model_get_n_items(G_LIST_MODEL(self->results)), 0,
-                        self->pending->pdata + self->pending_at, n);
-    self->pending_at += n;
+    fill_places(self, MIN(self->pending->len, self->pending_at + RESULTS_BATCH));
     if (self->pending_at < self->pending->len)
         return G_SOURCE_CONTINUE;
     self->pending_idle = 0;
@@ -237,6 +260,8 @@ static gboolean append_pending_cb(gpointer user) {
 static void show_results(M3Window *self, GVariant *results, guint64 generation) {
     if (self->trace)
         self->trace_reply_us = g_get_monotonic_time();
+    if (self->trace_verbose)
+        g_printerr("m3search-trace: reply at %.3f s\n", self->trace_reply_us / 1e6);
     // Only a refresh of the listed results keeps the selected file: the results of a new query
     // (the next keystroke) start at their best match, which is what the preview then shows and
     // what Enter, Ctrl+M and the other actions on the selected result act on.
@@ -257,22 +282,32 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     for (guint i = 0; keep && i < items->len; i++)
         if (g_str_equal(m3_result_get_path(items->pdata[i]), keep))
             select = i;
-    // One splice for the first rows (with the selected one): the list view sees one change.
+    // The first places (with the selected one) now; places past the reply's end go now too (they
+    // would show below the new results), which happens only when a reply is shorter than the last.
     drop_pending(self);
     guint first = MIN(items->len, MAX(RESULTS_FIRST, select + 1));
     gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     self->trace_bind_us = self->trace_preview_us = 0;
     self->trace_binds = 0;
-    g_list_store_splice(self->results, 0, g_list_model_get_n_items(G_LIST_MODEL(self->results)), items->pdata,
-                        first);
-    if (first < items->len) {
-        self->pending = g_ptr_array_ref(items);
-        self->pending_at = first;
+    guint listed = g_list_model_get_n_items(G_LIST_MODEL(self->results));
+    if (listed > items->len)
+        g_list_store_splice(self->results, items->len, listed - items->len, NULL, 0);
+    self->pending = g_ptr_array_ref(items);
+    self->pending_at = 0;
+    fill_places(self, first);
+    if (first < items->len)
         self->pending_idle = g_idle_add(append_pending_cb, self);
-    }
+    else
+        g_clear_pointer(&self->pending, g_ptr_array_unref);
     gint64 t1 = self->trace ? g_get_monotonic_time() : 0;
-    if (items->len)
+    if (items->len) {
+        // The selected place may keep its slot while the slot's result changed: no selection
+        // change then, but the preview and the actions must follow the new result.
+        gboolean same_place = gtk_single_selection_get_selected(self->selection) == select;
         gtk_single_selection_set_selected(self->selection, select);
+        if (same_place)
+            selection_changed_cb(self);
+    }
     if (self->trace) {
         self->trace_splice_us = t1 - t0;
         self->trace_select_us = g_get_monotonic_time() - t1;
@@ -351,6 +386,8 @@ static void send_query(M3Window *self) {
 static void search_changed_cb(M3Window *self) {
     if (self->trace)
         self->trace_key_us = g_get_monotonic_time();
+    if (self->trace_verbose)
+        g_printerr("m3search-trace: keystroke at %.3f s\n", self->trace_key_us / 1e6);
     run_query(self);
 }
 
@@ -587,10 +624,6 @@ static void update_view(M3Window *self) {
 }
 
 // ---- Actions on the selected result ----
-
-static M3Result *selected(M3Window *self) {
-    return gtk_single_selection_get_selected_item(self->selection);
-}
 
 static void launched_cb(GObject *source, GAsyncResult *res, gpointer user) {
     (void)source;
@@ -889,6 +922,7 @@ static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M
     (void)factory;
     GtkWidget *row = m3_result_row_new();
     g_object_set_data(G_OBJECT(row), "m3-list-item", item);
+    g_object_set_data(G_OBJECT(row), "m3-window", self);
     GtkGesture *click = gtk_gesture_click_new();
     gtk_gesture_single_set_button(GTK_GESTURE_SINGLE(click), GDK_BUTTON_SECONDARY);
     g_signal_connect(click, "pressed", G_CALLBACK(row_pressed_cb), self);
@@ -896,14 +930,33 @@ static void setup_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M
     gtk_list_item_set_child(item, row);
 }
 
-static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
-    (void)factory;
+static void show_slot(M3Window *self, M3ResultSlot *slot, GtkWidget *row) {
     gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
-    m3_result_row_set_result(M3_RESULT_ROW(gtk_list_item_get_child(item)), gtk_list_item_get_item(item));
+    m3_result_row_set_result(M3_RESULT_ROW(row), m3_result_slot_get_result(slot));
     if (self->trace) {
         self->trace_bind_us += g_get_monotonic_time() - t0;
         self->trace_binds++;
     }
+}
+
+// A bound row follows its slot's result (a new reply puts results into the listed slots).
+static void slot_changed_cb(M3ResultSlot *slot, GParamSpec *pspec, GtkWidget *row) {
+    (void)pspec;
+    show_slot(g_object_get_data(G_OBJECT(row), "m3-window"), slot, row);
+}
+
+static void bind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
+    (void)factory;
+    GtkWidget *row = gtk_list_item_get_child(item);
+    M3ResultSlot *slot = gtk_list_item_get_item(item);
+    show_slot(self, slot, row);
+    g_signal_connect_object(slot, "notify::result", G_CALLBACK(slot_changed_cb), row, 0);
+}
+
+static void unbind_row_cb(GtkSignalListItemFactory *factory, GtkListItem *item, M3Window *self) {
+    (void)factory, (void)self;
+    g_signal_handlers_disconnect_by_func(gtk_list_item_get_item(item), slot_changed_cb,
+                                         gtk_list_item_get_child(item));
 }
 
 static void selection_changed_cb(M3Window *self) {
@@ -991,11 +1044,16 @@ static gint64 thread_cpu_us(void) {
 static gboolean trace_tick_cb(gpointer user) {
     M3Window *self = user;
     gint64 now = g_get_monotonic_time(), last = self->trace_last_tick_us, gap = now - last, cpu = thread_cpu_us();
+    gint64 gap_cpu = cpu - self->trace_last_cpu_us;
     if (last && cpu - self->trace_last_cpu_us > self->max_gap_cpu_us)
         self->max_gap_cpu_us = cpu - self->trace_last_cpu_us;
     self->trace_last_cpu_us = cpu;
     if (last && gap > self->trace_max_gap_us)
         self->trace_max_gap_us = gap;
+    if (last && gap > 16000 && self->trace_verbose)
+        g_printerr("m3search-trace: gap %.1f ms at %.3f s (main-thread CPU %.1f ms, %s)\n", gap / 1000.0,
+                   now / 1e6, gap_cpu / 1000.0,
+                   self->frame_start_us >= last ? "with a frame" : "no frame");
     // A gap that held no frame was spent elsewhere: our callbacks, D-Bus replies, input handling.
     if (last && self->frame_start_us < last && gap > self->max_gap_outside_us)
         self->max_gap_outside_us = gap;
@@ -1023,6 +1081,10 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
     gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
     self->frame_end_us = now;
     self->frames_over_16 += frame > 16000;
+    if (frame > 16000 && self->trace_verbose)
+        g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms)\n", frame / 1000.0,
+                   now / 1e6, (self->frame_layout_us - self->frame_start_us) / 1000.0,
+                   (self->frame_paint_us - self->frame_layout_us) / 1000.0);
     if (frame > self->max_frame_us) {
         self->max_frame_us = frame;
         self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
@@ -1129,12 +1191,13 @@ static void m3_window_init(M3Window *self) {
     gtk_widget_init_template(GTK_WIDGET(self));
     self->life = g_cancellable_new();
     self->settings = g_settings_new("org.m3search.Search");
-    self->results = g_list_store_new(M3_TYPE_RESULT);
+    self->results = g_list_store_new(M3_TYPE_RESULT_SLOT);
     self->selection = gtk_single_selection_new(G_LIST_MODEL(g_object_ref(self->results)));
     gtk_single_selection_set_autoselect(self->selection, TRUE);
     GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
     g_signal_connect(factory, "setup", G_CALLBACK(setup_row_cb), self);
     g_signal_connect(factory, "bind", G_CALLBACK(bind_row_cb), self);
+    g_signal_connect(factory, "unbind", G_CALLBACK(unbind_row_cb), self);
     gtk_list_view_set_factory(self->list, factory);
     g_object_unref(factory);
     gtk_list_view_set_model(self->list, GTK_SELECTION_MODEL(self->selection));
@@ -1183,7 +1246,9 @@ static void m3_window_init(M3Window *self) {
         gtk_window_maximize(GTK_WINDOW(self));
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
 
-    self->trace = g_getenv("M3SEARCH_TRACE") && *g_getenv("M3SEARCH_TRACE") == '1';
+    const char *trace = g_getenv("M3SEARCH_TRACE");
+    self->trace = trace && (*trace == '1' || *trace == '2');
+    self->trace_verbose = trace && *trace == '2';
     if (self->trace) {
         self->trace_timer = g_timeout_add(1, trace_tick_cb, self);
         g_signal_connect(self, "realize", G_CALLBACK(trace_realize_cb), NULL);

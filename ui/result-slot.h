@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: MIT
+//
+// M3ResultSlot: one place in the result list, holding the M3Result shown there. A new reply puts its
+// results into the slots already listed instead of replacing the list's items: GTK 4.8's list view
+// destroys a row widget whose item leaves the model and builds a new one from its template for a new
+// item (most of a list update's time), while a slot whose result changes only rebinds its row.
+//
+//     M3ResultSlot *slot = m3_result_slot_new(result);
+//     g_signal_connect(slot, "notify::result", G_CALLBACK(rebind), row);
+//     m3_result_slot_set_result(slot, other);   // notifies "result" when it differs
+//
+// The slot holds a reference to its result. Main thread only.
+#pragma once
+
+#include "result.h"
+
+G_BEGIN_DECLS
+
+#define M3_TYPE_RESULT_SLOT (m3_result_slot_get_type())
+G_DECLARE_FINAL_TYPE(M3ResultSlot, m3_result_slot, M3, RESULT_SLOT, GObject)
+
+M3ResultSlot *m3_result_slot_new(M3Result *result);
+// Borrowed: lives until the slot's next m3_result_slot_set_result or its end.
+M3Result *m3_result_slot_get_result(M3ResultSlot *self);
+void m3_result_slot_set_result(M3ResultSlot *self, M3Result *result);
+
+G_END_DECLS
