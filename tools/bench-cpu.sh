@@ -4,7 +4,8 @@
 # The CPU encoder against its anchor, ONNX Runtime fp32 (MLAS kernels, what fastembed and
 # transformers.js users run), side by side in one run on this machine: the same BGE-M3 shape with
 # random weights, the same thread count, the same batch shapes; m3 in fp32, in bf16 where the CPU
-# has AVX512_BF16, and in int8 where it has AVX512-VNNI, AVX-VNNI or AVX2. Prints each row with the ratio and the load average before and after (the
+# has AVX512_BF16, and in int8 where it has AVX512-VNNI, AVX-VNNI or AVX2, in rounds (below). Prints
+# each row with the ratios and the load average before and after (the
 # machine may be shared); writes a JSON summary to tools/.bench/cpu-summary.json.
 #
 # Needs: python3-torch and python3-onnx (to export the ONNX graph once, ~2.3 GB), nodejs + npm
@@ -30,22 +31,40 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 precisions=(fp32)
 grep -qw avx512_bf16 /proc/cpuinfo && precisions+=(bf16)
 grep -qwE 'avx512_vnni|avx_vnni|avx2' /proc/cpuinfo && precisions+=(int8)
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), threads used: $threads" >&2
-echo "ONNX Runtime $(node -p "require('./$work/node_modules/onnxruntime-node/package.json').version")..." >&2
-(cd "$work" && THREADS=$threads node ort_bench.mjs bge-m3-shape.onnx) >"$work/ort.jsonl"
+# Rounds: ONNX Runtime, then m3 in each precision, ROUNDS times (default 3). A shared VM's speed
+# drifts by 15-40 % over minutes, so one pass of each side minutes apart compares two machines; the
+# rounds interleave the sides, and each side is summarised by its best and its median round.
+rounds=${ROUNDS:-3}
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), threads used: $threads, $rounds rounds" >&2
+: >"$work/ort.jsonl"
 : >"$work/m3.jsonl"
-for p in "${precisions[@]}"; do
-    echo "m3 (cpu backend, $p)..." >&2
-    build/app/m3 bench --backend cpu --precision "$p" --threads "$threads" \
-        --shapes 1x16,8x128,4x512,1x2048 --seconds 5 --json >>"$work/m3.jsonl"
+for round in $(seq "$rounds"); do
+    echo "round $round: ONNX Runtime $(node -p "require('./$work/node_modules/onnxruntime-node/package.json').version")..." >&2
+    (cd "$work" && THREADS=$threads SECONDS_PER_SHAPE=${SECONDS_PER_SHAPE:-2} node ort_bench.mjs bge-m3-shape.onnx) >>"$work/ort.jsonl"
+    for p in "${precisions[@]}"; do
+        echo "round $round: m3 (cpu backend, $p)..." >&2
+        build/app/m3 bench --backend cpu --precision "$p" --threads "$threads" \
+            --shapes 1x16,8x128,4x512,1x2048 --seconds "${SECONDS_PER_SHAPE:-2}" --json >>"$work/m3.jsonl"
+    done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 jq -s --slurpfile ort "$work/ort.jsonl" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    --arg before "$load_before" --arg after "$load_after" '
-  { machine: $cpu, threads: .[0].threads, load_average_before: $before, load_average_after: $after,
-    rows: [ .[] as $m | ($ort[] | select(.batch == $m.batch and .seq == $m.seq)) as $o
-            | { precision: $m.precision, batch: $m.batch, seq: $m.seq, m3_ms: $m.ms,
-                m3_tokens_per_s: $m.tokens_per_s, ort_ms: $o.ms, ort_tokens_per_s: $o.tokens_per_s,
-                ratio: (($m.tokens_per_s / $o.tokens_per_s) * 100 | round / 100),
-                m3_peak_rss_mib: $m.peak_rss_mib } ] }' "$work/m3.jsonl" | tee "$work/cpu-summary.json"
+    --arg before "$load_before" --arg after "$load_after" --argjson rounds "$rounds" '
+  def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def r2: . * 100 | round / 100;
+  { machine: $cpu, threads: .[0].threads, rounds: $rounds, load_average_before: $before, load_average_after: $after,
+    rows: [ group_by([.precision, .batch, .seq])[] as $g | $g[0] as $m
+            | [ $ort[] | select(.batch == $m.batch and .seq == $m.seq) | .tokens_per_s ] as $o
+            | [ $g[].tokens_per_s ] as $t
+            | { precision: $m.precision, batch: $m.batch, seq: $m.seq,
+                m3_tokens_per_s_best: ($t | max), m3_tokens_per_s_median: ($t | median | . * 10 | round / 10),
+                ort_tokens_per_s_best: ($o | max), ort_tokens_per_s_median: ($o | median | . * 10 | round / 10),
+                ratio_best: (($t | max) / ($o | max) | r2), ratio_median: (($t | median) / ($o | median) | r2),
+                m3_tokens_per_s_rounds: $t, ort_tokens_per_s_rounds: $o,
+                m3_peak_rss_mib: ([ $g[].peak_rss_mib ] | max) } ] }' "$work/m3.jsonl" >"$work/cpu-summary.json"
+jq -r '"\(.machine), \(.threads) threads, \(.rounds) rounds, load \(.load_average_before) -> \(.load_average_after)",
+  "precision batch x seq   ORT best/median   m3 best/median   ratio best/median",
+  (.rows | sort_by(.precision != "fp32", .precision != "bf16", .batch * 0 + .seq)[] |
+   "\(.precision)\t\(.batch) x \(.seq)\t\(.ort_tokens_per_s_best) / \(.ort_tokens_per_s_median)\t\(.m3_tokens_per_s_best) / \(.m3_tokens_per_s_median)\t\(.ratio_best) / \(.ratio_median)")' \
+    "$work/cpu-summary.json"
