@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -373,6 +374,46 @@ enum { KC_MAX = 512 };
 // About 192 rows of C per task: the W block is reused from L2 by that many rows.
 enum { MT_ROWS = 192 };
 
+// The calling thread's buffer for A converted (bf16 pairs, int8 bytes and row scales), kept from
+// one m3_gemm to the next: allocated per call, its pages came back from the kernel freshly mapped
+// each time (glibc returns blocks this large), and on the dev VM the first touch of 4,096 pages
+// (a 2048 × 4096 A in bf16) cost up to 40 ms, as much as the multiply. It grows and never
+// shrinks (at most the largest converted A the thread has multiplied); freed when the thread
+// exits. The thread owns it for the duration of its call; the pool's workers use it only then.
+typedef struct gemm_scratch {
+    void *data;
+    size_t bytes;
+} gemm_scratch;
+
+static _Thread_local gemm_scratch scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    gemm_scratch *s = p;
+    free(s->data);
+    s->data = NULL;
+    s->bytes = 0;
+}
+
+static void scratch_key_create(void) {
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();
+}
+
+// At least `bytes` of 64-byte aligned scratch; NULL when out of memory.
+static void *scratch_get(size_t bytes) {
+    if (scratch.bytes >= bytes)
+        return scratch.data;
+    pthread_once(&scratch_once, scratch_key_create);
+    free(scratch.data);
+    size_t grown = (bytes + (bytes >> 3) + 4095) / 4096 * 4096;  // some room for the next
+    scratch.data = aligned_alloc(64, grown);
+    scratch.bytes = scratch.data ? grown : 0;
+    pthread_setspecific(scratch_key, &scratch);
+    return scratch.data;
+}
+
 typedef struct gemm_job {
     size_t m;
     const float *a;
@@ -386,20 +427,27 @@ typedef struct gemm_job {
     size_t ldc;
     size_t mt, nt;      // rows and columns of C per task (nt a multiple of nr)
     size_t n_col_tasks;
-    const uint8_t *qa;      // int8: A quantised, m rows of w->kp bytes
+    void *qa;               // int8: A quantised, m rows of w->kp bytes; bf16: A as k pairs,
+                            // m rows of qld words
+    size_t qld;             // bf16: qa's row stride in words
     float *a_scale;         // int8: m row scales
-    size_t quant_rows;      // int8: rows per quantisation task
+    size_t quant_rows;      // int8, bf16: rows per conversion task
 } gemm_job;
 
-// int8: quantises rows [task * quant_rows, ...) of A into job->qa.
+// int8: quantises rows [task * quant_rows, ...) of A into job->qa; bf16: converts them to k pairs.
 static void quantise_task(void *ctx, size_t task, int thread) {
     (void)thread;
     const gemm_job *job = ctx;
     size_t i0 = task * job->quant_rows;
     size_t rows = job->m - i0 < job->quant_rows ? job->m - i0 : job->quant_rows;
     size_t kp = job->w->kp;
-    job->w->kernel->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
-                            (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
+    const m3_gemm_kernel *kern = job->w->kernel;
+    if (kern->precision == M3_GEMM_BF16)
+        kern->to_bf16(job->a + i0 * job->lda, job->lda, rows, job->w->k,
+                      (uint32_t *)job->qa + i0 * job->qld, job->qld);
+    else
+        kern->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
+                      (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
 }
 
 // int8: the task's micro-tiles over all of k (the quantised A tile stays in L1, the task's panels
@@ -447,22 +495,15 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     }
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
-    // bf16: the micro-tile's rows of A as k pairs (fp32 A is read in place).
-    _Alignas(64) uint32_t abf[M3_GEMM_MR_MAX * (KC_MAX / 2)];
-
     for (size_t k0 = 0; k0 < k; k0 += kc) {
         size_t kb = k - k0 < kc ? k - k0 : kc;
         bool first = k0 == 0, last = k0 + kb == k;
         for (size_t i0 = m0; i0 < m1; i0 += mr_even) {
             size_t mr = m1 - i0 < mr_even ? m1 - i0 : mr_even;
-            const float *a = job->a + i0 * job->lda + k0;
-            const void *at = a;
-            size_t lda = job->lda;
-            if (bf16) {
-                lda = (kb + 1) / 2;
-                kern->to_bf16(a, job->lda, mr, kb, abf, lda);
-                at = abf;
-            }
+            // fp32: A in place; bf16: the pairs m3_gemm converted (k0 is even: kc is).
+            const void *at = bf16 ? (const void *)((const uint32_t *)job->qa + i0 * job->qld + k0 / 2)
+                                  : (const void *)(job->a + i0 * job->lda + k0);
+            size_t lda = bf16 ? job->qld : job->lda;
             for (size_t j0 = n0; j0 < n1; j0 += nr) {
                 size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
                 // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
@@ -518,23 +559,26 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     };
     size_t row_tasks = (m + job.mt - 1) / job.mt;
 #undef N_TASKS
-    if (int8) {
-        uint8_t *qa = aligned_alloc(64, (m * w->kp + 63) / 64 * 64);
-        float *a_scale = malloc(m * sizeof *a_scale);
-        if (!qa || !a_scale) {
-            fprintf(stderr, "gemm: out of memory for the int8 activations (%zu × %zu bytes)\n", m,
-                    w->kp);
+    bool bf16 = kern->precision == M3_GEMM_BF16;
+    if (int8 || bf16) {
+        // bf16: A is converted to k pairs once here, not per micro-tile and column task (the
+        // same rows were converted again for each of the n / nt column tasks: 7 % of a 2048-row
+        // GEMM's time, mostly waiting for fp32 A from memory).
+        job.qld = w->kp / 2;
+        size_t bytes = (m * w->kp * (bf16 ? 2 : 1) + 63) / 64 * 64;
+        unsigned char *buf = scratch_get(bytes + (int8 ? m * sizeof(float) : 0));
+        if (!buf) {
+            fprintf(stderr, "gemm: out of memory for the %s activations (%zu × %zu bytes)\n",
+                    int8 ? "int8" : "bf16", m, w->kp * (bf16 ? 2 : 1));
             abort();
         }
-        job.qa = qa;
-        job.a_scale = a_scale;
-        // A few rows (a query) are quantised by the calling thread alone (one task runs inline):
+        job.qa = buf;
+        job.a_scale = int8 ? (float *)(buf + bytes) : NULL;
+        // A few rows (a query) are converted by the calling thread alone (one task runs inline):
         // a few microseconds, cheaper than waking the pool twice per GEMM.
-        job.quant_rows = m * w->kp <= 65536 ? m : (m + target - 1) / target;
+        job.quant_rows = bytes <= 65536 ? m : (m + target - 1) / target;
         m3_threadpool_run(pool, (m + job.quant_rows - 1) / job.quant_rows, quantise_task, &job);
         m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
-        free(qa);
-        free(a_scale);
         return;
     }
     m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
