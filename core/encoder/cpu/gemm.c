@@ -24,6 +24,8 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -431,15 +433,16 @@ typedef struct gemm_job {
                             // m rows of qld words
     size_t qld;             // bf16: qa's row stride in words
     float *a_scale;         // int8: m row scales
-    size_t quant_rows;      // int8, bf16: rows per conversion task
+    atomic_int *ready;      // int8, bf16: per row block of mt rows, READY_* (below)
 } gemm_job;
 
-// int8: quantises rows [task * quant_rows, ...) of A into job->qa; bf16: converts them to k pairs.
-static void quantise_task(void *ctx, size_t task, int thread) {
-    (void)thread;
-    const gemm_job *job = ctx;
-    size_t i0 = task * job->quant_rows;
-    size_t rows = job->m - i0 < job->quant_rows ? job->m - i0 : job->quant_rows;
+// The states of a row block's converted A.
+enum { READY_NOT = 0, READY_CLAIMED = 1, READY_DONE = 2 };
+
+// int8: quantises the rows of row block rb of A into job->qa; bf16: converts them to k pairs.
+static void convert_rows(const gemm_job *job, size_t rb) {
+    size_t i0 = rb * job->mt;
+    size_t rows = job->m - i0 < job->mt ? job->m - i0 : job->mt;
     size_t kp = job->w->kp;
     const m3_gemm_kernel *kern = job->w->kernel;
     if (kern->precision == M3_GEMM_BF16)
@@ -448,6 +451,43 @@ static void quantise_task(void *ctx, size_t task, int thread) {
     else
         kern->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
                       (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
+}
+
+// Converts row block rb unless another task has claimed it.
+static void claim_rows(const gemm_job *job, size_t rb) {
+    int expected = READY_NOT;
+    if (atomic_compare_exchange_strong_explicit(&job->ready[rb], &expected, READY_CLAIMED,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        convert_rows(job, rb);
+        atomic_store_explicit(&job->ready[rb], READY_DONE, memory_order_release);
+    }
+}
+
+// int8, bf16: makes row block rb's converted A ready for the task. A is converted in the GEMM's
+// own tasks, just ahead of use, instead of in a pool run of its own before them: the first task
+// of a row block (column task 0; the pool hands tasks out in order) converts the next row block
+// too, so that the other threads rarely find theirs unconverted. A task that does converts the
+// row blocks after it that nobody has claimed yet while it waits (many threads on a few row
+// blocks), then waits for the task that claimed its own, which is running (it claimed it inside
+// a task), so waiting cannot deadlock. One pool run per GEMM instead of two (a barrier less),
+// and each block's A is still in L2 when its micro-tiles read it.
+static void ready_rows(const gemm_job *job, size_t task) {
+    size_t rb = task / job->n_col_tasks, row_tasks = (job->m + job->mt - 1) / job->mt;
+    claim_rows(job, rb);
+    size_t next = rb + 1;
+    if (task % job->n_col_tasks == 0 && next < row_tasks)
+        claim_rows(job, next++);
+    for (unsigned spins = 0;
+         atomic_load_explicit(&job->ready[rb], memory_order_acquire) != READY_DONE; spins++) {
+        if (next < row_tasks)
+            claim_rows(job, next++);
+        else if (spins >= 1000)  // the converting thread may have lost its CPU
+            sched_yield();
+#if defined(__x86_64__)
+        else
+            __builtin_ia32_pause();
+#endif
+    }
 }
 
 // int8: the task's micro-tiles over all of k (the quantised A tile stays in L1, the task's panels
@@ -489,6 +529,8 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
     // Split the rows evenly into micro-tiles of at most mr_max (16 rows: 8 + 8, not 14 + 2).
     size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
+    if (job->ready)
+        ready_rows(job, task);
     if (kern->precision == M3_GEMM_INT8) {
         gemm_i8_task(job, m0, m1, n0, n1, mr_even);
         return;
@@ -561,12 +603,13 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
 #undef N_TASKS
     bool bf16 = kern->precision == M3_GEMM_BF16;
     if (int8 || bf16) {
-        // bf16: A is converted to k pairs once here, not per micro-tile and column task (the
-        // same rows were converted again for each of the n / nt column tasks: 7 % of a 2048-row
-        // GEMM's time, mostly waiting for fp32 A from memory).
+        // bf16: A is converted to k pairs once per GEMM (ready_rows), not per micro-tile and
+        // column task (the same rows were converted again for each of the n / nt column tasks:
+        // 7 % of a 2048-row GEMM's time, mostly waiting for fp32 A from memory).
         job.qld = w->kp / 2;
         size_t bytes = (m * w->kp * (bf16 ? 2 : 1) + 63) / 64 * 64;
-        unsigned char *buf = scratch_get(bytes + (int8 ? m * sizeof(float) : 0));
+        size_t scales = int8 ? (m * sizeof(float) + 63) / 64 * 64 : 0;
+        unsigned char *buf = scratch_get(bytes + scales + row_tasks * sizeof(atomic_int));
         if (!buf) {
             fprintf(stderr, "gemm: out of memory for the %s activations (%zu × %zu bytes)\n",
                     int8 ? "int8" : "bf16", m, w->kp * (bf16 ? 2 : 1));
@@ -574,12 +617,9 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
         }
         job.qa = buf;
         job.a_scale = int8 ? (float *)(buf + bytes) : NULL;
-        // A few rows (a query) are converted by the calling thread alone (one task runs inline):
-        // a few microseconds, cheaper than waking the pool twice per GEMM.
-        job.quant_rows = bytes <= 65536 ? m : (m + target - 1) / target;
-        m3_threadpool_run(pool, (m + job.quant_rows - 1) / job.quant_rows, quantise_task, &job);
-        m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
-        return;
+        job.ready = (atomic_int *)(buf + bytes + scales);
+        for (size_t i = 0; i < row_tasks; i++)
+            atomic_init(&job.ready[i], READY_NOT);
     }
     m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
 }
