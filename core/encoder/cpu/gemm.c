@@ -6,14 +6,15 @@
 // Blocking, for a task that owns rows [m0, m1) and columns [n0, n1) of C:
 //   for each k block of kc:                        the task's W block (kc × (n1-n0)) sits in L2
 //     for each micro-tile of mr rows:              its A rows (mr × kc) are read in place (fp32)
-//                                                  or converted to bf16 pairs (bf16), in L1
+//                                                  or from A converted to bf16 pairs, in L1
 //       for each panel of nr columns:              the panel streams from L2 through the FMAs
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
-// int8 differs: m3_gemm first quantises all of A (per row, in parallel; gemm-private.h), and the
-// tasks never block k (exact int32 sums over all of k, scaled once in the store), so a task's
-// columns are cut to keep its panels (nt × kp bytes) within ~256 KB of L2.
+// bf16 and int8 convert (int8: quantise) each row block of A once per GEMM, in the first task that
+// needs it (ready_rows). int8 differs: the tasks never block k (exact int32 sums over all of k,
+// scaled once in the store), so a task's columns are cut to keep its panels (nt × kp bytes)
+// within ~256 KB of L2.
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
 // Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
