@@ -29,8 +29,9 @@
 // round_even(A[i][k] * (127 / max_k |A[i][k]|)) in [-127, 127], row scale max / 127, kp bytes per
 // row, zero-padded; the VNNI kernels store q + 128 (unsigned), the others q (signed).
 //
-// A, fp32: read in place (row i of the tile at a + i*lda). A, bf16: gemm.c converts each micro-tile
-// to rows of k pairs (the same pairing as W, rounded to nearest even) in a buffer, lda in words.
+// A, fp32: read in place (row i of the tile at a + i*lda). A, bf16: gemm.c converts each row of A
+// once per GEMM to k pairs (the same pairing as W, rounded to nearest even) in a buffer, lda in
+// words (kp / 2); a k block starting at an even k0 starts at word k0 / 2 of the row.
 #ifndef M3_ENCODER_CPU_GEMM_PRIVATE_H
 #define M3_ENCODER_CPU_GEMM_PRIVATE_H
 
