@@ -618,6 +618,7 @@ static void cpu_free(m3_backend *be)
     cpu_backend *cb = (cpu_backend *)be;
     if (!cb)
         return;
+    m3_gemm_release_scratch();  // the converted activations this thread kept for its next batch
     if (cb->shared) {
         pthread_mutex_lock(&shared_mu);
         cpu_shared *sh = cb->shared;

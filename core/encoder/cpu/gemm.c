@@ -404,6 +404,10 @@ static void scratch_key_create(void) {
         abort();
 }
 
+void m3_gemm_release_scratch(void) {
+    scratch_free(&scratch);
+}
+
 // At least `bytes` of 64-byte aligned scratch; NULL when out of memory.
 static void *scratch_get(size_t bytes) {
     if (scratch.bytes >= bytes)

@@ -75,6 +75,11 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
              const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
              size_t ldc);
 
+// Frees the calling thread's buffer of converted A now instead of at its exit (an encoder freed
+// by a long-lived thread, the indexer's when it goes idle, gives its memory back). The next
+// m3_gemm on the thread allocates it again.
+void m3_gemm_release_scratch(void);
+
 // The packed bytes (int8: the self-contained blob of gemm-private.h, which holds no pointers) and
 // their size: what a model file could store for the kernel that packed them.
 const void *m3_packed_matrix_data(const m3_packed_matrix *p, size_t *bytes);
