@@ -107,6 +107,12 @@ def measure(label, queries):
         print(f"  main loop: longest gap {g} ms; longest frame {f_} ms (layout {fl} ms, drawing {fp} ms), "
               f"{n16} frames over 16 ms; longest gap without a frame {out} ms; the most CPU the window's main thread "
               f"used within one gap {cpu} ms (the rest of a gap: waiting for the CPU on a loaded machine)", flush=True)
+    steady = re.findall(r"without page switches so far: longest gap ([0-9.]+) ms, longest frame ([0-9.]+) ms, ([0-9]+) frames "
+                        r"over 16 ms", text)
+    if steady:
+        g, f_, n16 = steady[-1]
+        print(f"  main loop without the frames that switch the page (status page <-> results, all drawn anew): "
+              f"longest gap {g} ms, longest frame {f_} ms, {n16} frames over 16 ms", flush=True)
     splice, select = num(r"\(splice ([0-9.]+) ms"), num(r"selection and preview ([0-9.]+) ms;")
     bind, preview = num(r"rows bound in ([0-9.]+) ms"), num(r"preview filled in ([0-9.]+) ms\)")
     nbound = num(r"ms \(([0-9]+) rows\)")

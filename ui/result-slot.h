@@ -7,7 +7,7 @@
 //
 //     M3ResultSlot *slot = m3_result_slot_new(result);
 //     g_signal_connect(slot, "notify::result", G_CALLBACK(rebind), row);
-//     m3_result_slot_set_result(slot, other);   // notifies "result" when it differs
+//     m3_result_slot_set_result(slot, other);   // notifies "result" unless other shows the same
 //
 // The slot holds a reference to its result. Main thread only.
 #pragma once
@@ -22,6 +22,8 @@ G_DECLARE_FINAL_TYPE(M3ResultSlot, m3_result_slot, M3, RESULT_SLOT, GObject)
 M3ResultSlot *m3_result_slot_new(M3Result *result);
 // Borrowed: lives until the slot's next m3_result_slot_set_result or its end.
 M3Result *m3_result_slot_get_result(M3ResultSlot *self);
+// Takes result (adds a reference) and notifies "result"; a result equal to the held one
+// (m3_result_equal) is not taken: the slot, its row and the preview stay as they are.
 void m3_result_slot_set_result(M3ResultSlot *self, M3Result *result);
 
 G_END_DECLS

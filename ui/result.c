@@ -97,6 +97,18 @@ const m3_highlight *m3_result_get_highlights(M3Result *self, guint *n) {
     return (const m3_highlight *)self->highlights->data;
 }
 
+gboolean m3_result_equal(M3Result *a, M3Result *b) {
+    if (a == b)
+        return TRUE;
+    if (!a || !b)
+        return FALSE;
+    return g_str_equal(a->path, b->path) && g_str_equal(a->uri, b->uri) && g_str_equal(a->snippet, b->snippet) &&
+           g_str_equal(a->location, b->location) && g_str_equal(a->content_type, b->content_type) &&
+           a->score == b->score && a->dense == b->dense && a->sparse == b->sparse && a->colbert == b->colbert &&
+           a->mtime == b->mtime && a->highlights->len == b->highlights->len &&
+           (a->highlights->len == 0 || memcmp(a->highlights->data, b->highlights->data, a->highlights->len * sizeof(m3_highlight)) == 0);
+}
+
 char *m3_result_dup_name(M3Result *self) {
     return g_filename_display_basename(self->path);
 }

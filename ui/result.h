@@ -37,6 +37,9 @@ gint64 m3_result_get_mtime(M3Result *self);
 // The highlights, clipped to the snippet and sorted; *n receives their count.
 const m3_highlight *m3_result_get_highlights(M3Result *self, guint *n);
 
+// Whether two results show the same (every field equal); NULL equals only NULL.
+gboolean m3_result_equal(M3Result *a, M3Result *b);
+
 // The file's base name (display form), its folder with the home folder shown as "~", the
 // modification date as people read it, and the snippet as Pango markup with the highlights in bold.
 // Each returns a newly allocated string.

@@ -82,6 +82,10 @@ struct _M3Window {
     // The main thread's CPU time at the last tick, and the most it used within one gap: a gap in
     // which it barely ran was the machine's load (other processes), not work of this process.
     gint64 trace_last_cpu_us, max_gap_cpu_us;
+    // The same without the frames that switch the page (status page <-> results: everything is
+    // drawn anew) and the gaps holding them.
+    gboolean trace_switched;
+    gint64 switch_frame_end_us, max_gap_steady_us, max_frame_steady_us, frames_over_16_steady;
     gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
     gint64 trace_bind_us, trace_preview_us;   // within them: binding rows, filling the preview
     guint trace_binds;                        // rows bound
@@ -212,7 +216,9 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
                "later; that frame's layout %.1f ms, drawing %.1f ms); longest main-loop gap so far %.1f ms; longest "
                "frame so far %.1f ms (layout %.1f ms, drawing %.1f ms), %" G_GINT64_FORMAT " frames over 16 ms; longest "
                "gap without a frame so far %.1f ms; most main-thread CPU in one gap so far %.1f ms (splice %.1f ms, "
-               "selection and preview %.1f ms; rows bound in %.1f ms (%u rows), preview filled in %.1f ms)\n",
+               "selection and preview %.1f ms; rows bound in %.1f ms (%u rows), preview filled in %.1f ms); "
+               "without page switches so far: longest gap %.1f ms, longest frame %.1f ms, %" G_GINT64_FORMAT
+               " frames over 16 ms\n",
                (now - key) / 1000.0, (self->trace_reply_us - key) / 1000.0,
                (self->trace_update_us - self->trace_reply_us) / 1000.0, (now - self->trace_update_us) / 1000.0,
                (self->frame_layout_us - self->frame_start_us) / 1000.0,
@@ -220,7 +226,8 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
                self->max_frame_us / 1000.0, self->max_frame_layout_us / 1000.0, self->max_frame_paint_us / 1000.0,
                self->frames_over_16, self->max_gap_outside_us / 1000.0, self->max_gap_cpu_us / 1000.0,
                self->trace_splice_us / 1000.0, self->trace_select_us / 1000.0, self->trace_bind_us / 1000.0,
-               self->trace_binds, self->trace_preview_us / 1000.0);
+               self->trace_binds, self->trace_preview_us / 1000.0, self->max_gap_steady_us / 1000.0,
+               self->max_frame_steady_us / 1000.0, self->frames_over_16_steady);
 }
 
 static void drop_pending(M3Window *self) {
@@ -1050,6 +1057,8 @@ static gboolean trace_tick_cb(gpointer user) {
     self->trace_last_cpu_us = cpu;
     if (last && gap > self->trace_max_gap_us)
         self->trace_max_gap_us = gap;
+    if (last && self->switch_frame_end_us <= last && gap > self->max_gap_steady_us)
+        self->max_gap_steady_us = gap;
     if (last && gap > 16000 && self->trace_verbose)
         g_printerr("m3search-trace: gap %.1f ms at %.3f s (main-thread CPU %.1f ms, %s)\n", gap / 1000.0,
                    now / 1e6, gap_cpu / 1000.0,
@@ -1081,10 +1090,19 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
     gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
     self->frame_end_us = now;
     self->frames_over_16 += frame > 16000;
+    gboolean switched = self->trace_switched;
+    self->trace_switched = FALSE;
+    if (switched) {
+        self->switch_frame_end_us = now;
+    } else {
+        self->frames_over_16_steady += frame > 16000;
+        if (frame > self->max_frame_steady_us)
+            self->max_frame_steady_us = frame;
+    }
     if (frame > 16000 && self->trace_verbose)
-        g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms)\n", frame / 1000.0,
+        g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms)%s\n", frame / 1000.0,
                    now / 1e6, (self->frame_layout_us - self->frame_start_us) / 1000.0,
-                   (self->frame_paint_us - self->frame_layout_us) / 1000.0);
+                   (self->frame_paint_us - self->frame_layout_us) / 1000.0, switched ? ", a page switch" : "");
     if (frame > self->max_frame_us) {
         self->max_frame_us = frame;
         self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
@@ -1093,9 +1111,14 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
 }
 
 // The frame clock exists once the window is realized; "after" handlers run after GTK's own.
+static void trace_page_cb(M3Window *self) {
+    self->trace_switched = TRUE;
+}
+
 static void trace_realize_cb(GtkWidget *widget, gpointer user) {
     (void)user;
     M3Window *self = M3_WINDOW(widget);
+    g_signal_connect_swapped(self->stack, "notify::visible-child", G_CALLBACK(trace_page_cb), self);
     GdkFrameClock *clock = gtk_widget_get_frame_clock(widget);
     g_signal_connect(clock, "before-paint", G_CALLBACK(frame_before_paint_cb), self);
     g_signal_connect_after(clock, "layout", G_CALLBACK(frame_layout_cb), self);

@@ -8,6 +8,7 @@
 // residual that aliases C, several k blocks, 1 and 3 threads; then erf and GELU of each kernel
 // against libm over a sweep.
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,68 @@ static void check_gelu(const m3_gemm_kernel *kern) {
     free(y);
 }
 
+// Two threads multiplying at once, each on its own pool, with one packed W: bf16 and int8 convert A
+// into a buffer of the calling thread (gemm.c), so their results must be bit for bit those of the
+// same calls made one after the other. The threads exit afterwards: under the sanitizer build a
+// buffer not freed at thread exit is reported as a leak.
+typedef struct concurrent_job {
+    const m3_packed_matrix *w;
+    size_t m, k, n;
+    const float *a;
+    float *c;
+    int rounds;
+    bool ok;
+} concurrent_job;
+
+static void *concurrent_run(void *arg) {
+    concurrent_job *job = arg;
+    m3_threadpool *pool;
+    m3_error err = {0};
+    job->ok = m3_threadpool_new(2, &pool, &err) == M3_STATUS_OK;
+    for (int r = 0; job->ok && r < job->rounds; r++)  // sizes alternate: the buffer grows and is reused
+        m3_gemm(pool, r % 2 ? job->m / 3 : job->m, job->a, job->k, job->w, NULL, M3_GEMM_BIAS, NULL,
+                0, job->c, job->n);
+    if (job->ok)
+        m3_threadpool_free(pool);
+    return NULL;
+}
+
+static void check_concurrent(m3_threadpool *pool, m3_gemm_precision precision) {
+    enum { M = 150, K = 300, N = 200 };
+    float *w = malloc(sizeof(float) * N * K), *a = malloc(sizeof(float) * 2 * M * K);
+    float *want = malloc(sizeof(float) * 2 * M * N), *got = malloc(sizeof(float) * 2 * M * N);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        w[i] = frand();
+    for (size_t i = 0; i < 2 * (size_t)M * K; i++)
+        a[i] = frand();
+    m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {N, K}, .strides = {K, 1},
+                   .data = w};
+    m3_packed_matrix *p = NULL;
+    m3_error err = {0};
+    CHECK(m3_packed_matrix_new_as(&t, precision, &p, &err) == M3_STATUS_OK, "%s", err.message);
+    concurrent_job jobs[2];
+    pthread_t threads[2];
+    for (int j = 0; p && j < 2; j++) {
+        m3_gemm(pool, M, a + j * M * K, K, p, NULL, M3_GEMM_BIAS, NULL, 0, want + j * M * N, N);
+        jobs[j] = (concurrent_job){.w = p, .m = M, .k = K, .n = N, .a = a + j * M * K,
+                                   .c = got + j * M * N, .rounds = 7};
+    }
+    for (int j = 0; p && j < 2; j++)
+        CHECK(pthread_create(&threads[j], NULL, concurrent_run, &jobs[j]) == 0, "pthread_create");
+    for (int j = 0; p && j < 2; j++) {
+        pthread_join(threads[j], NULL);
+        CHECK(jobs[j].ok, "thread pool for thread %d", j);
+        CHECK(memcmp(want + j * M * N, got + j * M * N, sizeof(float) * M * N) == 0,
+              "%s: concurrent GEMM %d differs from the same GEMM alone",
+              m3_packed_matrix_kernel(p)->name, j);
+    }
+    m3_packed_matrix_free(p);
+    free(w);
+    free(a);
+    free(want);
+    free(got);
+}
+
 int main(void) {
     static const char *const kernels[] = {"scalar",          "avx2",         "avx512",
                                           "bf16-scalar",     "bf16-avx512",  "int8-scalar",
@@ -309,6 +372,8 @@ int main(void) {
                                    (m3_gemm_epilogue)epi, alias, (int)bi % 2, true);
                         cases++;
                     }
+        if (prec != M3_GEMM_FP32)
+            check_concurrent(pools[1], prec);
         printf("%s: %d cases\n", name, cases);
     }
     unsetenv("M3_GEMM_KERNEL");

@@ -149,6 +149,11 @@ try:
     got = wait("the results of the typed query", lambda: shown(app) if shown(app) == expected else None)
     check(f"typing shows the service's results in its order: {got}", got == expected)
     check("the German tax letter is first", got and got[0] == "tax.txt")
+    # The score bar's numbers reach screen readers (its tooltip is built only when shown).
+    top = call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 1)})), "(aa{sv})")[0][0]
+    bar = wait("the first result's score bar", lambda: a11y.find(app, role="image", contains=f"Score {top['score']:.3f}"))
+    check(f"the first result's score bar reads its score and parts: {bar.get_name()!r}",
+          f"meaning {top['dense']:.3f}" in bar.get_name() and f"passages {top['colbert']:.3f}" in bar.get_name())
     # The first row is selected: its passage is in the preview (a new query's results start at the
     # best match, not at the file selected in the previous keystroke's results).
     check("the preview shows the first result's passage", previewed(app, "tax.txt"))

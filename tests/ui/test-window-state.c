@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "result.h"
+#include "result-slot.h"
 #include "window-state.h"
 
 static GVariant *status(const char *state, guint64 done, guint64 pending, guint64 failed, const char *model,
@@ -124,6 +125,36 @@ static void test_result(void) {
     g_assert_cmpstr(name, ==, "c.txt");
 }
 
+static void count_notify(GObject *slot, GParamSpec *pspec, gpointer user) {
+    (void)slot, (void)pspec;
+    (*(int *)user)++;
+}
+
+// A slot takes a new result (its row rebinds on "notify::result") unless the new one shows the
+// same: a refresh after IndexChanged then leaves unchanged rows alone.
+static void test_slot(void) {
+    g_autoptr(M3Result) a = result("/x/a.txt", "Steuer erklärung", 7, 17);
+    g_autoptr(M3Result) same = result("/x/a.txt", "Steuer erklärung", 7, 17);
+    g_autoptr(M3Result) other_hl = result("/x/a.txt", "Steuer erklärung", 0, 6);
+    g_autoptr(M3Result) other_path = result("/x/b.txt", "Steuer erklärung", 7, 17);
+    g_assert_true(m3_result_equal(a, same));
+    g_assert_false(m3_result_equal(a, other_hl));
+    g_assert_false(m3_result_equal(a, other_path));
+    g_assert_false(m3_result_equal(a, NULL));
+    g_assert_true(m3_result_equal(NULL, NULL));
+    g_autoptr(M3ResultSlot) slot = m3_result_slot_new(a);
+    int notified = 0;
+    g_signal_connect(slot, "notify::result", G_CALLBACK(count_notify), &notified);
+    m3_result_slot_set_result(slot, same);
+    g_assert_cmpint(notified, ==, 0);
+    g_assert_true(m3_result_slot_get_result(slot) == a);  // the held one stays (the preview keeps it)
+    m3_result_slot_set_result(slot, other_hl);
+    g_assert_cmpint(notified, ==, 1);
+    g_assert_true(m3_result_slot_get_result(slot) == other_hl);
+    m3_result_slot_set_result(slot, other_path);
+    g_assert_cmpint(notified, ==, 2);
+}
+
 int main(int argc, char **argv) {
     setlocale(LC_ALL, "C.UTF-8");
     g_test_init(&argc, &argv, NULL);
@@ -131,5 +162,6 @@ int main(int argc, char **argv) {
     g_test_add_func("/window-state/progress", test_progress);
     g_test_add_func("/window-state/banner", test_banner);
     g_test_add_func("/result/markup", test_result);
+    g_test_add_func("/result/slot", test_slot);
     return g_test_run();
 }

@@ -9,8 +9,13 @@
 //                   Chebyshev fit of Numerical Recipes (relative error < 1.2e-7 on erfc, which is
 //                   below 0.26 there, so < 3.1e-8 absolute). Measured (test-gemm): max abs
 //                   error 1.06e-7 over [-10, 10], under 2 ulp of the fp32 result.
-// GELU takes 1 + erf(z) = erfc(-z) straight from the erfc form for z ≤ -1, so that large negative
-// inputs keep their relative accuracy instead of cancelling 1 - 0.99999.
+// GELU takes 1 + erf(z) straight from the erfc form at every z: erfc(|z|) for z < 0 (so that large
+// negative inputs keep their relative accuracy instead of cancelling 1 - 0.99999) and 2 - erfc(z)
+// for z ≥ 0. Near 0, where erf itself needs the Taylor form for its relative accuracy, 1 + erf(z)
+// is close to 1 and the erfc form's absolute error (< 1.2e-7 · erfc ≤ 1.2e-7) is what counts: the
+// GELU error stays at 1.07e-7 · max(1, |x|) (test-gemm), and skipping the second polynomial makes
+// the GELU 28 % faster (1.09 → 0.78 ns a value on the dev machine's AVX-512, 2026-12-06), ~4 % of
+// the FFN-in GEMM.
 #ifndef M3_ENCODER_CPU_GEMM_GELU_H
 #define M3_ENCODER_CPU_GEMM_GELU_H
 
@@ -85,11 +90,8 @@ static inline __attribute__((always_inline)) float gemm_erf1(float z) {
 
 static inline __attribute__((always_inline)) float gemm_gelu1(float x) {
     float z = x * 0.70710678118654752f;
-    float a = __builtin_fabsf(z);
-    float small = gemm_erf_small(a < 0.8f ? a : 0.0f);
-    float ec = gemm_erfc_large(a);
-    float one_plus_erf = a < 0.8f ? 1.0f + __builtin_copysignf(small, z) : (z < 0.0f ? ec : 2.0f - ec);
-    return 0.5f * x * one_plus_erf;
+    float ec = gemm_erfc_large(__builtin_fabsf(z));
+    return 0.5f * x * (z < 0.0f ? ec : 2.0f - ec);
 }
 
 // The loops each kernel file exports (the compiler vectorises them with that file's flags).

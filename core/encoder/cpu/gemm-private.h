@@ -29,8 +29,9 @@
 // round_even(A[i][k] * (127 / max_k |A[i][k]|)) in [-127, 127], row scale max / 127, kp bytes per
 // row, zero-padded; the VNNI kernels store q + 128 (unsigned), the others q (signed).
 //
-// A, fp32: read in place (row i of the tile at a + i*lda). A, bf16: gemm.c converts each micro-tile
-// to rows of k pairs (the same pairing as W, rounded to nearest even) in a buffer, lda in words.
+// A, fp32: read in place (row i of the tile at a + i*lda). A, bf16: gemm.c converts each row of A
+// once per GEMM to k pairs (the same pairing as W, rounded to nearest even) in a buffer, lda in
+// words (kp / 2); a k block starting at an even k0 starts at word k0 / 2 of the row.
 #ifndef M3_ENCODER_CPU_GEMM_PRIVATE_H
 #define M3_ENCODER_CPU_GEMM_PRIVATE_H
 
@@ -83,6 +84,10 @@ typedef struct m3_gemm_kernel {
     size_t nr;  // panel width in columns of W
     size_t kc;  // k block: a panel block (kc × nr) and an A tile stay in cache
     m3_gemm_tile_fn tile;
+    // Optional, for short A (mr + 1 to M3_GEMM_MR_MAX rows, a query): the same contract as tile
+    // with all of those rows in one call, so each element of W is loaded once per GEMM. With tile
+    // alone, 16 rows are three tiles and W streams from memory under the first only.
+    m3_gemm_tile_fn tile_tall;
     m3_gemm_to_bf16_fn to_bf16;  // bf16 kernels only
     m3_gemm_tile_i8_fn tile_i8;  // int8 kernels only (tile is NULL)
     m3_gemm_to_int8_fn to_int8;  // int8 kernels only

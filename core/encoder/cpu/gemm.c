@@ -6,14 +6,15 @@
 // Blocking, for a task that owns rows [m0, m1) and columns [n0, n1) of C:
 //   for each k block of kc:                        the task's W block (kc × (n1-n0)) sits in L2
 //     for each micro-tile of mr rows:              its A rows (mr × kc) are read in place (fp32)
-//                                                  or converted to bf16 pairs (bf16), in L1
+//                                                  or from A converted to bf16 pairs, in L1
 //       for each panel of nr columns:              the panel streams from L2 through the FMAs
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
-// int8 differs: m3_gemm first quantises all of A (per row, in parallel; gemm-private.h), and the
-// tasks never block k (exact int32 sums over all of k, scaled once in the store), so a task's
-// columns are cut to keep its panels (nt × kp bytes) within ~256 KB of L2.
+// bf16 and int8 convert (int8: quantise) each row block of A once per GEMM, in the first task that
+// needs it (ready_rows). int8 differs: the tasks never block k (exact int32 sums over all of k,
+// scaled once in the store), so a task's columns are cut to keep its panels (nt × kp bytes)
+// within ~256 KB of L2.
 // Tasks tile C in (rows × columns); they are made small enough that every thread gets several, so
 // a 16-token query splits its columns over all threads.
 // Reading fp32 A in place (instead of transposing each tile into a packed buffer, as before)
@@ -23,6 +24,9 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -389,6 +393,46 @@ enum { KC_MAX = 512 };
 // About 192 rows of C per task: the W block is reused from L2 by that many rows.
 enum { MT_ROWS = 192 };
 
+// The calling thread's buffer for A converted (bf16 pairs, int8 bytes and row scales), kept from
+// one m3_gemm to the next: allocated per call, its pages came back from the kernel freshly mapped
+// each time (glibc returns blocks this large), and on the dev VM the first touch of 4,096 pages
+// (a 2048 × 4096 A in bf16) cost up to 40 ms, as much as the multiply. It grows and never
+// shrinks (at most the largest converted A the thread has multiplied); freed when the thread
+// exits. The thread owns it for the duration of its call; the pool's workers use it only then.
+typedef struct gemm_scratch {
+    void *data;
+    size_t bytes;
+} gemm_scratch;
+
+static _Thread_local gemm_scratch scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    gemm_scratch *s = p;
+    free(s->data);
+    s->data = NULL;
+    s->bytes = 0;
+}
+
+static void scratch_key_create(void) {
+    if (pthread_key_create(&scratch_key, scratch_free) != 0)
+        abort();
+}
+
+// At least `bytes` of 64-byte aligned scratch; NULL when out of memory.
+static void *scratch_get(size_t bytes) {
+    if (scratch.bytes >= bytes)
+        return scratch.data;
+    pthread_once(&scratch_once, scratch_key_create);
+    free(scratch.data);
+    size_t grown = (bytes + (bytes >> 3) + 4095) / 4096 * 4096;  // some room for the next
+    scratch.data = aligned_alloc(64, grown);
+    scratch.bytes = scratch.data ? grown : 0;
+    pthread_setspecific(scratch_key, &scratch);
+    return scratch.data;
+}
+
 typedef struct gemm_job {
     size_t m;
     const float *a;
@@ -402,20 +446,65 @@ typedef struct gemm_job {
     size_t ldc;
     size_t mt, nt;      // rows and columns of C per task (nt a multiple of nr)
     size_t n_col_tasks;
-    const uint8_t *qa;      // int8: A quantised, m rows of w->kp bytes
+    void *qa;               // int8: A quantised, m rows of w->kp bytes; bf16: A as k pairs,
+                            // m rows of qld words
+    size_t qld;             // bf16: qa's row stride in words
     float *a_scale;         // int8: m row scales
-    size_t quant_rows;      // int8: rows per quantisation task
+    atomic_int *ready;      // int8, bf16: per row block of mt rows, READY_* (below)
 } gemm_job;
 
-// int8: quantises rows [task * quant_rows, ...) of A into job->qa.
-static void quantise_task(void *ctx, size_t task, int thread) {
-    (void)thread;
-    const gemm_job *job = ctx;
-    size_t i0 = task * job->quant_rows;
-    size_t rows = job->m - i0 < job->quant_rows ? job->m - i0 : job->quant_rows;
+// The states of a row block's converted A.
+enum { READY_NOT = 0, READY_CLAIMED = 1, READY_DONE = 2 };
+
+// int8: quantises the rows of row block rb of A into job->qa; bf16: converts them to k pairs.
+static void convert_rows(const gemm_job *job, size_t rb) {
+    size_t i0 = rb * job->mt;
+    size_t rows = job->m - i0 < job->mt ? job->m - i0 : job->mt;
     size_t kp = job->w->kp;
-    job->w->kernel->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
-                            (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
+    const m3_gemm_kernel *kern = job->w->kernel;
+    if (kern->precision == M3_GEMM_BF16)
+        kern->to_bf16(job->a + i0 * job->lda, job->lda, rows, job->w->k,
+                      (uint32_t *)job->qa + i0 * job->qld, job->qld);
+    else
+        kern->to_int8(job->a + i0 * job->lda, job->lda, rows, job->w->k, kp,
+                      (uint8_t *)job->qa + i0 * kp, kp, job->a_scale + i0);
+}
+
+// Converts row block rb unless another task has claimed it.
+static void claim_rows(const gemm_job *job, size_t rb) {
+    int expected = READY_NOT;
+    if (atomic_compare_exchange_strong_explicit(&job->ready[rb], &expected, READY_CLAIMED,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+        convert_rows(job, rb);
+        atomic_store_explicit(&job->ready[rb], READY_DONE, memory_order_release);
+    }
+}
+
+// int8, bf16: makes row block rb's converted A ready for the task. A is converted in the GEMM's
+// own tasks, just ahead of use, instead of in a pool run of its own before them: the first task
+// of a row block (column task 0; the pool hands tasks out in order) converts the next row block
+// too, so that the other threads rarely find theirs unconverted. A task that does converts the
+// row blocks after it that nobody has claimed yet while it waits (many threads on a few row
+// blocks), then waits for the task that claimed its own, which is running (it claimed it inside
+// a task), so waiting cannot deadlock. One pool run per GEMM instead of two (a barrier less),
+// and each block's A is still in L2 when its micro-tiles read it.
+static void ready_rows(const gemm_job *job, size_t task) {
+    size_t rb = task / job->n_col_tasks, row_tasks = (job->m + job->mt - 1) / job->mt;
+    claim_rows(job, rb);
+    size_t next = rb + 1;
+    if (task % job->n_col_tasks == 0 && next < row_tasks)
+        claim_rows(job, next++);
+    for (unsigned spins = 0;
+         atomic_load_explicit(&job->ready[rb], memory_order_acquire) != READY_DONE; spins++) {
+        if (next < row_tasks)
+            claim_rows(job, next++);
+        else if (spins >= 1000)  // the converting thread may have lost its CPU
+            sched_yield();
+#if defined(__x86_64__)
+        else
+            __builtin_ia32_pause();
+#endif
+    }
 }
 
 // int8: the task's micro-tiles over all of k (the quantised A tile stays in L1, the task's panels
@@ -457,34 +546,34 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
     // Split the rows evenly into micro-tiles of at most mr_max (16 rows: 8 + 8, not 14 + 2).
     size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
+    if (job->ready)
+        ready_rows(job, task);
     if (kern->precision == M3_GEMM_INT8) {
         gemm_i8_task(job, m0, m1, n0, n1, mr_even);
         return;
     }
+    m3_gemm_tile_fn tile = kern->tile;
+    if (kern->tile_tall && rows > mr_max && rows <= M3_GEMM_MR_MAX) {  // a query: one tall tile
+        tile = kern->tile_tall;
+        mr_even = rows;
+    }
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
-    // bf16: the micro-tile's rows of A as k pairs (fp32 A is read in place).
-    _Alignas(64) uint32_t abf[M3_GEMM_MR_MAX * (KC_MAX / 2)];
-
     for (size_t k0 = 0; k0 < k; k0 += kc) {
         size_t kb = k - k0 < kc ? k - k0 : kc;
         bool first = k0 == 0, last = k0 + kb == k;
         for (size_t i0 = m0; i0 < m1; i0 += mr_even) {
             size_t mr = m1 - i0 < mr_even ? m1 - i0 : mr_even;
-            const float *a = job->a + i0 * job->lda + k0;
-            const void *at = a;
-            size_t lda = job->lda;
-            if (bf16) {
-                lda = (kb + 1) / 2;
-                kern->to_bf16(a, job->lda, mr, kb, abf, lda);
-                at = abf;
-            }
+            // fp32: A in place; bf16: the pairs m3_gemm converted (k0 is even: kc is).
+            const void *at = bf16 ? (const void *)((const uint32_t *)job->qa + i0 * job->qld + k0 / 2)
+                                  : (const void *)(job->a + i0 * job->lda + k0);
+            size_t lda = bf16 ? job->qld : job->lda;
             for (size_t j0 = n0; j0 < n1; j0 += nr) {
                 size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
                 // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
                 const void *wp = (const char *)w->data + (j0 * kp + k0 * nr) * esize;
                 float *c = job->c + i0 * job->ldc + j0;
-                kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
+                tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
                            job->bias ? job->bias + j0 : NULL,
                            residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
                 if (last && gelu)
@@ -534,24 +623,25 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     };
     size_t row_tasks = (m + job.mt - 1) / job.mt;
 #undef N_TASKS
-    if (int8) {
-        uint8_t *qa = aligned_alloc(64, (m * w->kp + 63) / 64 * 64);
-        float *a_scale = malloc(m * sizeof *a_scale);
-        if (!qa || !a_scale) {
-            fprintf(stderr, "gemm: out of memory for the int8 activations (%zu × %zu bytes)\n", m,
-                    w->kp);
+    bool bf16 = kern->precision == M3_GEMM_BF16;
+    if (int8 || bf16) {
+        // bf16: A is converted to k pairs once per GEMM (ready_rows), not per micro-tile and
+        // column task (the same rows were converted again for each of the n / nt column tasks:
+        // 7 % of a 2048-row GEMM's time, mostly waiting for fp32 A from memory).
+        job.qld = w->kp / 2;
+        size_t bytes = (m * w->kp * (bf16 ? 2 : 1) + 63) / 64 * 64;
+        size_t scales = int8 ? (m * sizeof(float) + 63) / 64 * 64 : 0;
+        unsigned char *buf = scratch_get(bytes + scales + row_tasks * sizeof(atomic_int));
+        if (!buf) {
+            fprintf(stderr, "gemm: out of memory for the %s activations (%zu × %zu bytes)\n",
+                    int8 ? "int8" : "bf16", m, w->kp * (bf16 ? 2 : 1));
             abort();
         }
-        job.qa = qa;
-        job.a_scale = a_scale;
-        // A few rows (a query) are quantised by the calling thread alone (one task runs inline):
-        // a few microseconds, cheaper than waking the pool twice per GEMM.
-        job.quant_rows = m * w->kp <= 65536 ? m : (m + target - 1) / target;
-        m3_threadpool_run(pool, (m + job.quant_rows - 1) / job.quant_rows, quantise_task, &job);
-        m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
-        free(qa);
-        free(a_scale);
-        return;
+        job.qa = buf;
+        job.a_scale = int8 ? (float *)(buf + bytes) : NULL;
+        job.ready = (atomic_int *)(buf + bytes + scales);
+        for (size_t i = 0; i < row_tasks; i++)
+            atomic_init(&job.ready[i], READY_NOT);
     }
     m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
 }

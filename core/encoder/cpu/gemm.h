@@ -67,9 +67,10 @@ void m3_packed_matrix_free(m3_packed_matrix *p);
 
 // A: [m, k] with row stride lda; C: [m, n] with row stride ldc; bias: [n] fp32 or NULL (= 0);
 // R: [m, n] with row stride ldr (only for M3_GEMM_BIAS_RESIDUAL).
-// int8 quantises A into a buffer of m × k bytes allocated per call; if that allocation fails the
-// process aborts with a message (the call has no error to return; the buffer is a fraction of the
-// activations the caller already holds).
+// int8 and bf16 convert A into a buffer of m × k bytes (int8) or 2 bytes (bf16) that belongs to
+// the calling thread and is kept for its next call (freed when the thread exits); if growing it
+// fails the process aborts with a message (the call has no error to return; the buffer is a
+// fraction of the activations the caller already holds).
 void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
              const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
              size_t ldc);
