@@ -13,7 +13,9 @@
 //      moved off its 4096-byte alignment: opening the model or making the encoder fails with an error
 //      naming the file, never a crash or silent garbage (int8: its scales and sums lie inside each
 //      tensor, so a wrong size could make the kernel read past the mapping);
-//   4. `auto` never resolves to int8 when packing.
+//   4. int8's kernels of one panel width share the layout: a file packed by int8-avx2 is used in
+//      place by int8-avxvnni and int8-scalar, with their own outputs of the plain file;
+//   5. `auto` never resolves to int8 when packing.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +313,45 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
     clear(&a);
 }
 
+// int8's kernels of nr 16 (int8-avx2, int8-avxvnni, int8-scalar) read the same bytes, so they
+// share one layout id: a file packed by one is used in place by the others, with each one's own
+// outputs of the plain F16 file (written by test_precision).
+static void test_int8_shared_layout(const char *src, const char *dir)
+{
+    static const char *const kernels[] = {"int8-avx2", "int8-avxvnni", "int8-scalar"};
+    char plain[4096], packed[4096], debug[1024], id[64];
+    snprintf(plain, sizeof plain, "%s/plain-%s.gguf", dir, m3_dtype_name(M3_DTYPE_F16));
+    snprintf(packed, sizeof packed, "%s/packed-int8-nr16.gguf", dir);
+    setenv("M3_GEMM_KERNEL", kernels[0], 1);
+    if (strcmp(m3_gemm_kernel_name_for(M3_GEMM_INT8), kernels[0]) != 0) {
+        printf("int8 shared layout: this CPU has no %s; not checked\n", kernels[0]);
+        unsetenv("M3_GEMM_KERNEL");
+        return;
+    }
+    m3_error err = {0};
+    m3_cpu_packer packer;
+    CHECK(m3_cpu_packer_init(&packer, M3_PRECISION_INT8, &err) == M3_STATUS_OK &&
+              m3_model_convert_packed(src, packed, M3_DTYPE_F16, &packer.base, &err) == M3_STATUS_OK,
+          "convert int8 with %s: %s", kernels[0], err.message);
+    m3_gemm_layout_id(M3_GEMM_INT8, id, sizeof id);
+    for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++) {
+        setenv("M3_GEMM_KERNEL", kernels[i], 1);
+        if (strcmp(m3_gemm_kernel_name_for(M3_GEMM_INT8), kernels[i]) != 0) continue;  // not on this CPU
+        char here[64];
+        m3_gemm_layout_id(M3_GEMM_INT8, here, sizeof here);
+        CHECK(!strcmp(here, id), "%s reads layout %s, %s reads %s", kernels[i], here, kernels[0], id);
+        outputs a, b;
+        CHECK(open_and_encode(plain, M3_PRECISION_INT8, &a, NULL, &err) == M3_STATUS_OK, "plain: %s", err.message);
+        CHECK(open_and_encode(packed, M3_PRECISION_INT8, &b, debug, &err) == M3_STATUS_OK, "packed: %s", err.message);
+        CHECK(strstr(debug, "in place"), "%s on a file packed by %s: \"%s\"", kernels[i], kernels[0], debug);
+        CHECK(same(&a, &b), "%s on a file packed by %s: the outputs differ", kernels[i], kernels[0]);
+        printf("int8 layout %s: packed by %s, used in place by %s\n", id, kernels[0], kernels[i]);
+        clear(&a);
+        clear(&b);
+    }
+    unsetenv("M3_GEMM_KERNEL");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -327,6 +368,7 @@ int main(int argc, char **argv)
     test_precision(src, dir, M3_DTYPE_F32, M3_PRECISION_BF16);
     test_precision(src, dir, M3_DTYPE_F16, M3_PRECISION_INT8);
     test_precision(src, dir, M3_DTYPE_F32, M3_PRECISION_INT8);
+    test_int8_shared_layout(src, dir);
     m3_cpu_packer automatic;
     m3_error err = {0};
     CHECK(m3_cpu_packer_init(&automatic, M3_PRECISION_AUTO, &err) == M3_STATUS_OK &&
