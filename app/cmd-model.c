@@ -2,7 +2,7 @@
 //
 // m3 model download [--endpoint URL] [--revision REV] [--dir DIR] [--quiet] ...
 // stdout: the model folder to give to --model (one line). Progress and errors on stderr.
-// m3 model convert SRC DST [--dtype f16|f32] [--precision fp32|bf16|auto]: a model folder to the
+// m3 model convert SRC DST [--dtype f16|f32] [--precision fp32|bf16|int8|auto]: a model folder to the
 // one-file model (GGUF), optionally with the CPU backend's packed weights for a precision.
 // m3 model verify PATH: re-checks a model file's checksum, or a folder's SHA256SUMS and structure.
 #include <errno.h>
@@ -35,16 +35,17 @@ static const char usage_text[] =
     "  --retry-delay MS   first back-off in milliseconds, doubled each retry (default 1000)\n\n"
     "Environment: HF_ENDPOINT, HF_TOKEN (sent as a bearer token), HF_HOME / HF_HUB_CACHE, and the\n"
     "usual proxy variables (https_proxy, no_proxy).\n\n"
-    "usage: m3 model convert SRC DST [--dtype f16|f32] [--precision fp32|bf16|auto]\n\n"
+    "usage: m3 model convert SRC DST [--dtype f16|f32] [--precision fp32|bf16|int8|auto]\n\n"
     "Writes the model folder SRC once into the single memory-mappable file DST (GGUF; see\n"
     "docs/model-file.md) that --model also takes and that opens in well under a second. SRC may\n"
     "also be such a file (DST may be the same file): e.g. to add packed weights to it.\n\n"
     "  --dtype f16        weight matrices in fp16, biases and LayerNorm in fp32 (default; ~1.1 GB)\n"
     "  --dtype f32        every value exactly as in SRC (~2.3 GB): outputs identical to the folder's\n"
     "  --precision P      also store the linear layers packed for the CPU backend at precision P\n"
-    "                     (bf16: +0.6 GB, fp32: +1.2 GB), in the layout of this CPU's kernels: the CPU\n"
-    "                     backend then maps them in place instead of packing at start-up (other\n"
-    "                     precisions and CPUs still work: they pack as without it)\n\n"
+    "                     (bf16: +0.6 GB, fp32: +1.2 GB, int8: +0.3 GB), in the layout of this CPU's\n"
+    "                     kernels: the CPU backend then maps them in place instead of packing at\n"
+    "                     start-up (other precisions and CPUs still work: they pack as without it;\n"
+    "                     auto = what the backend's auto picks, bf16 or fp32, never int8)\n\n"
     "usage: m3 model verify PATH\n\n"
     "Reads every byte of a model and checks it: a model file against the SHA-256 stored in it; a\n"
     "folder against its SHA256SUMS when it has one (`m3 model download` writes it), a Hugging Face\n"

@@ -3,13 +3,14 @@
 #
 # `m3 embed` start-up to the first vector and peak resident memory, with a plain model file (the CPU
 # backend packs every linear layer at start-up) against the same model with its packed weights
-# stored (`m3 model convert --precision P`: mapped and used in place), in bf16 and fp32, side by
-# side in one run. Model: the random-weight file of the real BGE-M3 shape with the synthetic
+# stored (`m3 model convert --precision P`: mapped and used in place), in bf16, fp32 and int8, side
+# by side in one run. Model: the random-weight file of the real BGE-M3 shape with the synthetic
 # vocabulary (tests/gguf/bench-model-open, 1.1 GB, written once to tools/.bench); the packed copies
-# are written once beside it (tools/.bench/packed-{bf16,fp32}.gguf, 1.8 and 2.4 GB). Every file is
+# are written once beside it (tools/.bench/packed-{bf16,fp32,int8}.gguf, 1.8, 2.4 and 1.5 GB). Every file is
 # read once first, so that the times are warm (page cache); each figure is the best of RUNS runs
 # (default 3) of one short text, 2 threads. Prints a table and writes tools/.bench/packed-summary.json.
-# Usage: tools/bench-packed.sh   (or ./dev bench packed); MODEL=FILE to use another plain model file.
+# Usage: tools/bench-packed.sh   (or ./dev bench packed); MODEL=FILE to use another plain model file,
+# PRECISIONS="int8" (default "bf16 fp32 int8") to measure fewer precisions.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 work=tools/.bench
@@ -18,6 +19,7 @@ m3=build/app/m3
 runs=${RUNS:-3}
 threads=${THREADS:-2}
 model=${MODEL:-}
+read -r -a precisions <<<"${PRECISIONS:-bf16 fp32 int8}"
 if [[ -z $model ]]; then
     model=$(ls "$work"/bench-model-open-*.gguf 2>/dev/null | grep -v no-trie | head -1 || true)
     if [[ -z $model ]]; then
@@ -26,7 +28,7 @@ if [[ -z $model ]]; then
         model=$(ls "$work"/bench-model-open-*.gguf | grep -v no-trie | head -1)
     fi
 fi
-for p in bf16 fp32; do
+for p in "${precisions[@]}"; do
     packed=$work/packed-$p.gguf
     if [[ ! -s $packed || $packed -ot $model ]]; then
         echo "writing $packed (once)..." >&2
@@ -34,12 +36,14 @@ for p in bf16 fp32; do
     fi
 done
 # Warm: every file in the page cache.
-cat "$model" "$work"/packed-bf16.gguf "$work"/packed-fp32.gguf >/dev/null
+files=("$model")
+for p in "${precisions[@]}"; do files+=("$work/packed-$p.gguf"); done
+cat "${files[@]}" >/dev/null
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 text='"The start-up of m3 embed, measured to the first vector."'
 rows=()
 printf '%-6s %-8s %10s %14s\n' precision file 'time s' 'peak RSS MiB'
-for p in bf16 fp32; do
+for p in "${precisions[@]}"; do
     for kind in plain packed; do
         f=$model
         [[ $kind == packed ]] && f=$work/packed-$p.gguf

@@ -47,12 +47,16 @@ static void read_tensor(const m3_tensor *t)
 
 static void encode_packed(const m3_model *m)
 {
-    for (int p = 0; p < 2; p++) {
-        m3_gemm_precision gp = p ? M3_GEMM_BF16 : M3_GEMM_FP32;
-        if (!m3_cpu_packed_usable(m, gp)) continue;
+    static const struct {
+        m3_gemm_precision gemm;
+        m3_precision encoder;
+    } precisions[] = {
+        {M3_GEMM_FP32, M3_PRECISION_FP32}, {M3_GEMM_BF16, M3_PRECISION_BF16}, {M3_GEMM_INT8, M3_PRECISION_INT8}};
+    for (size_t p = 0; p < sizeof precisions / sizeof *precisions; p++) {
+        if (!m3_cpu_packed_usable(m, precisions[p].gemm)) continue;
         m3_encoder_options opt = m3_encoder_options_default();
         opt.threads = 1;
-        opt.precision = p ? M3_PRECISION_BF16 : M3_PRECISION_FP32;
+        opt.precision = precisions[p].encoder;
         m3_encoder *enc;
         m3_error err = {0};
         m3_status st = m3_encoder_new(m, &opt, &enc, &err);

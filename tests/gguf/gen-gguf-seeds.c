@@ -5,8 +5,9 @@
 // without the trie (as written before it existed), and damaged variants: of the container, and of
 // the trie (a flipped node, another version, a bad base resealed with a right SHA-256 so that only
 // the tokenizer's own check stops it); and a small model the CPU backend runs (hidden 32, heads of
-// 16) with its packed weights for fp32 and bf16 (in the layout of the kernels of the machine that
-// writes the seeds), one truncated inside the packed section and one with a packed tensor shrunk.
+// 16) with its packed weights for fp32, bf16 and int8 (in the layout of the kernels of the machine
+// that writes the seeds), one truncated inside the packed section and one with a packed tensor shrunk
+// (bf16), and one int8 file with a packed tensor shrunk (its scales and sums lie inside the tensor).
 // Usage: gen-gguf-seeds OUTDIR
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -64,7 +65,25 @@ static int find_trie(const unsigned char *d, size_t n, size_t *blob, size_t *blo
     return ok;
 }
 
-// The packed seeds: a model the CPU backend accepts, with packed fp32 and bf16 weights.
+// A copy of d[0..n) named `out` with the size of the packed tensor `name` 64 bytes smaller.
+static void put_shrunk(const char *dir, const char *out, unsigned char *d, size_t n, const char *name)
+{
+    for (size_t i = 0; i + strlen(name) + 12 <= n; i++)
+        if (!memcmp(d + i, name, strlen(name))) {
+            uint64_t size, saved;  // after the u32 dimension count; little-endian, as the host
+            memcpy(&size, d + i + strlen(name) + 4, 8);
+            saved = size;
+            size -= 64;
+            memcpy(d + i + strlen(name) + 4, &size, 8);
+            put(dir, out, d, n);
+            memcpy(d + i + strlen(name) + 4, &saved, 8);
+            return;
+        }
+    fprintf(stderr, "no tensor %s for %s\n", name, out);
+    exit(1);
+}
+
+// The packed seeds: a model the CPU backend accepts, with packed fp32, bf16 and int8 weights.
 static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
 {
     m3_model_config c = {.hidden = 32, .layers = 1, .heads = 2, .intermediate = 64, .vocab = 10,
@@ -75,9 +94,9 @@ static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
-    const m3_precision precisions[2] = {M3_PRECISION_FP32, M3_PRECISION_BF16};
+    const m3_precision precisions[3] = {M3_PRECISION_FP32, M3_PRECISION_INT8, M3_PRECISION_BF16};
     char path[4096];
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         m3_cpu_packer p;
         if (m3_cpu_packer_init(&p, precisions[k], &err) != M3_STATUS_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -91,19 +110,15 @@ static int write_packed(const char *dir, const m3_tokenizer_pieces *v)
     }
     m3_model_close(m);
     size_t n;
-    unsigned char *d = slurp(path, &n);  // the bf16 one
+    unsigned char *d = slurp(path, &n);  // the bf16 one (the last written)
     if (!d || n < 8192) return 1;
     put(dir, "packed-truncated.gguf", d, n - 700);
-    const char *name = "packed.bf16.encoder.layer.0.ffn_in";
-    for (size_t i = 0; i + strlen(name) + 12 <= n; i++)
-        if (!memcmp(d + i, name, strlen(name))) {
-            uint64_t size;  // after the u32 dimension count; little-endian, as the host
-            memcpy(&size, d + i + strlen(name) + 4, 8);
-            size -= 64;
-            memcpy(d + i + strlen(name) + 4, &size, 8);
-            put(dir, "packed-shrunk.gguf", d, n);
-            break;
-        }
+    put_shrunk(dir, "packed-shrunk.gguf", d, n, "packed.bf16.encoder.layer.0.ffn_in");
+    free(d);
+    snprintf(path, sizeof path, "%s/packed-int8.gguf", dir);
+    d = slurp(path, &n);
+    if (!d || n < 8192) return 1;
+    put_shrunk(dir, "packed-int8-shrunk.gguf", d, n, "packed.int8.encoder.layer.0.ffn_in");
     free(d);
     return 0;
 }

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: MIT
 //
 // Packed CPU weights in the model file (docs/model-file.md, "Packed weights") on m3-tiny:
-//   1. convert with the packed weights of fp32 and of bf16 (from an f16 and an f32 file): the file
+//   1. convert with the packed weights of fp32, bf16 and int8 (each from an f16 and an f32 file): the file
 //      verifies and names the plain file's checksum as its identity (m3_model_file_identify); the CPU
 //      backend uses them in place (it says so at debug level) and every output (dense, lexical,
 //      ColBERT) is bitwise that of the plain file, which packs at start-up: the same kernels read the
-//      same packed bytes;
+//      same packed bytes; every other precision is packed at start-up from the same file;
 //   2. a file whose layout id names another layout version, and a kernel of another layout (forced
 //      with M3_GEMM_KERNEL, as on a CPU without AVX-512), fall back to packing, say why, and give the
 //      same outputs;
-//   3. damage: truncated inside the packed section, a packed tensor renamed away, shrunk, or moved
-//      off its 4096-byte alignment: opening the model or making the encoder fails with an error naming
-//      the file, never a crash or silent garbage.
+//   3. damage: truncated inside the packed section, a packed tensor renamed away, shrunk, grown, or
+//      moved off its 4096-byte alignment: opening the model or making the encoder fails with an error
+//      naming the file, never a crash or silent garbage (int8: its scales and sums lie inside each
+//      tensor, so a wrong size could make the kernel read past the mapping);
+//   4. int8's kernels of one panel width share the layout: a file packed by int8-avx2 is used in
+//      place by int8-avxvnni and int8-scalar, with their own outputs of the plain file;
+//   5. `auto` never resolves to int8 when packing.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,15 +179,18 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
     CHECK(same(&a, &b), "%s %s: the packed file's outputs differ from the plain file's", dname, pname);
     clear(&b);
 
-    // The other precision is packed at start-up from the same file, as from a plain one.
-    m3_precision other = precision == M3_PRECISION_BF16 ? M3_PRECISION_FP32 : M3_PRECISION_BF16;
-    outputs c, d;
-    CHECK(open_and_encode(plain, other, &c, NULL, &err) == M3_STATUS_OK, "plain other: %s", err.message);
-    CHECK(open_and_encode(packed, other, &d, debug, &err) == M3_STATUS_OK, "packed other: %s", err.message);
-    CHECK(strstr(debug, "no packed") && same(&c, &d), "%s file packed for %s, encoded in the other precision: \"%s\"",
-          dname, pname, debug);
-    clear(&c);
-    clear(&d);
+    // The other precisions are packed at start-up from the same file, as from a plain one.
+    const m3_precision all[] = {M3_PRECISION_FP32, M3_PRECISION_BF16, M3_PRECISION_INT8};
+    for (size_t o = 0; o < sizeof all / sizeof *all; o++) {
+        if (all[o] == precision) continue;
+        outputs c, d;
+        CHECK(open_and_encode(plain, all[o], &c, NULL, &err) == M3_STATUS_OK, "plain other: %s", err.message);
+        CHECK(open_and_encode(packed, all[o], &d, debug, &err) == M3_STATUS_OK, "packed other: %s", err.message);
+        CHECK(strstr(debug, "no packed") && same(&c, &d), "%s file packed for %s, encoded in %s: \"%s\"", dname,
+              pname, m3_precision_name(all[o]), debug);
+        clear(&c);
+        clear(&d);
+    }
 
     if (dtype != M3_DTYPE_F16) {
         clear(&a);
@@ -215,7 +222,7 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
     }
 
     // A kernel of another layout (the portable one, as on a CPU without AVX-512): packs at start-up.
-    setenv("M3_GEMM_KERNEL", "scalar,bf16-scalar", 1);
+    setenv("M3_GEMM_KERNEL", "scalar,bf16-scalar,int8-scalar", 1);
     char forced[64];
     m3_gemm_layout_id(packer.precision, forced, sizeof forced);
     outputs f, g;
@@ -254,6 +261,7 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
         {"truncated in the packed section", n - 5000, 0, 0, 0},
         {"a packed tensor missing", 0, tensor + strlen(name) - 6, 'X', 1},
         {"a packed tensor shrunk", 0, info + 4, size - 64, 8},
+        {"a packed tensor grown", 0, info + 4, size + 64, 8},
         {"a packed tensor off its alignment", 0, info + 16, offset + 64, 8},
         {"a packed tensor of another type", 0, info + 12, 0, 4},
     };
@@ -276,8 +284,72 @@ static void test_precision(const char *src, const char *dir, m3_dtype dtype, m3_
         clear(&h);
         unlink(path);
     }
+    // The last packed tensor (nothing after it to overlap) moved 64 bytes on and shrunk to end where
+    // it did: caught by the alignment check, as the kernel's 64-byte alignment needs.
+    snprintf(name, sizeof name, "packed.%s.colbert", m3_cpu_packed_tag(packer.precision));
+    size_t last = find(bytes, n, name);
+    CHECK(last != SIZE_MAX, "tensor %s in the file", name);
+    if (last != SIZE_MAX) {
+        size_t li = last + strlen(name);
+        uint64_t lsize, loff;
+        memcpy(&lsize, bytes + li + 4, 8);
+        memcpy(&loff, bytes + li + 16, 8);
+        uint64_t msize = lsize - 64, moff = loff + 64;
+        memcpy(bytes + li + 4, &msize, 8);
+        memcpy(bytes + li + 16, &moff, 8);
+        char path[4096];
+        snprintf(path, sizeof path, "%s/damaged-misaligned.gguf", dir);
+        put(path, bytes, n);
+        outputs h;
+        memset(&err, 0, sizeof err);
+        m3_status st = open_and_encode(path, precision, &h, NULL, &err);
+        CHECK(st == M3_STATUS_FORMAT && strstr(err.message, path) && strstr(err.message, "multiple of"),
+              "%s misaligned last tensor: status %d, \"%s\"", pname, st, err.message);
+        printf("%s, the last packed tensor misaligned: %s\n", pname, err.message);
+        clear(&h);
+        unlink(path);
+    }
     free(bytes);
     clear(&a);
+}
+
+// int8's kernels of nr 16 (int8-avx2, int8-avxvnni, int8-scalar) read the same bytes, so they
+// share one layout id: a file packed by one is used in place by the others, with each one's own
+// outputs of the plain F16 file (written by test_precision).
+static void test_int8_shared_layout(const char *src, const char *dir)
+{
+    static const char *const kernels[] = {"int8-avx2", "int8-avxvnni", "int8-scalar"};
+    char plain[4096], packed[4096], debug[1024], id[64];
+    snprintf(plain, sizeof plain, "%s/plain-%s.gguf", dir, m3_dtype_name(M3_DTYPE_F16));
+    snprintf(packed, sizeof packed, "%s/packed-int8-nr16.gguf", dir);
+    setenv("M3_GEMM_KERNEL", kernels[0], 1);
+    if (strcmp(m3_gemm_kernel_name_for(M3_GEMM_INT8), kernels[0]) != 0) {
+        printf("int8 shared layout: this CPU has no %s; not checked\n", kernels[0]);
+        unsetenv("M3_GEMM_KERNEL");
+        return;
+    }
+    m3_error err = {0};
+    m3_cpu_packer packer;
+    CHECK(m3_cpu_packer_init(&packer, M3_PRECISION_INT8, &err) == M3_STATUS_OK &&
+              m3_model_convert_packed(src, packed, M3_DTYPE_F16, &packer.base, &err) == M3_STATUS_OK,
+          "convert int8 with %s: %s", kernels[0], err.message);
+    m3_gemm_layout_id(M3_GEMM_INT8, id, sizeof id);
+    for (size_t i = 0; i < sizeof kernels / sizeof *kernels; i++) {
+        setenv("M3_GEMM_KERNEL", kernels[i], 1);
+        if (strcmp(m3_gemm_kernel_name_for(M3_GEMM_INT8), kernels[i]) != 0) continue;  // not on this CPU
+        char here[64];
+        m3_gemm_layout_id(M3_GEMM_INT8, here, sizeof here);
+        CHECK(!strcmp(here, id), "%s reads layout %s, %s reads %s", kernels[i], here, kernels[0], id);
+        outputs a, b;
+        CHECK(open_and_encode(plain, M3_PRECISION_INT8, &a, NULL, &err) == M3_STATUS_OK, "plain: %s", err.message);
+        CHECK(open_and_encode(packed, M3_PRECISION_INT8, &b, debug, &err) == M3_STATUS_OK, "packed: %s", err.message);
+        CHECK(strstr(debug, "in place"), "%s on a file packed by %s: \"%s\"", kernels[i], kernels[0], debug);
+        CHECK(same(&a, &b), "%s on a file packed by %s: the outputs differ", kernels[i], kernels[0]);
+        printf("int8 layout %s: packed by %s, used in place by %s\n", id, kernels[0], kernels[i]);
+        clear(&a);
+        clear(&b);
+    }
+    unsetenv("M3_GEMM_KERNEL");
 }
 
 int main(int argc, char **argv)
@@ -294,6 +366,14 @@ int main(int argc, char **argv)
     test_precision(src, dir, M3_DTYPE_F16, M3_PRECISION_FP32);
     test_precision(src, dir, M3_DTYPE_F32, M3_PRECISION_FP32);
     test_precision(src, dir, M3_DTYPE_F32, M3_PRECISION_BF16);
+    test_precision(src, dir, M3_DTYPE_F16, M3_PRECISION_INT8);
+    test_precision(src, dir, M3_DTYPE_F32, M3_PRECISION_INT8);
+    test_int8_shared_layout(src, dir);
+    m3_cpu_packer automatic;
+    m3_error err = {0};
+    CHECK(m3_cpu_packer_init(&automatic, M3_PRECISION_AUTO, &err) == M3_STATUS_OK &&
+              automatic.precision != M3_GEMM_INT8 && strcmp(automatic.base.precision, "int8") != 0,
+          "auto packs for %s", automatic.base.precision ? automatic.base.precision : "(none)");
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("could not remove %s\n", dir);

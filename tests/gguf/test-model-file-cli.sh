@@ -56,7 +56,7 @@ cmp -s "$tmp/emb.dir" "$tmp/emb.file" && pass "embed --model FILE (f32) identica
 # convert --precision: a model file given packed weights in place (SRC = DST); embed in that precision
 # gives the plain file's output byte for byte, using them in place (M3_LOG=debug says so).
 cp "$tmp/tiny.gguf" "$tmp/tiny-packed.gguf"
-for p in bf16 fp32; do
+for p in bf16 fp32 int8; do
   "$m3" model convert --precision $p "$tmp/tiny-packed.gguf" "$tmp/tiny-packed.gguf" >/dev/null 2>"$tmp/err" || fail "convert --precision $p: $(cat "$tmp/err")"
   "$m3" embed --model "$tmp/tiny.gguf" --precision $p --threads 2 <"$tmp/etexts" >"$tmp/emb.plain"
   M3_LOG=debug "$m3" embed --model "$tmp/tiny-packed.gguf" --precision $p --threads 2 <"$tmp/etexts" >"$tmp/emb.packed" 2>"$tmp/err"

@@ -171,11 +171,19 @@ size_t m3_packed_matrix_bytes_for(size_t n, size_t k, m3_gemm_precision precisio
     return packed_bytes(m3_gemm_kernel_select_for(precision), n, k);
 }
 
+// The bytes a kernel reads depend only on its precision's layout (gemm-private.h), its nr and the
+// packing code (M3_GEMM_LAYOUT_VERSION). int8: every int8 kernel reads the one blob of k groups of
+// 4 bytes with the per-column fp32 scales and int32 sums after the panels (the non-VNNI ones ignore
+// the sums), so int8-avx2, int8-avxvnni and int8-scalar (nr 16) share "int8-k4-nr16-v1" and
+// int8-avx512vnni has "int8-k4-nr64-v1". How A is quantised (signed or +128) is no part of it.
 const char *m3_gemm_layout_id(m3_gemm_precision precision, char *buf, size_t size) {
     const m3_gemm_kernel *kernel = m3_gemm_kernel_select_for(precision);
-    const char *layout = precision == M3_GEMM_BF16   ? "bf16-kpairs"
-                         : precision == M3_GEMM_FP32 ? "fp32"
-                                                     : "unknown";  // matches no file's layout
+    const char *layout = "unknown";  // matches no file's layout
+    switch (precision) {
+    case M3_GEMM_FP32: layout = "fp32"; break;
+    case M3_GEMM_BF16: layout = "bf16-kpairs"; break;
+    case M3_GEMM_INT8: layout = "int8-k4"; break;
+    }
     snprintf(buf, size, "%s-nr%zu-v%d", layout, kernel->nr, M3_GEMM_LAYOUT_VERSION);
     return buf;
 }
@@ -342,6 +350,14 @@ m3_status m3_packed_matrix_wrap(size_t n, size_t k, m3_gemm_precision precision,
     if ((uintptr_t)data % 64 != 0)
         return m3_error_set(err, M3_STATUS_FORMAT, 0,
                             "gemm: packed weights must start at a multiple of 64 bytes");
+    // int8: the scales and sums lie inside the blob at an offset fixed by n, k and nr; the size check
+    // above puts their np × 8 bytes exactly at its end, and they must be 64-byte aligned as well.
+    size_t nr = kernel->nr, np = (n + nr - 1) / nr * nr;
+    if (kernel->precision == M3_GEMM_INT8 &&
+        (np * packed_kp(precision, k) % 64 != 0 || np * packed_kp(precision, k) + np * 8 != bytes))
+        return m3_error_set(err, M3_STATUS_FORMAT, 0,
+                            "gemm: the int8 scales of a packed [%zu, %zu] matrix lie outside its %zu bytes or off "
+                            "their alignment", n, k, bytes);
     m3_packed_matrix *p = calloc(1, sizeof *p);
     if (!p)
         return m3_error_set(err, M3_STATUS_NOMEM, ENOMEM, "gemm: out of memory");

@@ -67,7 +67,7 @@ const char *m3_cpu_packed_tag(m3_gemm_precision precision)
     switch (precision) {
     case M3_GEMM_FP32: return "fp32";
     case M3_GEMM_BF16: return "bf16";
-    case M3_GEMM_INT8: return NULL;  // packed at start-up (no file layout named yet)
+    case M3_GEMM_INT8: return "int8";
     }
     return NULL;
 }
@@ -118,10 +118,14 @@ m3_status m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision, m3_error 
     memset(p, 0, sizeof *p);
     if (precision == M3_PRECISION_AUTO)
         precision = m3_gemm_precision_native(M3_GEMM_BF16) ? M3_PRECISION_BF16 : M3_PRECISION_FP32;
-    if (precision != M3_PRECISION_FP32 && precision != M3_PRECISION_BF16)
+    switch (precision) {  // AUTO is resolved above, never to int8 (as in the backend)
+    case M3_PRECISION_FP32: p->precision = M3_GEMM_FP32; break;
+    case M3_PRECISION_BF16: p->precision = M3_GEMM_BF16; break;
+    case M3_PRECISION_INT8: p->precision = M3_GEMM_INT8; break;
+    default:
         return m3_error_set(err, M3_STATUS_UNSUPPORTED, 0, "no packed model-file layout for precision %s",
                             m3_precision_name(precision));
-    p->precision = precision == M3_PRECISION_BF16 ? M3_GEMM_BF16 : M3_GEMM_FP32;
+    }
     m3_gemm_layout_id(p->precision, p->layout, sizeof p->layout);
     p->base = (m3_model_packer){
         .precision = m3_cpu_packed_tag(p->precision),

@@ -11,8 +11,10 @@
 //     m3_cpu_packer_init(&p, M3_PRECISION_BF16, &err);
 //     m3_model_convert_packed(src, dst, M3_DTYPE_F16, &p.base, &err);
 //
-// A precision added later (int8 with per-channel scales) adds its case to packed-file.c: the file
-// format stores any precision's bytes, sized by the kernel's own packing function.
+// fp32, bf16 and int8 (the self-contained blob of gemm-private.h: panels of k groups of 4 bytes,
+// then the per-column scales and int32 sums) have a file layout; a precision added later adds its
+// case to packed-file.c: the file format stores any precision's bytes, sized by the kernel's own
+// packing function.
 // Threads: the packer is used by one thread; the rest only reads the model.
 #ifndef M3_ENCODER_CPU_PACKED_FILE_H
 #define M3_ENCODER_CPU_PACKED_FILE_H
@@ -30,10 +32,11 @@ typedef struct m3_cpu_packer {
 } m3_cpu_packer;
 
 // A packer for `precision` (AUTO: as the backend resolves it) with this CPU's kernel's layout.
-// Errors: M3_STATUS_UNSUPPORTED for a precision without a file layout (only fp32 and bf16 have one).
+// Errors: M3_STATUS_UNSUPPORTED for a precision without a file layout (fp32, bf16 and int8 have one).
+// AUTO never resolves to int8 (as in the backend).
 m3_status m3_cpu_packer_init(m3_cpu_packer *p, m3_precision precision, m3_error *err);
 
-// The file's tag of a precision: "fp32", "bf16"; NULL for a precision without a file layout.
+// The file's tag of a precision: "fp32", "bf16", "int8"; NULL for a precision without a file layout.
 const char *m3_cpu_packed_tag(m3_gemm_precision precision);
 
 // Whether model holds packed weights for `precision` in the layout this CPU's kernel reads. When
