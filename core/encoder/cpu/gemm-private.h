@@ -84,10 +84,6 @@ typedef struct m3_gemm_kernel {
     size_t nr;  // panel width in columns of W
     size_t kc;  // k block: a panel block (kc × nr) and an A tile stay in cache
     m3_gemm_tile_fn tile;
-    // Optional, for short A (mr + 1 to M3_GEMM_MR_MAX rows, a query): the same contract as tile
-    // with all of those rows in one call, so each element of W is loaded once per GEMM. With tile
-    // alone, 16 rows are three tiles and W streams from memory under the first only.
-    m3_gemm_tile_fn tile_tall;
     m3_gemm_to_bf16_fn to_bf16;  // bf16 kernels only
     m3_gemm_tile_i8_fn tile_i8;  // int8 kernels only (tile is NULL)
     m3_gemm_to_int8_fn to_int8;  // int8 kernels only

@@ -556,11 +556,6 @@ static void gemm_task(void *ctx, size_t task, int thread) {
         gemm_i8_task(job, m0, m1, n0, n1, mr_even);
         return;
     }
-    m3_gemm_tile_fn tile = kern->tile;
-    if (kern->tile_tall && rows > mr_max && rows <= M3_GEMM_MR_MAX) {  // a query: one tall tile
-        tile = kern->tile_tall;
-        mr_even = rows;
-    }
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
     for (size_t k0 = 0; k0 < k; k0 += kc) {
@@ -577,7 +572,7 @@ static void gemm_task(void *ctx, size_t task, int thread) {
                 // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
                 const void *wp = (const char *)w->data + (j0 * kp + k0 * nr) * esize;
                 float *c = job->c + i0 * job->ldc + j0;
-                tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
+                kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
                            job->bias ? job->bias + j0 : NULL,
                            residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
                 if (last && gelu)
