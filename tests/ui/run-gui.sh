@@ -28,6 +28,8 @@ chmod 700 "$XDG_RUNTIME_DIR"
 printf 'XDG_DOCUMENTS_DIR="$HOME/Documents"\nXDG_DESKTOP_DIR="$HOME/Desktop"\n' >"$XDG_CONFIG_HOME/user-dirs.dirs"
 export GSETTINGS_BACKEND=keyfile
 export GSETTINGS_SCHEMA_DIR=$build/packaging${GSETTINGS_SCHEMA_DIR:+:$GSETTINGS_SCHEMA_DIR}
+# GTK's cairo renderer: Xvfb has no GPU, and GL through Mesa's llvmpipe draws the whole window every
+# frame (slower, see docs/performance.md, "The window"); M3_GSK_RENDERER picks another to compare.
 export GTK_A11Y=atspi NO_AT_BRIDGE=0 GDK_BACKEND=x11 GSK_RENDERER=${M3_GSK_RENDERER:-cairo} LC_ALL=${LC_ALL:-C.UTF-8}
 export M3_BUILD=$build M3_TEST_TMP=$tmp M3SEARCH_LOCALEDIR=$build/po
 unset DBUS_SESSION_BUS_ADDRESS DISPLAY WAYLAND_DISPLAY
