@@ -5,8 +5,8 @@
 # transformers.js users run), side by side in one run on this machine: the same BGE-M3 shape with
 # random weights, the same thread count, the same batch shapes; m3 in fp32, in bf16 where the CPU
 # has AVX512_BF16, and in int8 where it has AVX512-VNNI, AVX-VNNI or AVX2, in rounds (below). Prints
-# each row with the ratios and the load average before and after (the
-# machine may be shared); writes a JSON summary to tools/.bench/cpu-summary.json.
+# each row with the ratios and the load average before and after (the machine may be shared);
+# writes a JSON summary to tools/.bench/cpu-summary.json.
 #
 # Needs: python3-torch and python3-onnx (to export the ONNX graph once, ~2.3 GB), nodejs + npm
 # (onnxruntime-node, installed into tools/.bench without its install script, which would fetch GPU
@@ -65,6 +65,6 @@ jq -s --slurpfile ort "$work/ort.jsonl" --arg cpu "$(grep -m1 'model name' /proc
                 m3_peak_rss_mib: ([ $g[].peak_rss_mib ] | max) } ] }' "$work/m3.jsonl" >"$work/cpu-summary.json"
 jq -r '"\(.machine), \(.threads) threads, \(.rounds) rounds, load \(.load_average_before) -> \(.load_average_after)",
   "precision batch x seq   ORT best/median   m3 best/median   ratio best/median",
-  (.rows | sort_by(.precision != "fp32", .precision != "bf16", .batch * 0 + .seq)[] |
+  (.rows | sort_by(.precision != "fp32", .precision != "bf16", .seq)[] |
    "\(.precision)\t\(.batch) x \(.seq)\t\(.ort_tokens_per_s_best) / \(.ort_tokens_per_s_median)\t\(.m3_tokens_per_s_best) / \(.m3_tokens_per_s_median)\t\(.ratio_best) / \(.ratio_median)")' \
     "$work/cpu-summary.json"

@@ -98,7 +98,7 @@ INLINE v16 select16(vi16 mask, v16 a, v16 b)
 INLINE v16 vexp(v16 x)
 {
 #if defined(__AVX512F__)
-    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-87.0f));  // also -inf and NaN-free for -inf
+    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-87.0f));  // -inf becomes -87 too
 #else
     vi16 under = x < splat(-87.0f);
     x = select16(under, splat(-87.0f), x);
