@@ -85,6 +85,7 @@ struct _M3Window {
     // The same without the frames that switch the page (status page <-> results: everything is
     // drawn anew) and the gaps holding them.
     gboolean trace_switched;
+    GtkWidget *trace_page;  // the page the last frame showed (compared only, no reference)
     gint64 switch_frame_end_us, max_gap_steady_us, max_frame_steady_us, frames_over_16_steady;
     gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
     gint64 trace_bind_us, trace_preview_us;   // within them: binding rows, filling the preview
@@ -1073,6 +1074,11 @@ static gboolean trace_tick_cb(gpointer user) {
 static void frame_before_paint_cb(GdkFrameClock *clock, M3Window *self) {
     (void)clock;
     self->frame_start_us = self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();
+    // A frame that shows another page than the last frame did (compared here, not from the
+    // stack's notifications: the page may change and change back between two frames).
+    GtkWidget *page = gtk_stack_get_visible_child(self->stack);
+    self->trace_switched = page != self->trace_page;
+    self->trace_page = page;
 }
 
 static void frame_layout_cb(GdkFrameClock *clock, M3Window *self) {
@@ -1091,7 +1097,6 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
     self->frame_end_us = now;
     self->frames_over_16 += frame > 16000;
     gboolean switched = self->trace_switched;
-    self->trace_switched = FALSE;
     if (switched) {
         self->switch_frame_end_us = now;
     } else {
@@ -1111,14 +1116,9 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
 }
 
 // The frame clock exists once the window is realized; "after" handlers run after GTK's own.
-static void trace_page_cb(M3Window *self) {
-    self->trace_switched = TRUE;
-}
-
 static void trace_realize_cb(GtkWidget *widget, gpointer user) {
     (void)user;
     M3Window *self = M3_WINDOW(widget);
-    g_signal_connect_swapped(self->stack, "notify::visible-child", G_CALLBACK(trace_page_cb), self);
     GdkFrameClock *clock = gtk_widget_get_frame_clock(widget);
     g_signal_connect(clock, "before-paint", G_CALLBACK(frame_before_paint_cb), self);
     g_signal_connect_after(clock, "layout", G_CALLBACK(frame_layout_cb), self);
