@@ -49,8 +49,8 @@ M3Result *m3_result_slot_get_result(M3ResultSlot *self) {
 void m3_result_slot_set_result(M3ResultSlot *self, M3Result *result) {
     // A refresh (the index changed, most results did not) keeps an equal result and its row as
     // they are: no rebinding, no new layout.
-    if (m3_result_equal(self->result, result))
+    if (m3_result_equal(self->result, result))  // also the same object
         return;
-    if (g_set_object(&self->result, result))
-        g_object_notify_by_pspec(G_OBJECT(self), props[PROP_RESULT]);
+    g_set_object(&self->result, result);
+    g_object_notify_by_pspec(G_OBJECT(self), props[PROP_RESULT]);
 }

@@ -106,7 +106,8 @@ gboolean m3_result_equal(M3Result *a, M3Result *b) {
            g_str_equal(a->location, b->location) && g_str_equal(a->content_type, b->content_type) &&
            a->score == b->score && a->dense == b->dense && a->sparse == b->sparse && a->colbert == b->colbert &&
            a->mtime == b->mtime && a->highlights->len == b->highlights->len &&
-           (a->highlights->len == 0 || memcmp(a->highlights->data, b->highlights->data, a->highlights->len * sizeof(m3_highlight)) == 0);
+           (a->highlights->len == 0 ||
+            memcmp(a->highlights->data, b->highlights->data, a->highlights->len * sizeof(m3_highlight)) == 0);
 }
 
 char *m3_result_dup_name(M3Result *self) {
