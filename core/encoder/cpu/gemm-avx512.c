@@ -21,7 +21,8 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
                                                             size_t lda, const float *wp, float *c,
                                                             size_t ldc, const int mr, size_t nr,
                                                             bool first, const float *bias,
-                                                            const float *r, size_t ldr) {
+                                                            const float *r, size_t ldr,
+                                                            const char *pf, size_t pf_steps) {
     __m512 acc[AVX512_MR][AVX512_NV];
 #pragma GCC unroll 16
     for (int i = 0; i < mr; i++)
@@ -30,6 +31,10 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
             acc[i][v] = _mm512_setzero_ps();
 #pragma GCC unroll 4
     for (size_t k = 0; k < kc; k++) {
+        if (k < pf_steps) {
+            _mm_prefetch(pf + 128 * k, _MM_HINT_T1);
+            _mm_prefetch(pf + 128 * k + 64, _MM_HINT_T1);
+        }
         __m512 w[AVX512_NV];
 #pragma GCC unroll 4
         for (int v = 0; v < AVX512_NV; v++)
@@ -45,13 +50,22 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
     m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
 }
 
-#define TILE(R) tile_body(kc, ap, lda, wp, c, ldc, R, nr, first, bias, r, ldr)
+#define TILE(R) tile_body(kc, ap, lda, wp, c, ldc, R, nr, first, bias, r, ldr, pf, pf_steps)
+
+// An odd pf_lines prefetches the line after the range too (a prefetch never faults).
+static void avx512_tile_pf(size_t kc, const void *av, size_t lda, const void *wv, float *c,
+                           size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
+                           const float *r, size_t ldr, const void *pfv, size_t pf_lines) {
+    const float *ap = av, *wp = wv;
+    const char *pf = pfv;
+    size_t pf_steps = (pf_lines + 1) / 2;
+    M3_GEMM_AVX512_DISPATCH(mr, TILE);
+}
 
 static void avx512_tile(size_t kc, const void *av, size_t lda, const void *wv, float *c,
                         size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
                         const float *r, size_t ldr) {
-    const float *ap = av, *wp = wv;
-    M3_GEMM_AVX512_DISPATCH(mr, TILE);
+    avx512_tile_pf(kc, av, lda, wv, c, ldc, mr, nr, first, bias, r, ldr, NULL, 0);
 }
 
 M3_GEMM_DEFINE_GELU(avx512)
@@ -64,6 +78,7 @@ const m3_gemm_kernel m3_gemm_kernel_avx512 = {
     .nr = NR,
     .kc = AVX512_KC,
     .tile = avx512_tile,
+    .tile_pf = avx512_tile_pf,
     .gelu = avx512_gelu,
     .erf = avx512_erf,
 };

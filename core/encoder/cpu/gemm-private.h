@@ -56,6 +56,13 @@ typedef void (*m3_gemm_tile_fn)(size_t kc, const void *a, size_t lda, const void
                                 size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
                                 const float *r, size_t ldr);
 
+// The same tile that also prefetches pf_lines cache lines from pf into L2 while it runs (two a k
+// step, so at most 2 · kc of them), spreading the driver's reads of W's next k block from memory
+// over the tiles before it (gemm.c). Optional: fp32 AVX-512 only; NULL in the other kernels.
+typedef void (*m3_gemm_tile_pf_fn)(size_t kc, const void *a, size_t lda, const void *wp, float *c,
+                                   size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
+                                   const float *r, size_t ldr, const void *pf, size_t pf_lines);
+
 // bf16: rows × ceil(kc / 2) pair words at dst (row stride ldd words) from fp32 A (rows × kc at
 // a, row stride lda), rounded to nearest even, a zero after an odd kc.
 typedef void (*m3_gemm_to_bf16_fn)(const float *a, size_t lda, size_t rows, size_t kc,
@@ -84,6 +91,7 @@ typedef struct m3_gemm_kernel {
     size_t nr;  // panel width in columns of W
     size_t kc;  // k block: a panel block (kc × nr) and an A tile stay in cache
     m3_gemm_tile_fn tile;
+    m3_gemm_tile_pf_fn tile_pf;  // optional (see its type)
     m3_gemm_to_bf16_fn to_bf16;  // bf16 kernels only
     m3_gemm_tile_i8_fn tile_i8;  // int8 kernels only (tile is NULL)
     m3_gemm_to_int8_fn to_int8;  // int8 kernels only

@@ -9,6 +9,12 @@
 //                                                  or from A converted to bf16 pairs, in L1
 //       for each panel of nr columns:              the panel streams from L2 through the FMAs
 //         micro-kernel; after the last k block, GELU on the tile while it is in L1
+// While a k block runs, the kernels that can (tile_pf) prefetch the next k block of the task's
+// panels into L2, each micro-tile of rows a share of each panel's block, so that W comes from
+// memory at an even pace over the whole task instead of in bursts at the start of each k block
+// (the first micro-tile reading a block from memory, the others from L2). It matters where W is
+// reused by few rows: a 16-token query streams all the weights (1.2 GB in fp32 for BGE-M3) once
+// per pass; fp32 GEMM time at m = 16 fell 6–10 % (interleaved A/B, docs/performance.md).
 // Bias and the residual are added at the first k block (so the residual may alias C: each
 // element is read before it is first written), GELU after the last.
 // bf16 and int8 convert (int8: quantise) each row block of A once per GEMM, in the first task that
@@ -550,6 +556,7 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     size_t n1 = n0 + job->nt < n ? n0 + job->nt : n;
     // Split the rows evenly into micro-tiles of at most mr_max (16 rows: 8 + 8, not 14 + 2).
     size_t rows = m1 - m0, tiles = (rows + mr_max - 1) / mr_max, mr_even = (rows + tiles - 1) / tiles;
+    size_t n_tiles = (rows + mr_even - 1) / mr_even;  // ≤ tiles
     if (job->ready)
         ready_rows(job, task);
     if (kern->precision == M3_GEMM_INT8) {
@@ -572,9 +579,22 @@ static void gemm_task(void *ctx, size_t task, int thread) {
                 // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
                 const void *wp = (const char *)w->data + (j0 * kp + k0 * nr) * esize;
                 float *c = job->c + i0 * job->ldc + j0;
-                kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first,
-                           job->bias ? job->bias + j0 : NULL,
-                           residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
+                const float *bias = job->bias ? job->bias + j0 : NULL;
+                const float *r = residual ? job->r + i0 * job->ldr + j0 : NULL;
+                if (kern->tile_pf && !last) {
+                    // Row tile t of the task's n_tiles prefetches lines [t·L/n_tiles,
+                    // (t+1)·L/n_tiles) of the L lines of this panel's next k block.
+                    size_t t = (i0 - m0) / mr_even, next_kb = k - k0 - kb < kc ? k - k0 - kb : kc;
+                    size_t lines = next_kb * nr * esize / 64;
+                    size_t l0 = t * lines / n_tiles, l1 = (t + 1) * lines / n_tiles;
+                    if (l1 - l0 > 2 * kb)  // the most the tile spreads over its k steps
+                        l1 = l0 + 2 * kb;
+                    kern->tile_pf(kb, at, lda, wp, c, job->ldc, mr, cols, first, bias, r,
+                                  job->ldr, (const char *)wp + kb * nr * esize + l0 * 64,
+                                  l1 - l0);
+                } else {
+                    kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first, bias, r, job->ldr);
+                }
                 if (last && gelu)
                     for (size_t i = 0; i < mr; i++)
                         kern->gelu(c + i * job->ldc, cols);
