@@ -2,6 +2,7 @@
 #include "window.h"
 
 #include <glib/gi18n.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "indexer1-dbus.h"
@@ -78,6 +79,7 @@ struct _M3Window {
     // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
     // longest frame with its split; the longest gap with no frame in it (our code, D-Bus, input).
     gint64 frame_start_us, frame_layout_us, frame_paint_us, frame_end_us;
+    gint64 frame_start_cpu_us, frame_start_faults;  // the main thread's CPU time and page faults then
     gint64 max_frame_us, max_frame_layout_us, max_frame_paint_us, max_gap_outside_us, frames_over_16;
     // The main thread's CPU time at the last tick, and the most it used within one gap: a gap in
     // which it barely ran was the machine's load (other processes), not work of this process.
@@ -1049,6 +1051,12 @@ static gint64 thread_cpu_us(void) {
     return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
+// Page faults the calling thread has taken (a frame that touches fresh memory pays for each).
+static gint64 thread_faults(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_minflt + ru.ru_majflt : 0;
+}
+
 static gboolean trace_tick_cb(gpointer user) {
     M3Window *self = user;
     gint64 now = g_get_monotonic_time(), last = self->trace_last_tick_us, gap = now - last, cpu = thread_cpu_us();
@@ -1074,6 +1082,10 @@ static gboolean trace_tick_cb(gpointer user) {
 static void frame_before_paint_cb(GdkFrameClock *clock, M3Window *self) {
     (void)clock;
     self->frame_start_us = self->frame_layout_us = self->frame_paint_us = g_get_monotonic_time();
+    if (self->trace_verbose) {
+        self->frame_start_cpu_us = thread_cpu_us();
+        self->frame_start_faults = thread_faults();
+    }
     // A frame that shows another page than the last frame did (compared here, not from the
     // stack's notifications: the page may change and change back between two frames).
     GtkWidget *page = gtk_stack_get_visible_child(self->stack);
@@ -1105,9 +1117,12 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
             self->max_frame_steady_us = frame;
     }
     if (frame > 16000 && self->trace_verbose)
-        g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms)%s\n", frame / 1000.0,
-                   now / 1e6, (self->frame_layout_us - self->frame_start_us) / 1000.0,
-                   (self->frame_paint_us - self->frame_layout_us) / 1000.0, switched ? ", a page switch" : "");
+        g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms; main-thread CPU %.1f ms, "
+                   "%" G_GINT64_FORMAT " page faults)%s\n", frame / 1000.0, now / 1e6,
+                   (self->frame_layout_us - self->frame_start_us) / 1000.0,
+                   (self->frame_paint_us - self->frame_layout_us) / 1000.0,
+                   (thread_cpu_us() - self->frame_start_cpu_us) / 1000.0, thread_faults() - self->frame_start_faults,
+                   switched ? ", a page switch" : "");
     if (frame > self->max_frame_us) {
         self->max_frame_us = frame;
         self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
