@@ -50,8 +50,20 @@ static void m3_preview_class_init(M3PreviewClass *klass) {
     gtk_widget_class_set_css_name(wc, "preview");
 }
 
+// The text wraps, so it never needs to scroll sideways; but scrolling to the passage with a margin
+// (show_text) moves the view sideways by the few pixels the text view is wider than its viewport
+// when the passage ends near a line's end, which hid the first letters of every line.
+static void keep_left_cb(GtkAdjustment *h, gpointer user) {
+    (void)user;
+    if (gtk_adjustment_get_value(h) != gtk_adjustment_get_lower(h))
+        gtk_adjustment_set_value(h, gtk_adjustment_get_lower(h));
+}
+
 static void m3_preview_init(M3Preview *self) {
     gtk_widget_init_template(GTK_WIDGET(self));
+    GtkAdjustment *h = gtk_scrollable_get_hadjustment(GTK_SCROLLABLE(self->text));
+    if (h)
+        g_signal_connect(h, "value-changed", G_CALLBACK(keep_left_cb), NULL);
     m3_stack_show(self->stack, "empty");
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->text);
     gtk_text_buffer_create_tag(buf, "match", "weight", PANGO_WEIGHT_BOLD, "background", "#f8e45c", "foreground", "#000000", NULL);
