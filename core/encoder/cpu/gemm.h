@@ -3,7 +3,8 @@
 // Private to the CPU backend: the matrix multiply of the encoder's linear layers,
 //   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] + bias[n] )
 // with W a PyTorch Linear weight ([out, in], row-major), packed once at load time into the layout
-// the micro-kernel streams. A, C, bias and R are fp32 whatever the precision; the precision is
+// the micro-kernel streams. A, C, bias and R are fp32 whatever the precision (bf16 also has forms
+// that read A or write C as bf16 pairs: m3_gemm_pairs, m3_gemm_to_pairs); the precision is
 // that of the products: fp32, bf16 (W and A rounded to bf16, products summed in fp32), or int8
 // (W quantised per output channel, A per row, both symmetric to [-127, 127]; products summed in
 // int32 and scaled back to fp32 in the store, where bias, GELU and the residual are applied).
