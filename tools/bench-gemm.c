@@ -3,7 +3,8 @@
 // GFLOP/s (int8: GOP/s) of m3_gemm on the encoder's shapes (BGE-M3: hidden 1024, FFN 4096), 1
 // and 2 threads, against this machine's measured peak for the precision (tools/peak-kernels.h:
 // fp32 FMA, VDPBF16PS or zmm VPDPBUSD loops with no memory traffic). Several precisions run side
-// by side, shape by shape, in one process (the int8 time includes quantising A), then a 16-token
+// by side, shape by shape, in one process (the int8 time includes quantising A). bf16 adds the
+// FFN pair with its middle matrix in fp32 or as bf16 pairs (bench_ffn_pairs). Then a 16-token
 // query through 8 layers of weights that come from memory, as in the encoder.
 //
 //     bench-gemm [seconds per case] [fp32|bf16|int8[,...]]
@@ -136,6 +137,68 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
     return ok;
 }
 
+// bf16: the FFN pair (x·W1ᵀ with GELU, then ·W2ᵀ with the residual) at 2048 tokens, its middle
+// matrix kept in fp32 (m3_gemm twice) or as bf16 pairs (m3_gemm_to_pairs, m3_gemm_pairs), the
+// two ways alternating so that both see the same machine; best of each.
+static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak) {
+    enum { M = 2048, H = 1024, F = 4096 };
+    float *x = malloc((size_t)M * H * sizeof *x), *mid = malloc((size_t)M * F * sizeof *mid);
+    float *w1 = malloc((size_t)F * H * sizeof *w1), *w2 = malloc((size_t)H * F * sizeof *w2);
+    float *b1 = calloc(F, sizeof *b1), *b2 = calloc(H, sizeof *b2);
+    for (size_t i = 0; i < (size_t)M * H; i++)
+        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)F * H; i++) {
+        w1[i] = (float)((i * 104729) % 1000) * 1e-4f - 0.05f;
+        w2[i] = (float)((i * 15485863) % 1000) * 1e-4f - 0.05f;
+    }
+    m3_tensor t1 = {.name = "w1", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {F, H},
+                    .strides = {H, 1}, .data = w1};
+    m3_tensor t2 = {.name = "w2", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {H, F},
+                    .strides = {F, 1}, .data = w2};
+    m3_packed_matrix *p1, *p2;
+    m3_error err = {0};
+    if (m3_packed_matrix_new_as(&t1, M3_GEMM_BF16, &p1, &err) ||
+        m3_packed_matrix_new_as(&t2, M3_GEMM_BF16, &p2, &err)) {
+        fprintf(stderr, "%s\n", err.message);
+        exit(1);
+    }
+    double best[2] = {1e30, 1e30}, total = 0;
+    int reps = 0;
+    while (total < 2 * seconds || reps < 6) {
+        int way = reps % 2;
+        double t0 = now();
+        if (way == 0) {
+            m3_gemm(pool, M, x, H, p1, b1, M3_GEMM_BIAS_GELU, NULL, 0, mid, F);
+            m3_gemm(pool, M, mid, F, p2, b2, M3_GEMM_BIAS_RESIDUAL, x, H, x, H);
+        } else {
+            m3_gemm_to_pairs(pool, M, x, H, p1, b1, M3_GEMM_BIAS_GELU, (uint32_t *)mid, F / 2);
+            m3_gemm_pairs(pool, M, (const uint32_t *)mid, F / 2, p2, b2, M3_GEMM_BIAS_RESIDUAL, x,
+                          H, x, H);
+        }
+        double dt = now() - t0;
+        if (reps >= 2)  // the first of each way warms up
+            total += dt;
+        if (reps >= 2 && dt < best[way])
+            best[way] = dt;
+        reps++;
+    }
+    for (int way = 0; way < 2; way++) {
+        double gflops = 4.0 * M * H * F / best[way] / 1e9;
+        printf("  bf16 ffn pair m=%d h=%d f=%d  %-18s %7.1f GFLOP/s  %5.1f%% of peak  (%.3f ms best of "
+               "%d)\n",
+               M, H, F, way ? "pairs between" : "fp32 between", gflops,
+               peak > 0 ? 100 * gflops / peak : 0, best[way] * 1e3, reps / 2);
+    }
+    m3_packed_matrix_free(p1);
+    m3_packed_matrix_free(p2);
+    free(x);
+    free(mid);
+    free(w1);
+    free(w2);
+    free(b1);
+    free(b2);
+}
+
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
     m3_gemm_precision precisions[3];
@@ -223,6 +286,9 @@ int main(int argc, char **argv) {
             free(bias);
             free(c);
         }
+        for (size_t pi = 0; pi < np; pi++)
+            if (precisions[pi] == M3_GEMM_BF16)
+                bench_ffn_pairs(pool, seconds, peak[pi]);
         for (size_t pi = 0; pi < np; pi++)
             if (!bench_stream(pool, precisions[pi], seconds, peak[pi]))
                 return 1;

@@ -5,8 +5,9 @@
 // int8 (whose reference quantises A per row and W per column as gemm-private.h specifies and
 // multiplies the integers in double; also checked against the unquantised product), odd shapes
 // (odd k for the bf16 pairs, k not a multiple of 4 for the int8 groups), all epilogues, strides, a
-// residual that aliases C, several k blocks, 1 and 3 threads; then erf and GELU of each kernel
-// against libm over a sweep.
+// residual that aliases C, several k blocks, 1 and 3 threads; bf16's pair forms (m3_gemm_pairs,
+// m3_gemm_to_pairs) bit for bit against m3_gemm; then erf and GELU of each kernel against libm over
+// a sweep.
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -62,6 +63,50 @@ static void quantise_ref(const float *x, size_t s, size_t k, double *out) {
         float y = fminf(fmaxf(x[kk * s] * inv, -127.0f), 127.0f);
         out[kk] = (double)rintf(y) * scale;
     }
+}
+
+// bf16: the pair forms against m3_gemm, bit for bit (gemm.h): A given as its bf16 pairs gives C
+// exactly, and C stored as pairs is exactly C rounded (c: what m3_gemm wrote, r not aliasing it).
+static void check_pairs(m3_threadpool *pool, const m3_packed_matrix *p, size_t m, const float *a,
+                        size_t lda, const float *bias, m3_gemm_epilogue epi, const float *r,
+                        size_t ldr, const float *c, size_t ldc) {
+    const char *kname = m3_packed_matrix_kernel(p)->name;
+    size_t n = m3_packed_matrix_rows(p), k = m3_packed_matrix_cols(p);
+    size_t lda2 = (k + 1) / 2 + 1, ldo = (n + 1) / 2 + 2;  // a word (two) past each row
+    uint32_t *ap = malloc(m * lda2 * sizeof *ap), *out = malloc(m * ldo * sizeof *out);
+    float *c2 = malloc(m * ldc * sizeof *c2);
+    for (size_t i = 0; i < m; i++)
+        for (size_t q = 0; q < lda2; q++)
+            ap[i * lda2 + q] = 2 * q >= k ? 0xdeadbeefu  // never read
+                               : m3_gemm_bf16_round(a[i * lda + 2 * q]) |
+                                     (2 * q + 1 < k ? (uint32_t)m3_gemm_bf16_round(a[i * lda + 2 * q + 1]) << 16 : 0u);
+    m3_gemm_pairs(pool, m, ap, lda2, p, bias, epi, r, ldr, c2, ldc);
+    for (size_t i = 0; i < m; i++)
+        if (memcmp(c2 + i * ldc, c + i * ldc, n * sizeof *c) != 0) {
+            CHECK(0, "%s m=%zu n=%zu k=%zu epi=%d threads=%d: m3_gemm_pairs row %zu differs from m3_gemm",
+                  kname, m, n, k, (int)epi, m3_threadpool_size(pool), i);
+            break;
+        }
+    if (epi != M3_GEMM_BIAS_RESIDUAL) {
+        for (size_t i = 0; i < m * ldo; i++)
+            out[i] = 0xdeadbeefu;
+        m3_gemm_to_pairs(pool, m, a, lda, p, bias, epi, out, ldo);
+        for (size_t i = 0; i < m; i++)
+            for (size_t q = 0; q < ldo; q++) {
+                uint32_t want = 2 * q >= n ? 0xdeadbeefu  // past the row: untouched
+                                : m3_gemm_bf16_round(c[i * ldc + 2 * q]) |
+                                      (2 * q + 1 < n ? (uint32_t)m3_gemm_bf16_round(c[i * ldc + 2 * q + 1]) << 16 : 0u);
+                if (out[i * ldo + q] != want) {
+                    CHECK(0, "%s m=%zu n=%zu k=%zu epi=%d threads=%d: m3_gemm_to_pairs word [%zu][%zu] = %08x, want %08x",
+                          kname, m, n, k, (int)epi, m3_threadpool_size(pool), i, q, out[i * ldo + q], want);
+                    i = m;
+                    break;
+                }
+            }
+    }
+    free(ap);
+    free(out);
+    free(c2);
 }
 
 static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m, size_t n,
@@ -190,7 +235,9 @@ static void check_case(m3_threadpool *pool, const m3_gemm_kernel *kern, size_t m
                         bad++;
                         break;
                     }
-        }
+        }        if (bf16 && !alias)
+            check_pairs(pool, p, m, a, lda, with_bias ? bias : NULL, epi, residual ? r : NULL, ldr,
+                        c, ldc);
     }
     m3_packed_matrix_free(p);
     free(aq);

@@ -461,10 +461,20 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         run_rows(cb, layer_norm_task, &rows);
         t0 = now();
         t_other += t0 - t1;
-        m3_gemm(cb->pool, total, cb->x, h, L->ffn_in, L->ffn_in_b, M3_GEMM_BIAS_GELU, NULL, 0,
-                cb->big, ffn);
-        m3_gemm(cb->pool, total, cb->big, ffn, L->ffn_out, L->ffn_out_b, M3_GEMM_BIAS_RESIDUAL,
-                cb->x, h, cb->x, h);
+        if (cb->precision == M3_GEMM_BF16) {
+            // The GELU output as W2's bf16 pairs (gemm.h): half the bytes, converted only once.
+            uint32_t *pairs = (uint32_t *)cb->big;
+            size_t ldp = (ffn + 1) / 2;
+            m3_gemm_to_pairs(cb->pool, total, cb->x, h, L->ffn_in, L->ffn_in_b, M3_GEMM_BIAS_GELU,
+                             pairs, ldp);
+            m3_gemm_pairs(cb->pool, total, pairs, ldp, L->ffn_out, L->ffn_out_b,
+                          M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
+        } else {
+            m3_gemm(cb->pool, total, cb->x, h, L->ffn_in, L->ffn_in_b, M3_GEMM_BIAS_GELU, NULL, 0,
+                    cb->big, ffn);
+            m3_gemm(cb->pool, total, cb->big, ffn, L->ffn_out, L->ffn_out_b, M3_GEMM_BIAS_RESIDUAL,
+                    cb->x, h, cb->x, h);
+        }
         t1 = now();
         t_gemm += t1 - t0;
         rows.ln_w = L->ffn_ln_w;

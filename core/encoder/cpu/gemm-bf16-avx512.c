@@ -9,6 +9,7 @@
 
 #include "encoder/cpu/gemm.h"
 #include "encoder/cpu/gemm-gelu.h"
+#include "encoder/cpu/gemm-gelu-avx512.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx512-store.h"
 
@@ -76,7 +77,7 @@ static void bf16_avx512_to_bf16(const float *a, size_t lda, size_t rows, size_t 
     }
 }
 
-M3_GEMM_DEFINE_GELU(bf16_avx512)
+M3_GEMM_DEFINE_ERF(bf16_avx512)
 
 const m3_gemm_kernel m3_gemm_kernel_bf16_avx512 = {
     .name = "bf16-avx512",
@@ -87,6 +88,6 @@ const m3_gemm_kernel m3_gemm_kernel_bf16_avx512 = {
     .kc = KC,
     .tile = bf16_avx512_tile,
     .to_bf16 = bf16_avx512_to_bf16,
-    .gelu = bf16_avx512_gelu,
+    .gelu = m3_gemm_gelu_avx512,
     .erf = bf16_avx512_erf,
 };

@@ -94,15 +94,18 @@ static inline __attribute__((always_inline)) float gemm_gelu1(float x) {
     return 0.5f * x * (z < 0.0f ? ec : 2.0f - ec);
 }
 
-// The loops each kernel file exports (the compiler vectorises them with that file's flags).
+// The loops each kernel file exports (the compiler vectorises them with that file's flags); a
+// kernel with a GELU of its own (gemm-gelu-avx512.h) takes only the erf.
+#define M3_GEMM_DEFINE_ERF(prefix)                                    \
+    static void prefix##_erf(const float *x, float *y, size_t n) {    \
+        for (size_t i = 0; i < n; i++)                                \
+            y[i] = gemm_erf1(x[i]);                                   \
+    }
 #define M3_GEMM_DEFINE_GELU(prefix)                                   \
     static void prefix##_gelu(float *x, size_t n) {                   \
         for (size_t i = 0; i < n; i++)                                \
             x[i] = gemm_gelu1(x[i]);                                  \
     }                                                                 \
-    static void prefix##_erf(const float *x, float *y, size_t n) {    \
-        for (size_t i = 0; i < n; i++)                                \
-            y[i] = gemm_erf1(x[i]);                                   \
-    }
+    M3_GEMM_DEFINE_ERF(prefix)
 
 #endif

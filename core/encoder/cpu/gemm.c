@@ -460,7 +460,11 @@ typedef struct gemm_job {
                             // m rows of qld words
     size_t qld;             // bf16: qa's row stride in words
     float *a_scale;         // int8: m row scales
-    atomic_int *ready;      // int8, bf16: per row block of mt rows, READY_* (below)
+    atomic_int *ready;      // int8, bf16: per row block of mt rows, READY_* (below); NULL when
+                            // A came as pairs (m3_gemm_pairs)
+    uint32_t *out;          // m3_gemm_to_pairs: C as bf16 pairs, row stride ldo words; C itself
+    size_t ldo;             // is then each thread's tile (mt × nt floats at tiles + thread · mt · nt)
+    float *tiles;
 } gemm_job;
 
 // The states of a row block's converted A.
@@ -543,7 +547,6 @@ static void gemm_i8_task(const gemm_job *job, size_t m0, size_t m1, size_t n0, s
 }
 
 static void gemm_task(void *ctx, size_t task, int thread) {
-    (void)thread;
     const gemm_job *job = ctx;
     const m3_packed_matrix *w = job->w;
     const m3_gemm_kernel *kern = w->kernel;
@@ -565,6 +568,10 @@ static void gemm_task(void *ctx, size_t task, int thread) {
     }
     bool residual = job->epilogue == M3_GEMM_BIAS_RESIDUAL;
     bool gelu = job->epilogue == M3_GEMM_BIAS_GELU;
+    // to_pairs: the task's C lives in the thread's tile (in L2 across the k blocks) and only its
+    // bf16 pairs go to memory, each micro-tile converted after its last k block, still in L1.
+    float *tile = job->out ? job->tiles + (size_t)thread * job->mt * job->nt : NULL;
+    size_t ldc = job->out ? job->nt : job->ldc;
     for (size_t k0 = 0; k0 < k; k0 += kc) {
         size_t kb = k - k0 < kc ? k - k0 : kc;
         bool first = k0 == 0, last = k0 + kb == k;
@@ -578,7 +585,7 @@ static void gemm_task(void *ctx, size_t task, int thread) {
                 size_t cols = n1 - j0 < nr ? n1 - j0 : nr;
                 // Panel j0/nr starts at element j0*kp; its k block at k0*nr.
                 const void *wp = (const char *)w->data + (j0 * kp + k0 * nr) * esize;
-                float *c = job->c + i0 * job->ldc + j0;
+                float *c = tile ? tile + (i0 - m0) * ldc + (j0 - n0) : job->c + i0 * ldc + j0;
                 const float *bias = job->bias ? job->bias + j0 : NULL;
                 const float *r = residual ? job->r + i0 * job->ldr + j0 : NULL;
                 if (kern->tile_pf && !last) {
@@ -589,28 +596,34 @@ static void gemm_task(void *ctx, size_t task, int thread) {
                     size_t l0 = t * lines / n_tiles, l1 = (t + 1) * lines / n_tiles;
                     if (l1 - l0 > 2 * kb)  // the most the tile spreads over its k steps
                         l1 = l0 + 2 * kb;
-                    kern->tile_pf(kb, at, lda, wp, c, job->ldc, mr, cols, first, bias, r,
-                                  job->ldr, (const char *)wp + kb * nr * esize + l0 * 64,
-                                  l1 - l0);
+                    kern->tile_pf(kb, at, lda, wp, c, ldc, mr, cols, first, bias, r, job->ldr,
+                                  (const char *)wp + kb * nr * esize + l0 * 64, l1 - l0);
                 } else {
-                    kern->tile(kb, at, lda, wp, c, job->ldc, mr, cols, first, bias, r, job->ldr);
+                    kern->tile(kb, at, lda, wp, c, ldc, mr, cols, first, bias, r, job->ldr);
                 }
                 if (last && gelu)
                     for (size_t i = 0; i < mr; i++)
-                        kern->gelu(c + i * job->ldc, cols);
+                        kern->gelu(c + i * ldc, cols);
+                if (last && tile)  // j0 is a multiple of nr, so even: word j0 / 2
+                    kern->to_bf16(c, ldc, mr, cols, job->out + i0 * job->ldo + j0 / 2, job->ldo);
             }
         }
     }
 }
 
-void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
-             const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
-             size_t ldc) {
+// m3_gemm and its bf16 pair forms: A is fp32 at a, or pairs at pa (then a is NULL); C is fp32 at c,
+// or pairs at out (then c is NULL).
+static void gemm_run(m3_threadpool *pool, size_t m, const float *a, size_t lda, const uint32_t *pa,
+                     const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
+                     const float *r, size_t ldr, float *c, size_t ldc, uint32_t *out) {
     if (m == 0)
         return;
     const m3_gemm_kernel *kern = w->kernel;
     M3_ASSERT(kern->kc <= KC_MAX && kern->kc % 2 == 0 && kern->mr <= M3_GEMM_MR_MAX);
-    M3_ASSERT(lda >= w->k && ldc >= w->n);
+    M3_ASSERT(pa ? lda >= w->kp / 2 : lda >= w->k);
+    M3_ASSERT(out ? ldc >= (w->n + 1) / 2 : ldc >= w->n);
+    M3_ASSERT(((!pa && !out) || kern->precision == M3_GEMM_BF16) &&
+              (!out || epilogue != M3_GEMM_BIAS_RESIDUAL));
     M3_ASSERT(epilogue != M3_GEMM_BIAS_RESIDUAL || (r && ldr >= w->n));
     size_t nr = kern->nr, mr = kern->mr;
     size_t panels = (w->n + nr - 1) / nr;
@@ -635,7 +648,7 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
         mt_tiles = (mt_tiles + 1) / 2 < mt_tiles ? (mt_tiles + 1) / 2 : mt_tiles - 1;
     gemm_job job = {
         .m = m, .a = a, .lda = lda, .w = w, .bias = bias, .epilogue = epilogue, .r = r,
-        .ldr = ldr, .c = c, .ldc = ldc,
+        .ldr = ldr, .c = c, .ldc = ldc, .out = out, .ldo = ldc,
         .mt = mt_tiles * mr < m ? mt_tiles * mr : m,
         .nt = nt_panels * nr,
         .n_col_tasks = (panels + nt_panels - 1) / nt_panels,
@@ -643,24 +656,55 @@ void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3
     size_t row_tasks = (m + job.mt - 1) / job.mt;
 #undef N_TASKS
     bool bf16 = kern->precision == M3_GEMM_BF16;
-    if (int8 || bf16) {
-        // bf16: A is converted to k pairs once per GEMM (ready_rows), not per micro-tile and
-        // column task (the same rows were converted again for each of the n / nt column tasks:
-        // 7 % of a 2048-row GEMM's time, mostly waiting for fp32 A from memory).
-        job.qld = w->kp / 2;
-        size_t bytes = (m * w->kp * (bf16 ? 2 : 1) + 63) / 64 * 64;
-        size_t scales = int8 ? (m * sizeof(float) + 63) / 64 * 64 : 0;
-        unsigned char *buf = scratch_get(bytes + scales + row_tasks * sizeof(atomic_int));
+    if (pa) {
+        job.qa = (void *)(uintptr_t)pa;  // only read
+        job.qld = lda;
+    }
+    // The calling thread's scratch: A converted (int8, bf16 from fp32), then int8's row scales,
+    // the row blocks' ready flags, then to_pairs's C tiles, one per pool thread.
+    bool convert = (int8 || bf16) && !pa;
+    size_t bytes = convert ? (m * w->kp * (bf16 ? 2 : 1) + 63) / 64 * 64 : 0;
+    size_t scales = int8 ? (m * sizeof(float) + 63) / 64 * 64 : 0;
+    size_t flags = convert ? (row_tasks * sizeof(atomic_int) + 63) / 64 * 64 : 0;
+    size_t tiles = out ? (size_t)m3_threadpool_size(pool) * job.mt * job.nt * sizeof(float) : 0;
+    if (convert || out) {
+        unsigned char *buf = scratch_get(bytes + scales + flags + tiles);
         if (!buf) {
             fprintf(stderr, "gemm: out of memory for the %s activations (%zu × %zu bytes)\n",
                     int8 ? "int8" : "bf16", m, w->kp * (bf16 ? 2 : 1));
             abort();
         }
-        job.qa = buf;
-        job.a_scale = int8 ? (float *)(buf + bytes) : NULL;
-        job.ready = (atomic_int *)(buf + bytes + scales);
-        for (size_t i = 0; i < row_tasks; i++)
-            atomic_init(&job.ready[i], READY_NOT);
+        if (out)
+            job.tiles = (float *)(buf + bytes + scales + flags);
+        if (convert) {
+            // bf16: A is converted to k pairs once per GEMM (ready_rows), not per micro-tile and
+            // column task (the same rows were converted again for each of the n / nt column
+            // tasks: 7 % of a 2048-row GEMM's time, mostly waiting for fp32 A from memory).
+            job.qld = w->kp / 2;
+            job.qa = buf;
+            job.a_scale = int8 ? (float *)(buf + bytes) : NULL;
+            job.ready = (atomic_int *)(buf + bytes + scales);
+            for (size_t i = 0; i < row_tasks; i++)
+                atomic_init(&job.ready[i], READY_NOT);
+        }
     }
     m3_threadpool_run(pool, row_tasks * job.n_col_tasks, gemm_task, &job);
+}
+
+void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
+             const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
+             size_t ldc) {
+    gemm_run(pool, m, a, lda, NULL, w, bias, epilogue, r, ldr, c, ldc, NULL);
+}
+
+void m3_gemm_to_pairs(m3_threadpool *pool, size_t m, const float *a, size_t lda,
+                      const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
+                      uint32_t *c, size_t ldc) {
+    gemm_run(pool, m, a, lda, NULL, w, bias, epilogue, NULL, 0, NULL, ldc, c);
+}
+
+void m3_gemm_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
+                   const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
+                   const float *r, size_t ldr, float *c, size_t ldc) {
+    gemm_run(pool, m, NULL, lda, a, w, bias, epilogue, r, ldr, c, ldc, NULL);
 }

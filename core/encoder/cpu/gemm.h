@@ -3,7 +3,8 @@
 // Private to the CPU backend: the matrix multiply of the encoder's linear layers,
 //   C[m, n] = epilogue( sum_k A[m, k] * W[n, k] + bias[n] )
 // with W a PyTorch Linear weight ([out, in], row-major), packed once at load time into the layout
-// the micro-kernel streams. A, C, bias and R are fp32 whatever the precision; the precision is
+// the micro-kernel streams. A, C, bias and R are fp32 whatever the precision (bf16 also has forms
+// that read A or write C as bf16 pairs: m3_gemm_pairs, m3_gemm_to_pairs); the precision is
 // that of the products: fp32, bf16 (W and A rounded to bf16, products summed in fp32), or int8
 // (W quantised per output channel, A per row, both symmetric to [-127, 127]; products summed in
 // int32 and scaled back to fp32 in the store, where bias, GELU and the residual are applied).
@@ -16,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/status.h"
 #include "base/threadpool.h"
@@ -74,6 +76,24 @@ void m3_packed_matrix_free(m3_packed_matrix *p);
 void m3_gemm(m3_threadpool *pool, size_t m, const float *a, size_t lda, const m3_packed_matrix *w,
              const float *bias, m3_gemm_epilogue epilogue, const float *r, size_t ldr, float *c,
              size_t ldc);
+
+// bf16 only: the activations between two bf16 GEMMs kept as bf16 k pairs (the layout of converted
+// A in gemm-private.h: row i at p + i * ld words, ceil(cols / 2) words, each the bf16 of column 2q
+// in its low half and of column 2q + 1 in its high half, rounded to nearest even, a zero half after
+// an odd cols), so that the fp32 matrix between them is never written to memory nor read back
+// and converted (the FFN: gelu(x·W1ᵀ + b1) goes straight into W2's multiply).
+// m3_gemm_to_pairs: as m3_gemm with epilogue M3_GEMM_BIAS or M3_GEMM_BIAS_GELU, but C is stored
+// rounded to bf16 pairs at c (ldc in words, ≥ ceil(n / 2)). m3_gemm_pairs: as m3_gemm with A
+// given as pairs (lda in words, ≥ ceil(k / 2)). m3_gemm_pairs(m3_gemm_to_pairs(…)) gives exactly
+// the bits of the two fp32 m3_gemm calls (the second rounds its A to the same pairs). w must be
+// packed as bf16; to_pairs uses the calling thread's buffer as m3_gemm does, plus an fp32 tile
+// per pool thread (≤ 192 × 256 floats).
+void m3_gemm_to_pairs(m3_threadpool *pool, size_t m, const float *a, size_t lda,
+                      const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
+                      uint32_t *c, size_t ldc);
+void m3_gemm_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
+                   const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
+                   const float *r, size_t ldr, float *c, size_t ldc);
 
 // Frees the calling thread's buffer of converted A now instead of at its exit (an encoder freed
 // by a long-lived thread, the indexer's when it goes idle, gives its memory back). The next
