@@ -6,8 +6,10 @@
 #include <glib/gi18n.h>
 
 #include "application.h"
+#include "x11-frames.h"
 
 int main(int argc, char **argv) {
+    m3_x11_frames_keep_memory();
     setlocale(LC_ALL, "");
     // M3SEARCH_LOCALEDIR: the build tree's translations (build/po), for runs without installing.
     const char *localedir = g_getenv("M3SEARCH_LOCALEDIR");

@@ -11,6 +11,7 @@
 #include "result-row.h"
 #include "result.h"
 #include "stack-page.h"
+#include "x11-frames.h"
 #include "window-state.h"
 
 #define RESULT_LIMIT 50
@@ -87,6 +88,8 @@ struct _M3Window {
     // The same without the frames that switch the page (status page <-> results: everything is
     // drawn anew) and the gaps holding them.
     gboolean trace_switched;
+    gboolean trace_drawn;    // the first frame is drawn (start-up's entry changes came before it)
+    gboolean trace_started;  // the user has typed since: gaps and frames count from then on
     GtkWidget *trace_page;  // the page the last frame showed (compared only, no reference)
     gint64 switch_frame_end_us, max_gap_steady_us, max_frame_steady_us, frames_over_16_steady;
     gint64 trace_splice_us, trace_select_us;  // show_results' parts: the splice, the selection (preview)
@@ -396,6 +399,7 @@ static void send_query(M3Window *self) {
 static void search_changed_cb(M3Window *self) {
     if (self->trace)
         self->trace_key_us = g_get_monotonic_time();
+    self->trace_started |= self->trace_drawn;  // the first change after start-up: the user types
     if (self->trace_verbose)
         g_printerr("m3search-trace: keystroke at %.3f s\n", self->trace_key_us / 1e6);
     run_query(self);
@@ -1061,6 +1065,11 @@ static gboolean trace_tick_cb(gpointer user) {
     M3Window *self = user;
     gint64 now = g_get_monotonic_time(), last = self->trace_last_tick_us, gap = now - last, cpu = thread_cpu_us();
     gint64 gap_cpu = cpu - self->trace_last_cpu_us;
+    if (!self->trace_started) {  // measured from the first keystroke on: start-up is not typing
+        self->trace_last_tick_us = now;
+        self->trace_last_cpu_us = cpu;
+        return G_SOURCE_CONTINUE;
+    }
     if (last && cpu - self->trace_last_cpu_us > self->max_gap_cpu_us)
         self->max_gap_cpu_us = cpu - self->trace_last_cpu_us;
     self->trace_last_cpu_us = cpu;
@@ -1107,6 +1116,10 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
     (void)clock;
     gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
     self->frame_end_us = now;
+    if (!self->trace_started) {  // start-up (its first frame draws the whole window) is not typing
+        self->trace_drawn = TRUE;
+        return;
+    }
     self->frames_over_16 += frame > 16000;
     gboolean switched = self->trace_switched;
     if (switched) {
@@ -1283,6 +1296,7 @@ static void m3_window_init(M3Window *self) {
     if (g_settings_get_boolean(self->settings, "window-maximized"))
         gtk_window_maximize(GTK_WINDOW(self));
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
+    m3_x11_frames_keep_pool(GTK_WINDOW(self));
 
     const char *trace = g_getenv("M3SEARCH_TRACE");
     self->trace = trace && (*trace == '1' || *trace == '2');

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+//
+// See x11-frames.h for why.
+#include "x11-frames.h"
+
+#include <malloc.h>
+
+void m3_x11_frames_keep_memory(void) {
+    // Blocks up to 32 MiB come from the heap (not a fresh mapping each), and up to 64 MiB of free
+    // heap stays mapped: a 4K window's frame image is 32 MiB.
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+#if defined(GDK_WINDOWING_X11) && defined(M3_HAVE_CAIRO_XLIB)
+#include <cairo-xlib.h>
+#include <gdk/x11/gdkx.h>
+
+#define HELD_KEY "m3-x11-frames-held"
+enum { WARM_IMAGES = 3 };
+
+// A shared-memory image of the window's size (cairo makes it in a pool eight times as large, where
+// every later frame's image and upload fit), made after the first frame (when the renderer exists)
+// and again only when the window grows past it.
+static void after_paint_cb(GdkFrameClock *clock, gpointer user) {
+    (void)clock;
+    GtkWidget *window = user;
+    GdkSurface *surface = gtk_native_get_surface(GTK_NATIVE(window));
+    GskRenderer *renderer = gtk_native_get_renderer(GTK_NATIVE(window));
+    if (!surface || !renderer || !GSK_IS_CAIRO_RENDERER(renderer))
+        return;
+    int scale = gdk_surface_get_scale_factor(surface);
+    int width = gdk_surface_get_width(surface) * scale, height = gdk_surface_get_height(surface) * scale;
+    cairo_surface_t *held = g_object_get_data(G_OBJECT(window), HELD_KEY);
+    if (width <= 0 || height <= 0 ||
+        (held && cairo_image_surface_get_width(held) >= width && cairo_image_surface_get_height(held) >= height))
+        return;
+    Display *xdisplay = gdk_x11_display_get_xdisplay(gdk_surface_get_display(surface));
+    cairo_surface_t *target = cairo_xlib_surface_create(xdisplay, gdk_x11_surface_get_xid(surface),
+                                                        DefaultVisual(xdisplay, DefaultScreen(xdisplay)), width,
+                                                        height);
+    held = cairo_surface_create_similar_image(target, CAIRO_FORMAT_ARGB32, width, height);
+    // A frame takes two images from the pool (GTK's drawing and cairo's upload), and the X server
+    // may still read the last frame's while the next is drawn: blocks that cairo makes (and clears,
+    // faulting each page in) now, once, are the ones later frames reuse.
+    cairo_surface_t *warm[WARM_IMAGES];
+    for (int i = 0; i < WARM_IMAGES; i++)
+        warm[i] = cairo_surface_create_similar_image(target, CAIRO_FORMAT_ARGB32, width, height);
+    for (int i = 0; i < WARM_IMAGES; i++)
+        cairo_surface_destroy(warm[i]);
+    cairo_surface_destroy(target);
+    g_object_set_data_full(G_OBJECT(window), HELD_KEY, held, (GDestroyNotify)cairo_surface_destroy);
+}
+
+static void realize_cb(GtkWidget *window, gpointer user) {
+    (void)user;
+    GdkSurface *surface = gtk_native_get_surface(GTK_NATIVE(window));
+    if (surface && GDK_IS_X11_SURFACE(surface))
+        g_signal_connect_object(gdk_surface_get_frame_clock(surface), "after-paint", G_CALLBACK(after_paint_cb),
+                                window, 0);
+}
+
+static void unrealize_cb(GtkWidget *window, gpointer user) {
+    (void)user;
+    g_object_set_data(G_OBJECT(window), HELD_KEY, NULL);
+}
+
+void m3_x11_frames_keep_pool(GtkWindow *window) {
+    g_signal_connect_after(window, "realize", G_CALLBACK(realize_cb), NULL);
+    g_signal_connect(window, "unrealize", G_CALLBACK(unrealize_cb), NULL);
+}
+#else
+void m3_x11_frames_keep_pool(GtkWindow *window) {
+    (void)window;
+}
+#endif

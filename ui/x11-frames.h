@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+//
+// Keeps the memory that GTK's cairo renderer draws each frame into resident, on X11.
+//
+// Why: with the cairo renderer on X11 (no usable GPU: a virtual machine, Xvfb, a remote display),
+// GTK draws each frame into an image of the damaged area's size that cairo-xlib takes from an
+// MIT-SHM pool (and clears), then copies into another image from the pool for the upload. cairo
+// destroys a pool as soon as nothing in it is in use, so a frame that redraws most of the window
+// (the results replacing the start page) got a fresh pool whose every page faulted on first touch:
+// ~1,100–1,300 faults, 20 ms of the main thread's CPU on the test VM (docs/performance.md). Holding
+// one window-sized image keeps the pool, and with it the pages earlier frames touched, for the
+// window's life (m3_x11_frames_keep_pool); a few more images made and dropped at start-up touch the
+// blocks the next frames take. The C library likewise keeps freed frame-sized blocks on its heap
+// instead of unmapping them (m3_x11_frames_keep_memory).
+//
+// Threads: main thread only.
+#pragma once
+
+#include <gtk/gtk.h>
+
+// Lets the C library keep freed frame-sized blocks for reuse instead of unmapping them. Call once
+// at start-up, before any window exists. Keeps at most 64 MiB of free heap mapped.
+void m3_x11_frames_keep_memory(void);
+
+// Holds a window-sized shared-memory image for `window` from its first frame until it is
+// unrealized, when its display is X11 and its renderer is cairo; does nothing otherwise. Costs the
+// held image and the pool blocks frames use (~4 window-sized images, resident). Call once, at
+// construction.
+void m3_x11_frames_keep_pool(GtkWindow *window);
