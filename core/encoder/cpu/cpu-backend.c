@@ -471,6 +471,9 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
         .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
         .bf16 = attention_bf16(cb), .pairs = cb->attn_pairs,
+        // bf16: the output as the output projection's A pairs, in xp (the QKV GEMM has read the
+        // LayerNorm's pairs there; the next LayerNorm writes them after the projection).
+        .out_pairs = bf16 ? cb->xp : NULL, .ldop = hp,
     };
     double t_gemm = 0, t_att = 0, t_other = 0;
     for (int l = 0; l < cb->cfg.layers; l++) {
@@ -487,8 +490,12 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         m3_attention(cb->pool, &att, cb->attn_scratch, cb->attn_stride);
         t0 = now();
         t_att += t0 - t1;
-        m3_gemm(cb->pool, total, cb->big, 3 * h, L->attn_out, L->attn_out_b, M3_GEMM_BIAS_RESIDUAL,
-                cb->x, h, cb->x, h);
+        if (bf16)
+            m3_gemm_pairs(cb->pool, total, cb->xp, hp, L->attn_out, L->attn_out_b,
+                          M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
+        else
+            m3_gemm(cb->pool, total, cb->big, 3 * h, L->attn_out, L->attn_out_b,
+                    M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
         t1 = now();
         t_gemm += t1 - t0;
         rows.ln_w = L->attn_ln_w;
