@@ -4,7 +4,9 @@
 // and 2 threads, against this machine's measured peak for the precision (tools/peak-kernels.h:
 // fp32 FMA, VDPBF16PS or zmm VPDPBUSD loops with no memory traffic). Several precisions run side
 // by side, shape by shape, in one process (the int8 time includes quantising A). bf16 adds the
-// FFN pair with its middle matrix in fp32 or as bf16 pairs (bench_ffn_pairs). Then a 16-token
+// FFN pair with its middle matrix in fp32 or as bf16 pairs, and with its input as pairs too (the
+// encoder's LayerNorm writes them; bench_ffn_pairs), and the QKV and output projections with A in
+// fp32 or as pairs (bench_a_pairs). Then a 16-token
 // query through 8 layers of weights that come from memory, as in the encoder.
 //
 //     bench-gemm [seconds per case] [fp32|bf16|int8[,...]]
@@ -140,6 +142,64 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
 // bf16: the FFN pair (x·W1ᵀ with GELU, then ·W2ᵀ with the residual) at 2048 tokens, its middle
 // matrix kept in fp32 (m3_gemm twice) or as bf16 pairs (m3_gemm_to_pairs, m3_gemm_pairs), the
 // two ways alternating so that both see the same machine; best of each.
+static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak);
+
+// bf16: the QKV (n = 3H) and output (n = H) projections at 2048 tokens with A in fp32 (converted
+// inside m3_gemm) or as pairs (m3_gemm_pairs; the encoder's LayerNorm and attention write them),
+// alternating; best of each.
+static void bench_a_pairs(m3_threadpool *pool, double seconds, double peak) {
+    enum { M = 2048, H = 1024 };
+    float *x = malloc((size_t)M * H * sizeof *x), *c = malloc((size_t)M * 3 * H * sizeof *c);
+    float *w = malloc((size_t)3 * H * H * sizeof *w), *b = calloc(3 * H, sizeof *b);
+    uint32_t *xp = malloc((size_t)M * H / 2 * sizeof *xp);
+    for (size_t i = 0; i < (size_t)M * H; i++)
+        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)3 * H * H; i++)
+        w[i] = (float)((i * 104729) % 1000) * 1e-4f - 0.05f;
+    static const size_t ns[] = {3 * H, H};
+    for (size_t ni = 0; ni < 2; ni++) {
+        size_t n = ns[ni];
+        m3_tensor t = {.name = "w", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {(int64_t)n, H},
+                       .strides = {H, 1}, .data = w};
+        m3_packed_matrix *p;
+        m3_error err = {0};
+        if (m3_packed_matrix_new_as(&t, M3_GEMM_BF16, &p, &err)) {
+            fprintf(stderr, "%s\n", err.message);
+            exit(1);
+        }
+        m3_gemm_rows_to_pairs(p, x, H, M, H, xp, H / 2);
+        double best[2] = {1e30, 1e30}, total = 0;
+        int reps = 0;
+        while (total < 2 * seconds || reps < 6) {
+            int way = reps % 2;
+            double t0 = now();
+            if (way == 0)
+                m3_gemm(pool, M, x, H, p, b, M3_GEMM_BIAS, NULL, 0, c, n);
+            else
+                m3_gemm_pairs(pool, M, xp, H / 2, p, b, M3_GEMM_BIAS, NULL, 0, c, n);
+            double dt = now() - t0;
+            if (reps >= 2)
+                total += dt;
+            if (reps >= 2 && dt < best[way])
+                best[way] = dt;
+            reps++;
+        }
+        for (int way = 0; way < 2; way++) {
+            double gflops = 2.0 * M * H * (double)n / best[way] / 1e9;
+            printf("  bf16 m=%d k=%d n=%4zu  A %-13s %7.1f GFLOP/s  %5.1f%% of peak  (%.3f ms best of "
+                   "%d)\n",
+                   M, H, n, way ? "as pairs" : "fp32", gflops, peak > 0 ? 100 * gflops / peak : 0,
+                   best[way] * 1e3, reps / 2);
+        }
+        m3_packed_matrix_free(p);
+    }
+    free(x);
+    free(c);
+    free(w);
+    free(b);
+    free(xp);
+}
+
 static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak) {
     enum { M = 2048, H = 1024, F = 4096 };
     float *x = malloc((size_t)M * H * sizeof *x), *mid = malloc((size_t)M * F * sizeof *mid);
@@ -162,33 +222,42 @@ static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak) {
         fprintf(stderr, "%s\n", err.message);
         exit(1);
     }
-    double best[2] = {1e30, 1e30}, total = 0;
+    uint32_t *xp = malloc((size_t)M * H / 2 * sizeof *xp);  // x as pairs, made outside the timing
+    double best[3] = {1e30, 1e30, 1e30}, total = 0;
     int reps = 0;
-    while (total < 2 * seconds || reps < 6) {
-        int way = reps % 2;
+    while (total < 3 * seconds || reps < 9) {
+        int way = reps % 3;
+        if (way == 2)
+            m3_gemm_rows_to_pairs(p1, x, H, M, H, xp, H / 2);
         double t0 = now();
         if (way == 0) {
             m3_gemm(pool, M, x, H, p1, b1, M3_GEMM_BIAS_GELU, NULL, 0, mid, F);
             m3_gemm(pool, M, mid, F, p2, b2, M3_GEMM_BIAS_RESIDUAL, x, H, x, H);
         } else {
-            m3_gemm_to_pairs(pool, M, x, H, p1, b1, M3_GEMM_BIAS_GELU, (uint32_t *)mid, F / 2);
+            if (way == 1)
+                m3_gemm_to_pairs(pool, M, x, H, p1, b1, M3_GEMM_BIAS_GELU, (uint32_t *)mid, F / 2);
+            else
+                m3_gemm_pairs_to_pairs(pool, M, xp, H / 2, p1, b1, M3_GEMM_BIAS_GELU,
+                                       (uint32_t *)mid, F / 2);
             m3_gemm_pairs(pool, M, (const uint32_t *)mid, F / 2, p2, b2, M3_GEMM_BIAS_RESIDUAL, x,
                           H, x, H);
         }
         double dt = now() - t0;
-        if (reps >= 2)  // the first of each way warms up
+        if (reps >= 3)  // the first of each way warms up
             total += dt;
-        if (reps >= 2 && dt < best[way])
+        if (reps >= 3 && dt < best[way])
             best[way] = dt;
         reps++;
     }
-    for (int way = 0; way < 2; way++) {
+    static const char *const ways[] = {"fp32 between", "pairs between", "pairs in, between"};
+    for (int way = 0; way < 3; way++) {
         double gflops = 4.0 * M * H * F / best[way] / 1e9;
         printf("  bf16 ffn pair m=%d h=%d f=%d  %-18s %7.1f GFLOP/s  %5.1f%% of peak  (%.3f ms best of "
                "%d)\n",
-               M, H, F, way ? "pairs between" : "fp32 between", gflops,
-               peak > 0 ? 100 * gflops / peak : 0, best[way] * 1e3, reps / 2);
+               M, H, F, ways[way], gflops, peak > 0 ? 100 * gflops / peak : 0, best[way] * 1e3,
+               reps / 3);
     }
+    free(xp);
     m3_packed_matrix_free(p1);
     m3_packed_matrix_free(p2);
     free(x);
@@ -288,7 +357,7 @@ int main(int argc, char **argv) {
         }
         for (size_t pi = 0; pi < np; pi++)
             if (precisions[pi] == M3_GEMM_BF16)
-                bench_ffn_pairs(pool, seconds, peak[pi]);
+                bench_ffn_pairs(pool, seconds, peak[pi]), bench_a_pairs(pool, seconds, peak[pi]);
         for (size_t pi = 0; pi < np; pi++)
             if (!bench_stream(pool, precisions[pi], seconds, peak[pi]))
                 return 1;

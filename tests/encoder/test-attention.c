@@ -2,7 +2,8 @@
 //
 // The flash-style attention kernel against the double-precision reference: random packed batches
 // with odd lengths (1, 7, 65, 300, ...), several head sizes, in-place output (out aliasing Q as the
-// encoder uses it) and a separate output buffer.
+// encoder uses it) and a separate output buffer; the output as bf16 pairs (out_pairs) bit for bit
+// against the rounded fp32 output.
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 
 #include "base/threadpool.h"
 #include "encoder/cpu/attention.h"
+#include "encoder/cpu/gemm-private.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -94,7 +96,32 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
     uint32_t *pairs = bf16 ? aligned_alloc(64, (m3_attention_pairs_size(t, n, heads, head_dim) + 63) / 64 * 64) : NULL;
     a.pairs = pairs;
     m3_attention(pool, &a, scratch, stride);
+
+    // The same run with the output as pairs (from the untouched inputs; a sentinel word after each
+    // row): each word the two rounded floats of the fp32 output, nothing else written.
+    size_t ldop = hidden / 2 + 1;
+    uint32_t *op = malloc(t * ldop * sizeof *op + 1);
+    for (size_t i = 0; i < t * ldop; i++)
+        op[i] = 0xdeadbeefu;
+    m3_attention_args p = a;
+    p.q = qkv, p.k = qkv + hidden, p.v = qkv + 2 * hidden, p.ld = ld;
+    p.out = NULL, p.ldo = 0, p.out_pairs = op, p.ldop = ldop;
+    m3_attention(pool, &p, scratch, stride);
     free(pairs);
+    for (size_t i = 0; i < t; i++)
+        for (size_t q = 0; q < ldop; q++) {
+            uint32_t want_word = 2 * q >= hidden ? 0xdeadbeefu
+                                 : m3_gemm_bf16_round(out[i * ldo + 2 * q]) |
+                                       (uint32_t)m3_gemm_bf16_round(out[i * ldo + 2 * q + 1]) << 16;
+            if (op[i * ldop + q] != want_word) {
+                failures++;
+                printf("FAIL: heads=%d d=%d out_pairs[%zu][%zu] = %08x, want %08x\n", heads,
+                       head_dim, i, q, op[i * ldop + q], want_word);
+                i = t;
+                break;
+            }
+        }
+    free(op);
 
     double max_err = 0;
     for (size_t i = 0; i < t; i++)

@@ -6,8 +6,8 @@
 // multiplies the integers in double; also checked against the unquantised product), odd shapes
 // (odd k for the bf16 pairs, k not a multiple of 4 for the int8 groups), all epilogues, strides, a
 // residual that aliases C, several k blocks, 1 and 3 threads; bf16's pair forms (m3_gemm_pairs,
-// m3_gemm_to_pairs) bit for bit against m3_gemm; then erf and GELU of each kernel against libm over
-// a sweep.
+// m3_gemm_to_pairs, m3_gemm_pairs_to_pairs, m3_gemm_rows_to_pairs) bit for bit against m3_gemm;
+// then erf and GELU of each kernel against libm over a sweep.
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -80,6 +80,14 @@ static void check_pairs(m3_threadpool *pool, const m3_packed_matrix *p, size_t m
             ap[i * lda2 + q] = 2 * q >= k ? 0xdeadbeefu  // never read
                                : m3_gemm_bf16_round(a[i * lda + 2 * q]) |
                                      (2 * q + 1 < k ? (uint32_t)m3_gemm_bf16_round(a[i * lda + 2 * q + 1]) << 16 : 0u);
+    // m3_gemm_rows_to_pairs: exactly those words, nothing past ceil(k / 2) written.
+    uint32_t *ap2 = malloc(m * lda2 * sizeof *ap2);
+    for (size_t i = 0; i < m * lda2; i++)
+        ap2[i] = 0xdeadbeefu;
+    m3_gemm_rows_to_pairs(p, a, lda, m, k, ap2, lda2);
+    if (memcmp(ap2, ap, m * lda2 * sizeof *ap) != 0)
+        CHECK(0, "%s m=%zu k=%zu: m3_gemm_rows_to_pairs differs from the rounded pairs", kname, m, k);
+    free(ap2);
     m3_gemm_pairs(pool, m, ap, lda2, p, bias, epi, r, ldr, c2, ldc);
     for (size_t i = 0; i < m; i++)
         if (memcmp(c2 + i * ldc, c + i * ldc, n * sizeof *c) != 0) {
@@ -103,6 +111,15 @@ static void check_pairs(m3_threadpool *pool, const m3_packed_matrix *p, size_t m
                     break;
                 }
             }
+        // Pairs in and out: the same words as to_pairs from fp32 A (and nothing past the row).
+        uint32_t *out2 = malloc(m * ldo * sizeof *out2);
+        for (size_t i = 0; i < m * ldo; i++)
+            out2[i] = 0xdeadbeefu;
+        m3_gemm_pairs_to_pairs(pool, m, ap, lda2, p, bias, epi, out2, ldo);
+        if (memcmp(out2, out, m * ldo * sizeof *out) != 0)
+            CHECK(0, "%s m=%zu n=%zu k=%zu epi=%d threads=%d: m3_gemm_pairs_to_pairs differs from m3_gemm_to_pairs",
+                  kname, m, n, k, (int)epi, m3_threadpool_size(pool));
+        free(out2);
     }
     free(ap);
     free(out);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "encoder/cpu/attention.h"
+#include "encoder/cpu/gemm-private.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -464,6 +465,27 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
 #endif
     }
 
+    if (a->out_pairs) {
+        // The output projection's A as bf16 pairs: the same quotients, rounded as the bf16 GEMM
+        // rounds its A (VCVTNE2PS2BF16 there and here; m3_gemm_bf16_round is the same rounding).
+        for (size_t r = 0; r < nq; r++) {
+            const float *src = o + r * d;
+            uint32_t *dst = a->out_pairs + (base + q0 + r) * a->ldop + col / 2;
+            size_t c = 0;
+#if defined(__AVX512BF16__)
+            __m512 sum = _mm512_set1_ps(row_sum[r]);
+            for (; c + 32 <= d; c += 32) {
+                __m512 x0 = _mm512_div_ps(_mm512_loadu_ps(src + c), sum);
+                __m512 x1 = _mm512_div_ps(_mm512_loadu_ps(src + c + 16), sum);
+                _mm512_storeu_si512(dst + c / 2, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+            }
+#endif
+            for (; c < d; c += 2)  // d is even (a multiple of 16)
+                dst[c / 2] = m3_gemm_bf16_round(src[c] / row_sum[r]) |
+                             (uint32_t)m3_gemm_bf16_round(src[c + 1] / row_sum[r]) << 16;
+        }
+        return;
+    }
     for (size_t r = 0; r < nq; r++) {
         float *dst = a->out + (base + q0 + r) * a->ldo + col;
         for (size_t c = 0; c < d; c++)

@@ -51,6 +51,12 @@ typedef struct m3_attention_args {
     // are rounded and paired there once per call instead of once per query block.
     bool bf16;
     uint32_t *pairs;
+    // When set (any kernel), the output goes here instead of to out, as bf16 pairs in the layout
+    // of gemm.h (row t, head h at out_pairs + t * ldop + h * head_dim / 2 words), each the
+    // rounding (m3_gemm_bf16_round) of the float out would hold: the output projection's A,
+    // which a bf16 GEMM would otherwise convert from out.
+    uint32_t *out_pairs;
+    size_t ldop;
 } m3_attention_args;
 
 // Bytes args.pairs needs for this many tokens (offsets[n_seqs]) and sequences.

@@ -64,6 +64,8 @@ typedef struct cpu_backend {
     size_t big_cols;             // max(3H, FFN, H)
     // Activations, grown on demand.
     float *x, *big;
+    uint32_t *xp;                // bf16 only: x after each LayerNorm as bf16 pairs (gemm.h), the
+                                 // next GEMMs' A, [tokens, ceil(H / 2)] words
     int32_t *ids, *pos;
     size_t cap_tokens;
     size_t *offsets, *blocks;
@@ -282,7 +284,19 @@ typedef struct rows_ctx {
     size_t rows;
     const float *ln_w, *ln_b;
     float *out;  // sparse weights
+    const m3_packed_matrix *pairs_w;  // bf16: the LayerNorms also write cb->xp, converted as a
+                                      // GEMM on this matrix would; NULL: fp32 x only
 } rows_ctx;
+
+// bf16: row t of x (just normalised, still in L1) as the next GEMM's A pairs, the same bits that
+// GEMM would convert it to: the conversion leaves the GEMM, and x is read once less per layer.
+static void row_to_pairs(const rows_ctx *r, size_t t)
+{
+    if (r->pairs_w) {
+        size_t h = (size_t)r->cb->cfg.hidden, hp = (h + 1) / 2;
+        m3_gemm_rows_to_pairs(r->pairs_w, r->cb->x + t * h, h, 1, h, r->cb->xp + t * hp, hp);
+    }
+}
 
 static void embed_task(void *ctx, size_t task, int thread)
 {
@@ -299,6 +313,7 @@ static void embed_task(void *ctx, size_t task, int thread)
         for (size_t i = 0; i < h; i++)
             x[i] = x[i] + cb->type_row[i] + tmp[i];
         layer_norm_row(x, h, cb->emb_ln_w, cb->emb_ln_b, cb->cfg.layer_norm_eps);
+        row_to_pairs(r, t);
     }
 }
 
@@ -308,8 +323,10 @@ static void layer_norm_task(void *ctx, size_t task, int thread)
     const rows_ctx *r = ctx;
     size_t h = (size_t)r->cb->cfg.hidden;
     size_t end = (task + 1) * ROWS_PER_TASK < r->rows ? (task + 1) * ROWS_PER_TASK : r->rows;
-    for (size_t t = task * ROWS_PER_TASK; t < end; t++)
+    for (size_t t = task * ROWS_PER_TASK; t < end; t++) {
         layer_norm_row(r->cb->x + t * h, h, r->ln_w, r->ln_b, r->cb->cfg.layer_norm_eps);
+        row_to_pairs(r, t);
+    }
 }
 
 static void sparse_task(void *ctx, size_t task, int thread)
@@ -345,6 +362,12 @@ static bool attention_bf16(const cpu_backend *cb)
 
 // ---- Buffers ----------------------------------------------------------------------------------
 
+// Words per row of cb->xp (0 unless bf16).
+static size_t xp_words(const cpu_backend *cb)
+{
+    return cb->precision == M3_GEMM_BF16 ? ((size_t)cb->cfg.hidden + 1) / 2 : 0;
+}
+
 static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *err)
 {
     if (seqs > cb->cap_seqs) {
@@ -362,18 +385,22 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
         size_t h = (size_t)cb->cfg.hidden;
         free(cb->x);
         free(cb->big);
+        free(cb->xp);
         free(cb->ids);
         free(cb->pos);
         cb->x = alloc64(tokens * h * sizeof(float));
         cb->big = alloc64(tokens * cb->big_cols * sizeof(float));
+        cb->xp = xp_words(cb) ? alloc64(tokens * xp_words(cb) * sizeof(uint32_t)) : NULL;
         cb->ids = malloc(tokens * sizeof(int32_t));
         cb->pos = malloc(tokens * sizeof(int32_t));
-        if (!cb->x || !cb->big || !cb->ids || !cb->pos) {
+        if (!cb->x || !cb->big || !cb->ids || !cb->pos || (xp_words(cb) && !cb->xp)) {
             free(cb->x);
             free(cb->big);
+            free(cb->xp);
             free(cb->ids);
             free(cb->pos);
             cb->x = cb->big = NULL;
+            cb->xp = NULL;
             cb->ids = cb->pos = NULL;
             cb->cap_tokens = 0;
             return m3_error_set(err, M3_STATUS_NOMEM, 0,
@@ -395,6 +422,7 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
         cb->attn_pairs_bytes = pairs;
     }
     cb->bytes = cb->cap_tokens * ((size_t)cb->cfg.hidden + cb->big_cols) * sizeof(float) +
+                cb->cap_tokens * xp_words(cb) * sizeof(uint32_t) +
                 cb->cap_tokens * 2 * sizeof(int32_t) + (cb->cap_seqs + 1) * 2 * sizeof(size_t) +
                 cb->attn_stride * (size_t)m3_threadpool_size(cb->pool) + cb->attn_pairs_bytes;
     return M3_STATUS_OK;
@@ -430,7 +458,9 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         cb->offsets[s + 1] = off + batch->seqs[s].n;
     }
     m3_attention_count_blocks(cb->offsets, n, cb->blocks);
-    rows_ctx rows = {.cb = cb, .rows = total};
+    const bool bf16 = cb->precision == M3_GEMM_BF16;
+    const size_t hp = xp_words(cb);
+    rows_ctx rows = {.cb = cb, .rows = total, .pairs_w = bf16 ? cb->layers[0].qkv : NULL};
     run_rows(cb, embed_task, &rows);
     t1 = now();
     prof->other += t1 - t0;
@@ -441,32 +471,45 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
         .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
         .bf16 = attention_bf16(cb), .pairs = cb->attn_pairs,
+        // bf16: the output as the output projection's A pairs, in xp (the QKV GEMM has read the
+        // LayerNorm's pairs there; the next LayerNorm writes them after the projection).
+        .out_pairs = bf16 ? cb->xp : NULL, .ldop = hp,
     };
     double t_gemm = 0, t_att = 0, t_other = 0;
     for (int l = 0; l < cb->cfg.layers; l++) {
         const cpu_layer *L = &cb->layers[l];
         t0 = now();
-        m3_gemm(cb->pool, total, cb->x, h, L->qkv, L->qkv_b, M3_GEMM_BIAS, NULL, 0, cb->big, 3 * h);
+        if (bf16)  // A: the pairs of the LayerNorm before (embed_task's, or the FFN's)
+            m3_gemm_pairs(cb->pool, total, cb->xp, hp, L->qkv, L->qkv_b, M3_GEMM_BIAS, NULL, 0,
+                          cb->big, 3 * h);
+        else
+            m3_gemm(cb->pool, total, cb->x, h, L->qkv, L->qkv_b, M3_GEMM_BIAS, NULL, 0, cb->big,
+                    3 * h);
         t1 = now();
         t_gemm += t1 - t0;
         m3_attention(cb->pool, &att, cb->attn_scratch, cb->attn_stride);
         t0 = now();
         t_att += t0 - t1;
-        m3_gemm(cb->pool, total, cb->big, 3 * h, L->attn_out, L->attn_out_b, M3_GEMM_BIAS_RESIDUAL,
-                cb->x, h, cb->x, h);
+        if (bf16)
+            m3_gemm_pairs(cb->pool, total, cb->xp, hp, L->attn_out, L->attn_out_b,
+                          M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
+        else
+            m3_gemm(cb->pool, total, cb->big, 3 * h, L->attn_out, L->attn_out_b,
+                    M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
         t1 = now();
         t_gemm += t1 - t0;
         rows.ln_w = L->attn_ln_w;
         rows.ln_b = L->attn_ln_b;
+        rows.pairs_w = bf16 ? L->ffn_in : NULL;
         run_rows(cb, layer_norm_task, &rows);
         t0 = now();
         t_other += t0 - t1;
-        if (cb->precision == M3_GEMM_BF16) {
+        if (bf16) {
             // The GELU output as W2's bf16 pairs (gemm.h): half the bytes, converted only once.
             uint32_t *pairs = (uint32_t *)cb->big;
             size_t ldp = (ffn + 1) / 2;
-            m3_gemm_to_pairs(cb->pool, total, cb->x, h, L->ffn_in, L->ffn_in_b, M3_GEMM_BIAS_GELU,
-                             pairs, ldp);
+            m3_gemm_pairs_to_pairs(cb->pool, total, cb->xp, hp, L->ffn_in, L->ffn_in_b,
+                                   M3_GEMM_BIAS_GELU, pairs, ldp);
             m3_gemm_pairs(cb->pool, total, pairs, ldp, L->ffn_out, L->ffn_out_b,
                           M3_GEMM_BIAS_RESIDUAL, cb->x, h, cb->x, h);
         } else {
@@ -479,6 +522,8 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         t_gemm += t1 - t0;
         rows.ln_w = L->ffn_ln_w;
         rows.ln_b = L->ffn_ln_b;
+        // The next layer's QKV input; after the last layer only fp32 x is read (heads, ColBERT).
+        rows.pairs_w = bf16 && l + 1 < cb->cfg.layers ? cb->layers[l + 1].qkv : NULL;
         run_rows(cb, layer_norm_task, &rows);
         t0 = now();
         t_other += t0 - t1;
@@ -648,6 +693,7 @@ static void cpu_free(m3_backend *be)
         weights_free(&w, cb->cfg.layers, cb->w);
     }
     free(cb->x);
+    free(cb->xp);
     free(cb->big);
     free(cb->ids);
     free(cb->pos);

@@ -708,3 +708,15 @@ void m3_gemm_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
                    const float *r, size_t ldr, float *c, size_t ldc) {
     gemm_run(pool, m, NULL, lda, a, w, bias, epilogue, r, ldr, c, ldc, NULL);
 }
+
+void m3_gemm_pairs_to_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
+                            const m3_packed_matrix *w, const float *bias,
+                            m3_gemm_epilogue epilogue, uint32_t *c, size_t ldc) {
+    gemm_run(pool, m, NULL, lda, a, w, bias, epilogue, NULL, 0, NULL, ldc, c);
+}
+
+void m3_gemm_rows_to_pairs(const m3_packed_matrix *w, const float *a, size_t lda, size_t rows,
+                           size_t k, uint32_t *dst, size_t ldd) {
+    M3_ASSERT(w->kernel->precision == M3_GEMM_BF16 && ldd >= (k + 1) / 2);
+    w->kernel->to_bf16(a, lda, rows, k, dst, ldd);
+}

@@ -94,6 +94,16 @@ void m3_gemm_to_pairs(m3_threadpool *pool, size_t m, const float *a, size_t lda,
 void m3_gemm_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
                    const m3_packed_matrix *w, const float *bias, m3_gemm_epilogue epilogue,
                    const float *r, size_t ldr, float *c, size_t ldc);
+// Both: A as pairs (lda words) and C stored as pairs (ldc words); epilogue as m3_gemm_to_pairs.
+void m3_gemm_pairs_to_pairs(m3_threadpool *pool, size_t m, const uint32_t *a, size_t lda,
+                            const m3_packed_matrix *w, const float *bias,
+                            m3_gemm_epilogue epilogue, uint32_t *c, size_t ldc);
+// The conversion a bf16 GEMM on w applies to fp32 A, for a caller that makes A itself (a LayerNorm
+// writing the next GEMM's input as pairs while its row is still in L1): rows × ceil(k / 2) pair
+// words at dst (row stride ldd words) from rows × k floats at a (row stride lda), the same bits
+// m3_gemm(…, w, …) would convert them to. w must be packed as bf16. Thread-safe.
+void m3_gemm_rows_to_pairs(const m3_packed_matrix *w, const float *a, size_t lda, size_t rows,
+                           size_t k, uint32_t *dst, size_t ldd);
 
 // Frees the calling thread's buffer of converted A now instead of at its exit (an encoder freed
 // by a long-lived thread, the indexer's when it goes idle, gives its memory back). The next
