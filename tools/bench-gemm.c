@@ -68,6 +68,13 @@ static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
 #endif
 }
 
+// Deterministic test data spread over [-half, half): element i is ((i · prime) mod 1000) / 1000,
+// scaled by 2 · half and shifted (the same values in every run, no generator state).
+static void fill(float *v, size_t n, size_t prime, float half) {
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)((i * prime) % 1000) * (half * 2e-3f) - half;
+}
+
 static const char *precision_name(m3_gemm_precision p) {
     return p == M3_GEMM_BF16 ? "bf16" : p == M3_GEMM_INT8 ? "int8" : "fp32";
 }
@@ -87,10 +94,10 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
     float *w = malloc(4096 * 1024 * sizeof *w), *a = malloc(STREAM_M * 4096 * sizeof *a);
     float *c = calloc(STREAM_M * 4096, sizeof *c), *bias = calloc(4096, sizeof *bias);
     int ok = w && a && c && bias;
-    for (size_t i = 0; ok && i < 4096 * 1024; i++)
-        w[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
-    for (size_t i = 0; ok && i < STREAM_M * 4096; i++)
-        a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+    if (ok) {
+        fill(w, 4096 * 1024, 104729, 0.5f);
+        fill(a, STREAM_M * 4096, 7919, 0.5f);
+    }
     size_t bytes = 0;
     double flops = 0;
     m3_error err = {0};
@@ -152,10 +159,8 @@ static void bench_a_pairs(m3_threadpool *pool, double seconds, double peak) {
     float *x = malloc((size_t)M * H * sizeof *x), *c = malloc((size_t)M * 3 * H * sizeof *c);
     float *w = malloc((size_t)3 * H * H * sizeof *w), *b = calloc(3 * H, sizeof *b);
     uint32_t *xp = malloc((size_t)M * H / 2 * sizeof *xp);
-    for (size_t i = 0; i < (size_t)M * H; i++)
-        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    for (size_t i = 0; i < (size_t)3 * H * H; i++)
-        w[i] = (float)((i * 104729) % 1000) * 1e-4f - 0.05f;
+    fill(x, (size_t)M * H, 7919, 0.5f);
+    fill(w, (size_t)3 * H * H, 104729, 0.05f);
     static const size_t ns[] = {3 * H, H};
     for (size_t ni = 0; ni < 2; ni++) {
         size_t n = ns[ni];
@@ -205,12 +210,9 @@ static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak) {
     float *x = malloc((size_t)M * H * sizeof *x), *mid = malloc((size_t)M * F * sizeof *mid);
     float *w1 = malloc((size_t)F * H * sizeof *w1), *w2 = malloc((size_t)H * F * sizeof *w2);
     float *b1 = calloc(F, sizeof *b1), *b2 = calloc(H, sizeof *b2);
-    for (size_t i = 0; i < (size_t)M * H; i++)
-        x[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-    for (size_t i = 0; i < (size_t)F * H; i++) {
-        w1[i] = (float)((i * 104729) % 1000) * 1e-4f - 0.05f;
-        w2[i] = (float)((i * 15485863) % 1000) * 1e-4f - 0.05f;
-    }
+    fill(x, (size_t)M * H, 7919, 0.5f);
+    fill(w1, (size_t)F * H, 104729, 0.05f);
+    fill(w2, (size_t)H * F, 15485863, 0.05f);
     m3_tensor t1 = {.name = "w1", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {F, H},
                     .strides = {H, 1}, .data = w1};
     m3_tensor t2 = {.name = "w2", .dtype = M3_DTYPE_F32, .ndim = 2, .shape = {H, F},
@@ -312,10 +314,8 @@ int main(int argc, char **argv) {
             size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
             float *a = malloc(m * k * sizeof *a), *w = malloc(n * k * sizeof *w);
             float *bias = malloc(n * sizeof *bias), *c = malloc(m * n * sizeof *c);
-            for (size_t i = 0; i < m * k; i++)
-                a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
-            for (size_t i = 0; i < n * k; i++)
-                w[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+            fill(a, m * k, 7919, 0.5f);
+            fill(w, n * k, 104729, 0.5f);
             for (size_t i = 0; i < n; i++)
                 bias[i] = 0.01f;
             for (size_t i = 0; i < m * n; i++)
