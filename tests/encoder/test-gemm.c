@@ -313,6 +313,11 @@ static void check_gelu(const m3_gemm_kernel *kern) {
     for (size_t i = 0; i < nt; i++)
         CHECK(fabs(out[i] - gelu_ref(tails[i])) <= 2e-7 * fmax(1.0, fabs(tails[i])),
               "%s gelu(%g) = %g", kern->name, tails[i], out[i]);
+    // +inf stays +inf (an overflowed activation is not turned into NaN), NaN stays NaN.
+    float special[2] = {INFINITY, NAN};
+    kern->gelu(special, 2);
+    CHECK(special[0] == INFINITY && isnan(special[1]), "%s gelu(inf) = %g, gelu(nan) = %g",
+          kern->name, special[0], special[1]);
     free(x);
     free(y);
 }

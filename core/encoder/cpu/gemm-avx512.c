@@ -13,6 +13,7 @@
 #include "encoder/cpu/gemm-gelu.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx512-store.h"
+#include "encoder/cpu/gemm-gelu-avx512.h"
 
 #define AVX512_KC 384
 #define NR (16 * AVX512_NV)
@@ -68,7 +69,7 @@ static void avx512_tile(size_t kc, const void *av, size_t lda, const void *wv, f
     avx512_tile_pf(kc, av, lda, wv, c, ldc, mr, nr, first, bias, r, ldr, NULL, 0);
 }
 
-M3_GEMM_DEFINE_GELU(avx512)
+M3_GEMM_DEFINE_ERF(avx512)
 
 const m3_gemm_kernel m3_gemm_kernel_avx512 = {
     .name = "avx512",
@@ -79,6 +80,6 @@ const m3_gemm_kernel m3_gemm_kernel_avx512 = {
     .kc = AVX512_KC,
     .tile = avx512_tile,
     .tile_pf = avx512_tile_pf,
-    .gelu = avx512_gelu,
+    .gelu = m3_gemm_gelu_avx512,
     .erf = avx512_erf,
 };

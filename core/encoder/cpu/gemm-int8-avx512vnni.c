@@ -17,6 +17,7 @@
 #include "encoder/cpu/gemm-gelu.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx512-store.h"
+#include "encoder/cpu/gemm-gelu-avx512.h"
 
 #define NR (16 * AVX512_NV)
 
@@ -126,7 +127,7 @@ static void int8_avx512vnni_to_int8(const float *a, size_t lda, size_t rows, siz
     }
 }
 
-M3_GEMM_DEFINE_GELU(int8_avx512vnni)
+M3_GEMM_DEFINE_ERF(int8_avx512vnni)
 
 const m3_gemm_kernel m3_gemm_kernel_int8_avx512vnni = {
     .name = "int8-avx512vnni",
@@ -137,6 +138,6 @@ const m3_gemm_kernel m3_gemm_kernel_int8_avx512vnni = {
     .kc = 0,  // int8 kernels take all of k at once
     .tile_i8 = int8_avx512vnni_tile,
     .to_int8 = int8_avx512vnni_to_int8,
-    .gelu = int8_avx512vnni_gelu,
+    .gelu = m3_gemm_gelu_avx512,
     .erf = int8_avx512vnni_erf,
 };
