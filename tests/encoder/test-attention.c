@@ -93,8 +93,8 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         out = got;
         ldo = hidden;
     }
-    uint32_t *pairs = bf16 ? aligned_alloc(64, (m3_attention_pairs_size(t, n, heads, head_dim) + 63) / 64 * 64) : NULL;
-    a.pairs = pairs;
+    void *kv = aligned_alloc(64, (m3_attention_kv_size(t, n, heads, head_dim, bf16) + 63) / 64 * 64);
+    a.kv = kv;
     m3_attention(pool, &a, scratch, stride);
 
     // The same run with the output as pairs (from the untouched inputs; a sentinel word after each
@@ -107,7 +107,7 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
     p.q = qkv, p.k = qkv + hidden, p.v = qkv + 2 * hidden, p.ld = ld;
     p.out = NULL, p.ldo = 0, p.out_pairs = op, p.ldop = ldop;
     m3_attention(pool, &p, scratch, stride);
-    free(pairs);
+    free(kv);
     for (size_t i = 0; i < t; i++)
         for (size_t q = 0; q < ldop; q++) {
             uint32_t want_word = 2 * q >= hidden ? 0xdeadbeefu

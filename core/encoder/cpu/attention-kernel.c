@@ -38,6 +38,7 @@
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define TASK_FN CAT(m3_attention_task, M3_ATTN_ISA)
+#define PACK_FN CAT(m3_attention_pack, M3_ATTN_ISA)
 
 #if defined(__AVX512F__)
 #define S_ROWS 8      // K·Qᵀ tile: S_ROWS keys × S_COLV·16 queries
@@ -57,7 +58,9 @@
 #endif
 
 #define B M3_ATTENTION_BLOCK       // queries per task; the row stride of Qt and St
+#ifndef KB
 #define KB M3_ATTENTION_KEY_BLOCK // keys per block
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
@@ -310,22 +313,47 @@ INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *
             _mm512_storeu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
 }
 
-// K and V of one sequence and head as bf16 pairs, once per layer (attention.h, "pairs"): K rows in
-// channel pairs, V rows two keys at a time (an odd last key pairs with zeros).
-void m3_attention_pair_avx512bf16(const m3_attention_args *a, size_t seq, int head)
+// Tokens [t0, t1) of one sequence (t0 even), K and V of every head, as bf16 pairs in kv
+// (attention.h): K rows in channel pairs, V rows two keys at a time (an odd last key pairs with
+// zeros). Token by token, so the activations are read in order (a row's heads lie side by side).
+void PACK_FN(const m3_attention_args *a, size_t seq, size_t t0, size_t t1)
 {
-    const size_t d = (size_t)a->head_dim, d2 = d / 2, col = (size_t)head * d;
+    const size_t d = (size_t)a->head_dim, d2 = d / 2;
     const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
-    pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
-    for (size_t t = 0; t < len; t++)
-        row_to_pairs(a->k + (base + t) * a->ld + col, kp + t * d2, d);
-    for (size_t j = 0; 2 * j < len; j++) {
-        const float *v0 = a->v + (base + 2 * j) * a->ld + col, *v1 = v0 + a->ld;
-        bool odd_end = 2 * j + 1 == len;
-        for (size_t c = 0; c < d; c += 16)
-            _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c),
-                                                                 odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v1 + c)));
+    for (size_t t = t0; t < t1; t += 2) {
+        const bool odd_end = t + 1 == len;
+        const float *k0 = a->k + (base + t) * a->ld, *v0 = a->v + (base + t) * a->ld;
+        for (int h = 0; h < a->heads; h++) {
+            const size_t col = (size_t)h * d;
+            pair_t *kp = m3_attention_k_pairs(a, h) + (base + t) * d2;
+            pair_t *vp = m3_attention_v_pairs(a, h, seq) + t / 2 * d;
+            row_to_pairs(k0 + col, kp, d);
+            if (!odd_end)
+                row_to_pairs(k0 + a->ld + col, kp + d2, d);
+            for (size_t c = 0; c < d; c += 16)
+                _mm512_storeu_si512(vp + c, interleave_pairs(_mm512_loadu_ps(v0 + col + c),
+                                                            odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v0 + a->ld + col + c)));
+        }
     }
+}
+#else
+// Tokens [t0, t1) of one sequence, K and V of every head, copied into kv (attention.h) for the
+// fp32 kernels. Token by token, so the activations are read in order. Not for a sequence of one
+// query block: its one task per head copies each key block as it goes, straight into L1.
+void PACK_FN(const m3_attention_args *a, size_t seq, size_t t0, size_t t1)
+{
+    const size_t d = (size_t)a->head_dim, base = a->offsets[seq];
+    if (a->offsets[seq + 1] - base <= B)
+        return;
+    for (size_t t = base + t0; t < base + t1; t++)
+        for (int h = 0; h < a->heads; h++) {
+            const float *k = a->k + t * a->ld + (size_t)h * d, *v = a->v + t * a->ld + (size_t)h * d;
+            float *kd = m3_attention_k_rows(a, h) + t * d, *vd = m3_attention_v_rows(a, h) + t * d;
+            for (size_t c = 0; c < d; c += 16) {  // d is a multiple of 16
+                store(kd + c, load(k + c));
+                store(vd + c, load(v + c));
+            }
+        }
 }
 #endif
 
@@ -377,12 +405,21 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
                 qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
 #else
-        // The key block's K and V rows, copied next to each other once: in the activations they
-        // lie 3·hidden floats apart, a page each, and the tiles below read every row many times.
-        float *kc = row_sum + B, *vc = kc + KB * d;
-        for (size_t j = 0; j < nk; j++) {
-            memcpy(kc + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kc);
-            memcpy(vc + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vc);
+        // The key block's K and V rows side by side (in the activations they lie 3·hidden floats
+        // apart, a page each, and the tiles below read every row many times): in kv, copied there
+        // once per call, where the sequence has several query blocks; else copied here.
+        const float *kc, *vc;
+        if (len > B) {
+            kc = m3_attention_k_rows(a, head) + (base + k0) * d;
+            vc = m3_attention_v_rows(a, head) + (base + k0) * d;
+        } else {
+            float *kb = row_sum + B, *vb = kb + KB * d;
+            for (size_t j = 0; j < nk; j++) {
+                memcpy(kb + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kb);
+                memcpy(vb + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vb);
+            }
+            kc = kb;
+            vc = vb;
         }
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
             const float *kr[S_ROWS];

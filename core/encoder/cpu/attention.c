@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <stdio.h>
 
 #include "base/status.h"
 
@@ -36,7 +38,7 @@ size_t m3_attention_scratch_size(int head_dim)
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-size_t m3_attention_pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
+static size_t pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
 {
     size_t d = (size_t)head_dim, h = (size_t)heads, rows = (tokens + n_seqs) / 2 + 1;
     return ((h * tokens + M3_ATTENTION_K_PAD) * d / 2 + h * rows * d) * sizeof(uint32_t);
@@ -110,6 +112,14 @@ const char *m3_attention_kernel_name_for(bool bf16)
     return bf16 && bf16_fn ? "avx512bf16" : task_name;
 }
 
+size_t m3_attention_kv_size(size_t tokens, size_t n_seqs, int heads, int head_dim, bool bf16)
+{
+    choose_kernel();
+    if (bf16 && bf16_fn)
+        return pairs_size(tokens, n_seqs, heads, head_dim);
+    return 2 * tokens * (size_t)heads * (size_t)head_dim * sizeof(float);
+}
+
 static bool force(const char *name)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -153,14 +163,57 @@ typedef struct run_ctx {
     m3_attention_task_fn fn;
 } run_ctx;
 
+// Tasks in (sequence, head, query block) order: the tasks a thread takes one after another mostly
+// share a head, whose K and V (the kv area, 2 × len × head_dim floats) then stay in its L2 cache.
 static void run_task(void *ctx, size_t task, int thread)
+{
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    const size_t heads = (size_t)a->heads;
+    // Binary search for the sequence holding this task: its tasks are
+    // [blocks[s] · heads, blocks[s + 1] · heads).
+    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] · heads <= task < blocks[hi] · heads
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->blocks[mid] * heads <= task)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t local = task - a->blocks[lo] * heads, n_blocks = a->blocks[lo + 1] - a->blocks[lo];
+    int head = (int)(local / n_blocks);
+    size_t q0 = local % n_blocks * M3_ATTENTION_BLOCK;
+    r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
+}
+
+enum { KV_CHUNK = 32 };  // tokens per task of the pass that lays out K and V (even)
+
+static m3_attention_pack_fn pack_for(m3_attention_task_fn fn)
+{
+#if defined(__x86_64__)
+    if (fn == m3_attention_task_avx512bf16)
+        return m3_attention_pack_avx512bf16;
+#endif
+    if (fn == m3_attention_task_avx512)
+        return m3_attention_pack_avx512;
+    return fn == m3_attention_task_avx2 ? m3_attention_pack_avx2 : m3_attention_pack_sse2;
+}
+
+// TEMPORARY A/B
+int m3_attention_ab_old;
+int m3_attention_direct;
+int m3_attention_pf;
+double m3_attention_t_kv, m3_attention_t_run, m3_attention_t_kvp[2];
+void m3_attention_task_avx512old(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch);
+void m3_attention_task_avx512bf16old(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch);
+void m3_attention_pair_old(const m3_attention_args *a, size_t seq, int head);
+static void run_task_old(void *ctx, size_t task, int thread)
 {
     const run_ctx *r = ctx;
     const m3_attention_args *a = r->a;
     size_t block = task / (size_t)a->heads;
     int head = (int)(task % (size_t)a->heads);
-    // Binary search for the sequence holding this global query block.
-    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] <= block < blocks[hi]
+    size_t lo = 0, hi = a->n_seqs;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (a->blocks[mid] <= block)
@@ -171,34 +224,98 @@ static void run_task(void *ctx, size_t task, int thread)
     size_t q0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK;
     r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
 }
-
-static void pair_task(void *ctx, size_t task, int thread)
+static void pair_task_old(void *ctx, size_t task, int thread)
 {
     (void)thread;
     const m3_attention_args *a = ctx;
-#if defined(__x86_64__)
-    m3_attention_pair_avx512bf16(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
-#else
-    (void)a;
-    (void)task;  // bf16_fn is never set here
-#endif
+    m3_attention_pair_old(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
 }
+
+// Task i: tokens [KV_CHUNK · (i % parts), + KV_CHUNK) of query block i / parts, every head.
+static void kv_task(void *ctx, size_t task, int thread)
+{
+    (void)thread;
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    const size_t parts = M3_ATTENTION_BLOCK / KV_CHUNK, block = task / parts;
+    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] <= block < blocks[hi]
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a->blocks[mid] <= block)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    size_t len = a->offsets[lo + 1] - a->offsets[lo];
+    size_t t0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK + task % parts * KV_CHUNK;
+    if (t0 >= len)
+        return;
+    size_t t1 = t0 + KV_CHUNK < len ? t0 + KV_CHUNK : len;
+    pack_for(r->fn)(a, lo, t0, t1);
+}
+
+static double ab_t[2][2];
+static int ab_n[2][2];
+static void ab_report(void)
+{
+    for (int b = 0; b < 2; b++)
+        if (ab_n[b][0] + ab_n[b][1])
+            fprintf(stderr, "attention A/B %s: new %.1f ms (%d calls), old %.1f ms (%d calls), old/new %.3f\n", b ? "bf16" : "fp32",
+                    ab_t[b][0] * 1e3, ab_n[b][0], ab_t[b][1] * 1e3, ab_n[b][1], ab_t[b][1] / ab_t[b][0]);
+}
+static void m3_attention_inner(m3_threadpool *pool, const m3_attention_args *a, run_ctx *rp, size_t tasks);
 
 void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
                   size_t scratch_stride)
 {
     M3_ASSERT(m3_attention_supports(a->head_dim));
     M3_ASSERT(scratch_stride >= m3_attention_scratch_size(a->head_dim));
+    M3_ASSERT(a->kv);
     choose_kernel();
     run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = a->bf16 && bf16_fn ? bf16_fn : task_fn};
     size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
     if (!tasks)
         return;
-    if (r.fn == bf16_fn) {
-        M3_ASSERT(a->pairs);
-        m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task, (void *)a);
+    static int ab_env = -1, ab_flip;
+    if (ab_env < 0) {
+        ab_env = getenv("M3_ATTN_AB") != NULL;
+        if (ab_env) atexit(ab_report);
     }
+    struct timespec ab0, ab1;
+    int ab_mode = 0;
+    if (ab_env) {
+        ab_mode = ab_flip ^= 1;
+        if (getenv("PFAB")) m3_attention_pf = ab_mode; else
+        m3_attention_ab_old = ab_mode;
+        clock_gettime(CLOCK_MONOTONIC, &ab0);
+    }
+    m3_attention_inner(pool, a, &r, tasks);
+    if (ab_env) {
+        clock_gettime(CLOCK_MONOTONIC, &ab1);
+        ab_t[r.fn == bf16_fn][ab_mode] += (double)(ab1.tv_sec - ab0.tv_sec) + 1e-9 * (double)(ab1.tv_nsec - ab0.tv_nsec);
+        ab_n[r.fn == bf16_fn][ab_mode]++;
+    }
+}
+
+static void m3_attention_inner(m3_threadpool *pool, const m3_attention_args *a, run_ctx *rp, size_t tasks)
+{
+    run_ctx r = *rp;
+    if (m3_attention_ab_old) {
+        bool b = r.fn == bf16_fn;
+        r.fn = b ? m3_attention_task_avx512bf16old : m3_attention_task_avx512old;
+        if (b)
+            m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task_old, (void *)a);
+        m3_threadpool_run(pool, tasks, getenv("ORDER") ? run_task : run_task_old, &r);
+        return;
+    }
+    struct timespec t0, t1, t2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    m3_threadpool_run(pool, a->blocks[a->n_seqs] * (M3_ATTENTION_BLOCK / KV_CHUNK), kv_task, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     m3_threadpool_run(pool, tasks, run_task, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t2);
+    { double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); int q = r.fn == bf16_fn; if (m3_attention_t_kvp[q] == 0 || dt < m3_attention_t_kvp[q]) m3_attention_t_kvp[q] = dt; }
+    m3_attention_t_run += (double)(t2.tv_sec - t1.tv_sec) + 1e-9 * (double)(t2.tv_nsec - t1.tv_nsec);
 }
 
 void m3_attention_reference(const m3_attention_args *a)

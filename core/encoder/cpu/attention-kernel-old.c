@@ -1,0 +1,494 @@
+// SPDX-License-Identifier: MIT
+//
+// One attention task (a sequence, a head, a block of up to M3_ATTENTION_BLOCK queries), flash-style:
+// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled), an online softmax update of the per-query
+// maxima and sums, O = O·alpha + P·V; finally out = O / sum. Nothing grows with the sequence length.
+//
+// Layout choices: the query block is transposed once per task (Qt [d][B]) so that scores come out
+// as Sᵀ[key][query] with queries along the vector lanes: the Q·Kᵀ tile broadcasts K elements
+// straight from the activation buffer (no per-block transposition of K), and the softmax runs
+// down columns (vertical max / exp / sum, no horizontal reductions). P·V broadcasts Sᵀ elements
+// against rows of V, also straight from the activation buffer.
+//
+// bf16 (the variant compiled with AVX512_BF16): the two products run on VDPBF16PS, pairs of bf16
+// multiplied and summed into fp32 accumulators; the softmax, the running maxima and sums and the
+// output stay fp32. Q·Kᵀ pairs adjacent channels (Q transposed into channel pairs, K rows as they
+// are); P·V pairs adjacent keys (P and V interleaved two rows at a time per key block).
+//
+// This file is compiled once per ISA (see meson.build) with M3_ATTN_ISA = avx512 / avx2 / sse2 /
+// avx512bf16 and the matching -m flags. It uses GCC vector extensions on 16-float vectors rather than intrinsics,
+// so one source serves all three: a v16 is one zmm, two ymm or four xmm. Register tiles are sized
+// per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "encoder/cpu/attention.h"
+#include "encoder/cpu/gemm-private.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#ifndef M3_ATTN_ISA
+#error "M3_ATTN_ISA must name the variant (avx512, avx2, sse2)"
+#endif
+
+#define CAT2(a, b) a##_##b
+#define CAT(a, b) CAT2(a, b)
+#define TASK_FN CAT(m3_attention_task, M3_ATTN_ISA)
+
+#if defined(__AVX512F__)
+#define S_ROWS 8      // K·Qᵀ tile: S_ROWS keys × S_COLV·16 queries
+#define S_COLV 2
+#define P_ROWS 4      // P·V tile: P_ROWS queries × up to P_COLV·16 channels
+#define P_COLV 4
+#elif defined(__AVX2__)
+#define S_ROWS 4
+#define S_COLV 1
+#define P_ROWS 4
+#define P_COLV 1
+#else
+#define S_ROWS 2
+#define S_COLV 1
+#define P_ROWS 2
+#define P_COLV 1
+#endif
+
+#define B M3_ATTENTION_BLOCK       // queries per task; the row stride of Qt and St
+#define KB M3_ATTENTION_KEY_BLOCK // keys per block
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE v16 load(const float *p)
+{
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void store(float *p, v16 v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+INLINE v16 splat(float s)
+{
+    return (v16){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+}
+
+INLINE v16 select16(vi16 mask, v16 a, v16 b)
+{
+    return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
+}
+
+// exp(x) to about 1 ulp on [-87, 0] (x > 0 also works up to 88); below -87 (and -inf) it is 0
+// (AVX-512: exp(-87), 1.6e-38). Range reduction x = n·ln2 + r with |r| <= ln2/2, a Taylor
+// polynomial, 2^n applied by VSCALEFPS (AVX-512) or built in the exponent bits. Degree 7 (error
+// < 1e-8 relative) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before
+// P·V, so degree 5 (error < 3e-6, a thousandth of that rounding) saves two FMAs per score.
+#if defined(__AVX512BF16__)
+#define EXP_DEGREE 5
+#else
+#define EXP_DEGREE 7
+#endif
+INLINE v16 vexp(v16 x)
+{
+#if defined(__AVX512F__)
+    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-87.0f));  // -inf becomes -87 too
+#else
+    vi16 under = x < splat(-87.0f);
+    x = select16(under, splat(-87.0f), x);
+#endif
+    v16 t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: rounds to an integer
+    v16 n = t - 12582912.0f;
+    v16 r = x - n * 0.693145751953125f;
+    r = r - n * 1.428606820309417232e-6f;
+#if EXP_DEGREE == 7
+    v16 p = splat(1.0f / 5040.0f);
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+#else
+    v16 p = splat(1.0f / 120.0f);
+#endif
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+#if defined(__AVX512F__)
+    return (v16)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
+    vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
+    return select16(under, splat(0.0f), p * (v16)e);
+#endif
+}
+
+INLINE v16 vmax(v16 a, v16 b)
+{
+#if defined(__AVX512F__)
+    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return select16(a > b, a, b);
+#endif
+}
+
+INLINE float hmax(v16 v)
+{
+    float m = v[0];
+    for (int i = 1; i < 16; i++)
+        m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+INLINE float hsum(v16 v)
+{
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += v[i];
+    return s;
+}
+
+// St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d channels; kr[i] is key j0+i's row
+// (a zero row past the end of the sequence).
+INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d, size_t j0,
+                    size_t r0)
+{
+    v16 acc[S_ROWS][S_COLV];
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            acc[i][v] = splat(0.0f);
+    for (size_t c = 0; c < d; c++) {
+        v16 q[S_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            q[v] = load(qt + c * B + r0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int i = 0; i < S_ROWS; i++) {
+            v16 k = splat(kr[i][c]);
+#pragma GCC unroll 16
+            for (int v = 0; v < S_COLV; v++)
+                acc[i][v] += k * q[v];
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            store(st + (j0 + (size_t)i) * B + r0 + 16 * (size_t)v, acc[i][v]);
+}
+
+// O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk keys; P[r][j] = St[j][r]; vb points at
+// key 0's channel 0.
+INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, float *o, size_t d,
+                    size_t r0, size_t c0, const int colv)
+{
+    v16 acc[P_ROWS][P_COLV];
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+    for (size_t j = 0; j < nk; j++) {
+        const float *vr = vb + j * ld + c0;
+        v16 vv[P_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            vv[v] = load(vr + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int r = 0; r < P_ROWS; r++) {
+            v16 p = splat(st[j * B + r0 + (size_t)r]);
+#pragma GCC unroll 16
+            for (int v = 0; v < colv; v++)
+                acc[r][v] += p * vv[v];
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            store(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
+}
+
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+
+// Two bf16 in 32 bits, the even element (channel or key) in the low half: VDPBF16PS multiplies
+// low with low and high with high, so both operands of a product must pair the same way.
+typedef uint32_t pair_t;
+
+INLINE uint32_t bf16_bits(float f)  // round to nearest even, as VCVTNE2PS2BF16 does
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+}
+
+// 16 pairs (a[i], b[i]) from two rows of 16 floats.
+INLINE __m512i interleave_pairs(__m512 a, __m512 b)
+{
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));  // words: a[0..16), b[0..16)
+}
+
+// One row of d floats (a multiple of 16) as d/2 pairs in channel order.
+INLINE void row_to_pairs(const float *src, pair_t *dst, size_t d)
+{
+    size_t c = 0;
+    for (; c + 32 <= d; c += 32)
+        _mm512_storeu_si512(dst + c / 2, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + c + 16),
+                                                                        _mm512_loadu_ps(src + c)));
+    if (c < d)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + c / 2), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + c)));
+}
+
+// St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d2 channel pairs; kp: the key block's rows
+// as pairs (d2 per row), qp: Qt as pairs [d2][B].
+INLINE void qk_tile_bf16(const pair_t *qp, const pair_t *kp, float *st, size_t d2, size_t j0, size_t r0)
+{
+    __m512 acc[S_ROWS][S_COLV];
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    for (size_t c = 0; c < d2; c++) {
+        __m512bh q[S_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            q[v] = (__m512bh)_mm512_loadu_si512(qp + c * B + r0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int i = 0; i < S_ROWS; i++) {
+            __m512bh k = (__m512bh)_mm512_set1_epi32((int)kp[(j0 + (size_t)i) * d2 + c]);
+#pragma GCC unroll 16
+            for (int v = 0; v < S_COLV; v++)
+                acc[i][v] = _mm512_dpbf16_ps(acc[i][v], k, q[v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < S_ROWS; i++)
+#pragma GCC unroll 16
+        for (int v = 0; v < S_COLV; v++)
+            _mm512_storeu_ps(st + (j0 + (size_t)i) * B + r0 + 16 * (size_t)v, acc[i][v]);
+}
+
+// O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk2 key pairs; pp: P as key pairs [nk2][B]
+// (query r's pair j at pp[j·B + r]), vp: V as key pairs [nk2][d].
+INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d, size_t r0,
+                         size_t c0, const int colv)
+{
+    __m512 acc[P_ROWS][P_COLV];
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            acc[r][v] = _mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+    for (size_t j = 0; j < nk2; j++) {
+        __m512bh vv[P_COLV];
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            vv[v] = (__m512bh)_mm512_loadu_si512(vp + j * d + c0 + 16 * (size_t)v);
+#pragma GCC unroll 16
+        for (int r = 0; r < P_ROWS; r++) {
+            __m512bh p = (__m512bh)_mm512_set1_epi32((int)pp[j * B + r0 + (size_t)r]);
+#pragma GCC unroll 16
+            for (int v = 0; v < colv; v++)
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], p, vv[v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < P_ROWS; r++)
+#pragma GCC unroll 16
+        for (int v = 0; v < colv; v++)
+            _mm512_storeu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
+}
+
+// K and V of one sequence and head as bf16 pairs, once per layer (attention.h, "pairs"): K rows in
+// channel pairs, V rows two keys at a time (an odd last key pairs with zeros).
+void m3_attention_pair_old(const m3_attention_args *a, size_t seq, int head)
+{
+    const size_t d = (size_t)a->head_dim, d2 = d / 2, col = (size_t)head * d;
+    const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
+    pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    for (size_t t = 0; t < len; t++)
+        row_to_pairs(a->k + (base + t) * a->ld + col, kp + t * d2, d);
+    for (size_t j = 0; 2 * j < len; j++) {
+        const float *v0 = a->v + (base + 2 * j) * a->ld + col, *v1 = v0 + a->ld;
+        bool odd_end = 2 * j + 1 == len;
+        for (size_t c = 0; c < d; c += 16)
+            _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c),
+                                                                 odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v1 + c)));
+    }
+}
+#endif
+
+void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch)
+{
+    const size_t d = (size_t)a->head_dim, ld = a->ld;
+    const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
+    const size_t col = (size_t)head * d;
+    const size_t qw = 16 * S_COLV;  // queries per score tile
+    size_t nq = len - q0 < B ? len - q0 : B;
+    size_t nq_r = (nq + qw - 1) / qw * qw;  // a multiple of qw, 16 and P_ROWS, <= B
+    float *qt = scratch, *o = qt + d * B, *st = o + B * d, *zero = st + KB * B;
+    float *row_max = zero + d, *row_sum = row_max + B;
+
+#if defined(__AVX512BF16__)
+    // Qt as channel pairs [d/2][B] in the Qt area; beside it the key block's rows as pairs.
+    const size_t d2 = d / 2;
+    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_sum + B);
+    const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    for (size_t r = 0; r < nq_r; r++) {
+        const float *src = a->q + (base + q0 + r) * ld + col;
+        for (size_t c = 0; c < d2; c++)
+            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * a->scale) | bf16_bits(src[2 * c + 1] * a->scale) << 16 : 0;
+        for (size_t c = 0; c < d; c++)
+            o[r * d + c] = 0.0f;
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+#else
+    for (size_t r = 0; r < nq_r; r++) {
+        const float *src = a->q + (base + q0 + r) * ld + col;
+        for (size_t c = 0; c < d; c++) {
+            qt[c * B + r] = r < nq ? src[c] * a->scale : 0.0f;
+            o[r * d + c] = 0.0f;
+        }
+        row_max[r] = -INFINITY;
+        row_sum[r] = 0.0f;
+    }
+#endif
+    for (size_t c = 0; c < d; c++)
+        zero[c] = 0.0f;
+
+    for (size_t k0 = 0; k0 < len; k0 += KB) {
+        size_t nk = len - k0 < KB ? len - k0 : KB;
+#if defined(__AVX512BF16__)
+        // Rows past the sequence's end (up to S_ROWS - 1) read the next keys or the padding: their
+        // scores are never used.
+        for (size_t j0 = 0; j0 < nk; j0 += S_ROWS)
+            for (size_t r0 = 0; r0 < nq_r; r0 += qw)
+                qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
+#else
+        // The key block's K and V rows, copied next to each other once: in the activations they
+        // lie 3·hidden floats apart, a page each, and the tiles below read every row many times.
+        float *kc = row_sum + B, *vc = kc + KB * d;
+        for (size_t j = 0; j < nk; j++) {
+            memcpy(kc + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kc);
+            memcpy(vc + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vc);
+        }
+        for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
+            const float *kr[S_ROWS];
+            for (size_t i = 0; i < S_ROWS; i++)
+                kr[i] = j0 + i < nk ? kc + (j0 + i) * d : zero;
+            for (size_t r0 = 0; r0 < nq_r; r0 += qw)
+                qk_tile(qt, kr, st, d, j0, r0);
+        }
+#endif
+
+        // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
+        // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
+        for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
+            // Four independent maxima: one chain would wait on each comparison's latency.
+            v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
+            size_t j = 1;
+            for (; j + 4 <= nk; j += 4)
+                for (int u = 0; u < 4; u++)
+                    m4[u] = vmax(m4[u], load(st + (j + (size_t)u) * B + r0));
+            for (; j < nk; j++)
+                m4[0] = vmax(m4[0], load(st + j * B + r0));
+            v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
+            v16 old = load(row_max + r0);
+            mx = select16(old > mx, old, mx);
+            v16 alpha = vexp(old - mx);
+            v16 sum = splat(0.0f);
+#if defined(__AVX512BF16__)
+            // P goes straight into key pairs for P·V (an odd last key pairs with zeros).
+            for (size_t j = 0; j < nk; j += 2) {
+                v16 p0 = vexp(load(st + j * B + r0) - mx);
+                v16 p1 = j + 1 < nk ? vexp(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
+                sum += p0 + p1;
+                _mm512_storeu_si512(pp + j / 2 * B + r0, interleave_pairs((__m512)p0, (__m512)p1));
+            }
+#else
+            for (size_t j = 0; j < nk; j++) {
+                v16 p = vexp(load(st + j * B + r0) - mx);
+                store(st + j * B + r0, p);
+                sum += p;
+            }
+#endif
+            store(row_sum + r0, load(row_sum + r0) * alpha + sum);
+            store(row_max + r0, mx);
+            for (size_t r = 0; r < 16; r++) {
+                float s = alpha[r];
+                if (s != 1.0f)
+                    for (size_t c = 0; c < d; c++)
+                        o[(r0 + r) * d + c] *= s;
+            }
+        }
+
+#if defined(__AVX512BF16__)
+        // P was paired by the softmax above; V was paired once per layer.
+        size_t nk2 = (nk + 1) / 2;
+        const pair_t *vb = vp + k0 / 2 * d;
+        for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
+            size_t c0 = 0;
+            for (; c0 + 64 <= d; c0 += 64)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 4);
+            for (; c0 + 32 <= d; c0 += 32)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 2);
+            for (; c0 < d; c0 += 16)
+                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
+        }
+#else
+        const float *vb = vc;
+        for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
+            size_t c0 = 0;
+#if P_COLV >= 4
+            for (; c0 + 64 <= d; c0 += 64)
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 4);
+#endif
+#if P_COLV >= 2
+            for (; c0 + 32 <= d; c0 += 32)
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 2);
+#endif
+            for (; c0 < d; c0 += 16)
+                pv_tile(st, vb, d, nk, o, d, r0, c0, 1);
+        }
+#endif
+    }
+
+    if (a->out_pairs) {
+        // The output projection's A as bf16 pairs: the same quotients, rounded as the bf16 GEMM
+        // rounds its A (VCVTNE2PS2BF16 there and here; m3_gemm_bf16_round is the same rounding).
+        for (size_t r = 0; r < nq; r++) {
+            const float *src = o + r * d;
+            uint32_t *dst = a->out_pairs + (base + q0 + r) * a->ldop + col / 2;
+            size_t c = 0;
+#if defined(__AVX512BF16__)
+            __m512 sum = _mm512_set1_ps(row_sum[r]);
+            for (; c + 32 <= d; c += 32) {
+                __m512 x0 = _mm512_div_ps(_mm512_loadu_ps(src + c), sum);
+                __m512 x1 = _mm512_div_ps(_mm512_loadu_ps(src + c + 16), sum);
+                _mm512_storeu_si512(dst + c / 2, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+            }
+#endif
+            for (; c < d; c += 2)  // d is even (a multiple of 16)
+                dst[c / 2] = m3_gemm_bf16_round(src[c] / row_sum[r]) |
+                             (uint32_t)m3_gemm_bf16_round(src[c + 1] / row_sum[r]) << 16;
+        }
+        return;
+    }
+    for (size_t r = 0; r < nq; r++) {
+        float *dst = a->out + (base + q0 + r) * a->ldo + col;
+        for (size_t c = 0; c < d; c++)
+            dst[c] = o[r * d + c] / row_sum[r];
+    }
+}
