@@ -59,14 +59,16 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         .heads = heads, .head_dim = head_dim, .scale = 1.0f / sqrtf((float)head_dim), .bf16 = bf16,
     };
     if (bf16) {
-        // The reference sees what the bf16 kernel multiplies: Q·scale, K and V rounded to bf16.
-        // What remains is the rounding of P, so the kernel's pairing and blocking are checked as
-        // tightly as the fp32 kernels'; the encoder-precision test judges bf16's own fidelity.
+        // The reference sees what the bf16 kernel multiplies: Q·scale·log2(e) (the kernel's
+        // scores are in base-2 units), K and V rounded to bf16. What remains is the rounding of P,
+        // so the kernel's pairing and blocking are checked as tightly as the fp32 kernels'; the
+        // encoder-precision test judges bf16's own fidelity.
+        const float q_scale = a.scale * 1.44269504088896341f;
         float *rounded = malloc(t * ld * sizeof *rounded + 1);
         for (size_t i = 0; i < t * ld; i++)
-            rounded[i] = to_bf16(i % ld < hidden ? qkv[i] * a.scale : qkv[i]);
+            rounded[i] = to_bf16(i % ld < hidden ? qkv[i] * q_scale : qkv[i]);
         m3_attention_args r = a;
-        r.q = rounded, r.k = rounded + hidden, r.v = rounded + 2 * hidden, r.scale = 1.0f;
+        r.q = rounded, r.k = rounded + hidden, r.v = rounded + 2 * hidden, r.scale = 0.693147180559945309f;
         m3_attention_reference(&r);
         free(rounded);
     } else {

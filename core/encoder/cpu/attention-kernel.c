@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // One attention task (a sequence, a head, a block of up to M3_ATTENTION_BLOCK queries), flash-style:
-// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled), an online softmax update of the per-query
-// maxima and sums, O = O·alpha + P·V; finally out = O / sum. Nothing grows with the sequence length.
+// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled by scale·log2 e, so scores are in base 2), an
+// online softmax update of the per-query maxima and sums, O = O·alpha + P·V; finally
+// out = O / sum. Nothing grows with the sequence length.
 //
 // Layout choices: the query block is transposed once per task (Qt [d][B]) so that scores come out
 // as Sᵀ[key][query] with queries along the vector lanes: the Q·Kᵀ tile broadcasts K elements
@@ -89,39 +90,40 @@ INLINE v16 select16(vi16 mask, v16 a, v16 b)
     return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
 }
 
-// exp(x) to about 1 ulp on [-87, 0] (x > 0 also works up to 88); below -87 (and -inf) it is 0
-// (AVX-512: exp(-87), 1.6e-38). Range reduction x = n·ln2 + r with |r| <= ln2/2, a Taylor
-// polynomial, 2^n applied by VSCALEFPS (AVX-512) or built in the exponent bits. Degree 7 (error
-// < 1e-8 relative) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before
-// P·V, so degree 5 (error < 3e-6, a thousandth of that rounding) saves two FMAs per score.
+// 2^x to about 1 ulp on [-126, 0] (x > 0 also works up to 127); below -126 (and -inf) it is 0
+// (AVX-512: 2^-126). The scores come in base-2 units (Q is scaled by log2(e) too), so the range
+// reduction is exact: x = n + r, n = round(x), |r| <= 1/2; 2^r by a Taylor polynomial in r·ln 2,
+// 2^n applied by VSCALEFPS (AVX-512) or built in the exponent bits. Degree 7 (error < 1e-8
+// relative) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before P·V, so
+// degree 5 (error < 3e-6, a thousandth of that rounding) saves two FMAs per score.
 #if defined(__AVX512BF16__)
 #define EXP_DEGREE 5
 #else
 #define EXP_DEGREE 7
 #endif
-INLINE v16 vexp(v16 x)
+#define LOG2E 1.44269504088896341f
+INLINE v16 vexp2(v16 x)
 {
 #if defined(__AVX512F__)
-    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-87.0f));  // -inf becomes -87 too
+    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-126.0f));  // -inf becomes -126 too
+    v16 n = (v16)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
-    vi16 under = x < splat(-87.0f);
-    x = select16(under, splat(-87.0f), x);
+    vi16 under = x < splat(-126.0f);
+    x = select16(under, splat(-126.0f), x);
+    v16 n = (x + 12582912.0f) - 12582912.0f;  // 1.5·2^23: rounds to an integer
 #endif
-    v16 t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: rounds to an integer
-    v16 n = t - 12582912.0f;
-    v16 r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606820309417232e-6f;
+    v16 r = x - n;
 #if EXP_DEGREE == 7
-    v16 p = splat(1.0f / 5040.0f);
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
+    v16 p = splat(1.525273380405984e-05f);
+    p = p * r + 1.5403530393381606e-04f;
+    p = p * r + 1.3333558146428443e-03f;
 #else
-    v16 p = splat(1.0f / 120.0f);
+    v16 p = splat(1.3333558146428443e-03f);
 #endif
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
+    p = p * r + 9.618129107628477e-03f;
+    p = p * r + 5.550410866482158e-02f;
+    p = p * r + 2.402265069591007e-01f;
+    p = p * r + 6.931471805599453e-01f;
     p = p * r + 1.0f;
 #if defined(__AVX512F__)
     return (v16)_mm512_scalef_ps((__m512)p, (__m512)n);
@@ -409,7 +411,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
     // 16 queries × 16 channel pairs at a time: each row scaled and paired (VCVTNE2PS2BF16 rounds
     // as bf16_bits does), then the 16 × 16 words transposed; any last 8 pairs one by one.
-    const __m512 scale = _mm512_set1_ps(a->scale);
+    const __m512 scale = _mm512_set1_ps(a->scale * LOG2E);
     size_t c2 = 0;
     for (; c2 + 16 <= d2; c2 += 16)
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
@@ -429,7 +431,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     for (size_t r = 0; r < nq_r; r++) {
         const float *src = a->q + (base + q0 + r) * ld + col;
         for (size_t c = c2; c < d2; c++)
-            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * a->scale) | bf16_bits(src[2 * c + 1] * a->scale) << 16 : 0;
+            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * (a->scale * LOG2E)) | bf16_bits(src[2 * c + 1] * (a->scale * LOG2E)) << 16 : 0;
         for (size_t c = 0; c < d; c++)
             o[r * d + c] = 0.0f;
         row_max[r] = -INFINITY;
@@ -439,7 +441,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
 #if defined(__AVX512F__)
     // Qt 16 queries × 16 channels at a time, transposed in registers (scattering single floats
     // to 16 rows of Qt cost ~5 % of the task).
-    const __m512 scale = _mm512_set1_ps(a->scale);
+    const __m512 scale = _mm512_set1_ps(a->scale * LOG2E);
     for (size_t c0 = 0; c0 < d; c0 += 16)
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
             __m512 w[16];
@@ -457,7 +459,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
 #if !defined(__AVX512F__)
         const float *src = a->q + (base + q0 + r) * ld + col;
         for (size_t c = 0; c < d; c++)
-            qt[c * B + r] = r < nq ? src[c] * a->scale : 0.0f;
+            qt[c * B + r] = r < nq ? src[c] * (a->scale * LOG2E) : 0.0f;
 #endif
         for (size_t c = 0; c < d; c++)
             o[r * d + c] = 0.0f;
@@ -502,8 +504,9 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         }
 #endif
 
-        // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
-        // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
+        // Online softmax, 16 queries at a time (S in base-2 units): new maxima, alpha = 2^(old - new)
+        // rescales what was accumulated (0 on the first block, where the old maximum is -inf),
+        // P = 2^(S - max).
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
             // Four independent maxima: one chain would wait on each comparison's latency.
             v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
@@ -516,19 +519,19 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
             v16 old = load(row_max + r0);
             mx = select16(old > mx, old, mx);
-            v16 alpha = vexp(old - mx);
+            v16 alpha = vexp2(old - mx);
             v16 sum = splat(0.0f);
 #if defined(__AVX512BF16__)
             // P goes straight into key pairs for P·V (an odd last key pairs with zeros).
             for (size_t j = 0; j < nk; j += 2) {
-                v16 p0 = vexp(load(st + j * B + r0) - mx);
-                v16 p1 = j + 1 < nk ? vexp(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
+                v16 p0 = vexp2(load(st + j * B + r0) - mx);
+                v16 p1 = j + 1 < nk ? vexp2(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
                 sum += p0 + p1;
                 _mm512_storeu_si512(pp + j / 2 * B + r0, interleave_pairs((__m512)p0, (__m512)p1));
             }
 #else
             for (size_t j = 0; j < nk; j++) {
-                v16 p = vexp(load(st + j * B + r0) - mx);
+                v16 p = vexp2(load(st + j * B + r0) - mx);
                 store(st + j * B + r0, p);
                 sum += p;
             }
