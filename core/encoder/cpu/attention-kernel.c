@@ -226,14 +226,14 @@ INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d
 // O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk keys; P[r][j] = St[j][r]; vb points at
 // key 0's channel 0.
 INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, float *o, size_t d,
-                    size_t r0, size_t c0, const int colv)
+                    const float *alpha, size_t r0, size_t c0, const int colv)
 {
     v16 acc[P_ROWS][P_COLV];
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
         for (int v = 0; v < colv; v++)
-            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v) * alpha[r0 + (size_t)r];
     for (size_t j = 0; j < nk; j++) {
         const float *vr = vb + j * ld + c0;
         v16 vv[P_COLV];
@@ -320,15 +320,16 @@ INLINE void qk_tile_bf16(const pair_t *qp, const pair_t *kp, float *st, size_t d
 
 // O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk2 key pairs; pp: P as key pairs [nk2][B]
 // (query r's pair j at pp[j·B + r]), vp: V as key pairs [nk2][d].
-INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d, size_t r0,
-                         size_t c0, const int colv)
+INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d,
+                         const float *alpha, size_t r0, size_t c0, const int colv)
 {
     __m512 acc[P_ROWS][P_COLV];
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
         for (int v = 0; v < colv; v++)
-            acc[r][v] = _mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+            acc[r][v] = _mm512_mul_ps(_mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v),
+                                      _mm512_set1_ps(alpha[r0 + (size_t)r]));
     for (size_t j = 0; j < nk2; j++) {
         __m512bh vv[P_COLV];
 #pragma GCC unroll 16
@@ -402,12 +403,12 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     size_t nq = len - q0 < B ? len - q0 : B;
     size_t nq_r = (nq + qw - 1) / qw * qw;  // a multiple of qw, 16 and P_ROWS, <= B
     float *qt = scratch, *o = qt + d * B, *st = o + B * d, *zero = st + KB * B;
-    float *row_max = zero + d, *row_sum = row_max + B;
+    float *row_max = zero + d, *row_sum = row_max + B, *row_alpha = row_sum + B;
 
 #if defined(__AVX512BF16__)
     // Qt as channel pairs [d/2][B] in the Qt area; beside it the key block's rows as pairs.
     const size_t d2 = d / 2;
-    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_sum + B);
+    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_alpha + B);
     const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
     // 16 queries × 16 channel pairs at a time: each row scaled and paired (VCVTNE2PS2BF16 rounds
     // as bf16_bits does), then the 16 × 16 words transposed; any last 8 pairs one by one.
@@ -487,7 +488,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             kc = m3_attention_k_rows(a, head) + (base + k0) * d;
             vc = m3_attention_v_rows(a, head) + (base + k0) * d;
         } else {
-            float *kb = row_sum + B, *vb = kb + KB * d;
+            float *kb = row_alpha + B, *vb = kb + KB * d;
             for (size_t j = 0; j < nk; j++) {
                 memcpy(kb + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kb);
                 memcpy(vb + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vb);
@@ -538,12 +539,7 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
 #endif
             store(row_sum + r0, load(row_sum + r0) * alpha + sum);
             store(row_max + r0, mx);
-            for (size_t r = 0; r < 16; r++) {
-                float s = alpha[r];
-                if (s != 1.0f)
-                    for (size_t c = 0; c < d; c++)
-                        o[(r0 + r) * d + c] *= s;
-            }
+            store(row_alpha + r0, alpha);  // O's rows are rescaled as P·V loads them
         }
 
 #if defined(__AVX512BF16__)
@@ -553,11 +549,11 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
             size_t c0 = 0;
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 4);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 4);
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 2);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 2);
             for (; c0 < d; c0 += 16)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 1);
         }
 #else
         const float *vb = vc;
@@ -565,14 +561,14 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             size_t c0 = 0;
 #if P_COLV >= 4
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 4);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 4);
 #endif
 #if P_COLV >= 2
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 2);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 2);
 #endif
             for (; c0 < d; c0 += 16)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 1);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 1);
         }
 #endif
     }

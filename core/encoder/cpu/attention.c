@@ -27,14 +27,15 @@ void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blo
 }
 
 // Must match the layout in attention-kernel.c: Qt [d][BLOCK], O [BLOCK][d],
-// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK]; then for the fp32 kernels the
-// key block's K and V rows [KEY_BLOCK][d] each, for the bf16 kernel P as key pairs
+// St [KEY_BLOCK][BLOCK], a zero row [d], maxima, sums and rescale factors [BLOCK] each; then for
+// the fp32 kernels the key block's K and V rows [KEY_BLOCK][d] each (copied there for a sequence
+// of one query block, attention-kernel.c), for the bf16 kernel P as key pairs
 // [KEY_BLOCK / 2][BLOCK] (its Qt pairs fit in Qt).
 size_t m3_attention_scratch_size(int head_dim)
 {
     size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK, kb = M3_ATTENTION_KEY_BLOCK;
     size_t tail = 2 * kb * d > kb / 2 * b ? 2 * kb * d : kb / 2 * b;
-    size_t floats = 2 * b * d + kb * b + d + 2 * b + tail;
+    size_t floats = 2 * b * d + kb * b + d + 3 * b + tail;
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
