@@ -90,16 +90,16 @@ INLINE v16 select16(vi16 mask, v16 a, v16 b)
     return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
 }
 
-// 2^x to about 1 ulp on [-126, 0] (x > 0 also works up to 127); below -126 (and -inf) it is 0
-// (AVX-512: 2^-126). The scores come in base-2 units (Q is scaled by log2(e) too), so the range
-// reduction is exact: x = n + r, n = round(x), |r| <= 1/2; 2^r by a Taylor polynomial in r·ln 2,
-// 2^n applied by VSCALEFPS (AVX-512) or built in the exponent bits. Degree 7 (error < 1e-8
-// relative) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before P·V, so
-// degree 5 (error < 3e-6, a thousandth of that rounding) saves two FMAs per score.
+// 2^x on [-126, 0] (x > 0 also works up to 127); below -126 (and -inf) it is 0 (AVX-512:
+// 2^-126). The scores come in base-2 units (Q is scaled by log2(e) too), so the range reduction is
+// exact: x = n + r, n = round(x), |r| <= 1/2; 2^r by a Taylor polynomial in r·ln 2, 2^n applied by
+// VSCALEFPS (AVX-512) or built in the exponent bits. Degree 6 (error < 1.3e-7 relative, about an
+// ulp) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before P·V (relative
+// error up to 2^-9), so degree 4 (error < 4.3e-5, a fiftieth of that rounding) saves two FMAs.
 #if defined(__AVX512BF16__)
-#define EXP_DEGREE 5
+#define EXP_DEGREE 4
 #else
-#define EXP_DEGREE 7
+#define EXP_DEGREE 6
 #endif
 #define LOG2E 1.44269504088896341f
 INLINE v16 vexp2(v16 x)
@@ -113,14 +113,13 @@ INLINE v16 vexp2(v16 x)
     v16 n = (x + 12582912.0f) - 12582912.0f;  // 1.5·2^23: rounds to an integer
 #endif
     v16 r = x - n;
-#if EXP_DEGREE == 7
-    v16 p = splat(1.525273380405984e-05f);
-    p = p * r + 1.5403530393381606e-04f;
+#if EXP_DEGREE == 6
+    v16 p = splat(1.5403530393381606e-04f);
     p = p * r + 1.3333558146428443e-03f;
-#else
-    v16 p = splat(1.3333558146428443e-03f);
-#endif
     p = p * r + 9.618129107628477e-03f;
+#else
+    v16 p = splat(9.618129107628477e-03f);
+#endif
     p = p * r + 5.550410866482158e-02f;
     p = p * r + 2.402265069591007e-01f;
     p = p * r + 6.931471805599453e-01f;

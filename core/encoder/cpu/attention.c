@@ -279,7 +279,7 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
         return;
     static int ab_env = -1, ab_flip;
     if (ab_env < 0) {
-        ab_env = getenv("M3_ATTN_AB") != NULL;
+        ab_env = getenv("M3_ATTN_AB") ? 1 + !strcmp(getenv("M3_ATTN_AB"), "cpu") : 0;
         if (ab_env) atexit(ab_report);
     }
     struct timespec ab0, ab1;
@@ -288,11 +288,11 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
         ab_mode = ab_flip ^= 1;
         if (getenv("PFAB")) m3_attention_pf = ab_mode; else
         m3_attention_ab_old = ab_mode;
-        clock_gettime(CLOCK_MONOTONIC, &ab0);
+        clock_gettime(ab_env == 2 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ab0);
     }
     m3_attention_inner(pool, a, &r, tasks);
     if (ab_env) {
-        clock_gettime(CLOCK_MONOTONIC, &ab1);
+        clock_gettime(ab_env == 2 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ab1);
         ab_t[r.fn == bf16_fn][ab_mode] += (double)(ab1.tv_sec - ab0.tv_sec) + 1e-9 * (double)(ab1.tv_nsec - ab0.tv_nsec);
         ab_n[r.fn == bf16_fn][ab_mode]++;
     }
