@@ -7,8 +7,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <stdio.h>
 
 #include "base/status.h"
 
@@ -164,27 +162,32 @@ typedef struct run_ctx {
     m3_attention_task_fn fn;
 } run_ctx;
 
-// Tasks in (sequence, head, query block) order: the tasks a thread takes one after another mostly
-// share a head, whose K and V (the kv area, 2 × len × head_dim floats) then stay in its L2 cache.
-static void run_task(void *ctx, size_t task, int thread)
+// The sequence holding global query block `block`: blocks[s] <= block < blocks[s + 1].
+static size_t seq_of_block(const m3_attention_args *a, size_t block)
 {
-    const run_ctx *r = ctx;
-    const m3_attention_args *a = r->a;
-    const size_t heads = (size_t)a->heads;
-    // Binary search for the sequence holding this task: its tasks are
-    // [blocks[s] · heads, blocks[s + 1] · heads).
-    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] · heads <= task < blocks[hi] · heads
+    size_t lo = 0, hi = a->n_seqs;  // binary search: blocks[lo] <= block < blocks[hi]
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (a->blocks[mid] * heads <= task)
+        if (a->blocks[mid] <= block)
             lo = mid;
         else
             hi = mid;
     }
-    size_t local = task - a->blocks[lo] * heads, n_blocks = a->blocks[lo + 1] - a->blocks[lo];
+    return lo;
+}
+
+// Tasks in (sequence, head, query block) order: sequence s owns tasks [blocks[s] · heads,
+// blocks[s + 1] · heads). The tasks a thread takes one after another then mostly share a head,
+// whose K and V (in kv, 2 × len × head_dim values) stay in its L2 cache.
+static void run_task(void *ctx, size_t task, int thread)
+{
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    size_t seq = seq_of_block(a, task / (size_t)a->heads);
+    size_t local = task - a->blocks[seq] * (size_t)a->heads, n_blocks = a->blocks[seq + 1] - a->blocks[seq];
     int head = (int)(local / n_blocks);
     size_t q0 = local % n_blocks * M3_ATTENTION_BLOCK;
-    r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
+    r->fn(a, seq, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
 }
 
 enum { KV_CHUNK = 32 };  // tokens per task of the pass that lays out K and V (even)
@@ -200,38 +203,6 @@ static m3_attention_pack_fn pack_for(m3_attention_task_fn fn)
     return fn == m3_attention_task_avx2 ? m3_attention_pack_avx2 : m3_attention_pack_sse2;
 }
 
-// TEMPORARY A/B
-int m3_attention_ab_old;
-int m3_attention_direct;
-int m3_attention_pf;
-double m3_attention_t_kv, m3_attention_t_run, m3_attention_t_kvp[2];
-void m3_attention_task_avx512old(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch);
-void m3_attention_task_avx512bf16old(const m3_attention_args *a, size_t seq, int head, size_t q0, float *scratch);
-void m3_attention_pair_old(const m3_attention_args *a, size_t seq, int head);
-static void run_task_old(void *ctx, size_t task, int thread)
-{
-    const run_ctx *r = ctx;
-    const m3_attention_args *a = r->a;
-    size_t block = task / (size_t)a->heads;
-    int head = (int)(task % (size_t)a->heads);
-    size_t lo = 0, hi = a->n_seqs;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a->blocks[mid] <= block)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    size_t q0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK;
-    r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
-}
-static void pair_task_old(void *ctx, size_t task, int thread)
-{
-    (void)thread;
-    const m3_attention_args *a = ctx;
-    m3_attention_pair_old(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
-}
-
 // Task i: tokens [KV_CHUNK · (i % parts), + KV_CHUNK) of query block i / parts, every head.
 static void kv_task(void *ctx, size_t task, int thread)
 {
@@ -239,32 +210,14 @@ static void kv_task(void *ctx, size_t task, int thread)
     const run_ctx *r = ctx;
     const m3_attention_args *a = r->a;
     const size_t parts = M3_ATTENTION_BLOCK / KV_CHUNK, block = task / parts;
-    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] <= block < blocks[hi]
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (a->blocks[mid] <= block)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    size_t len = a->offsets[lo + 1] - a->offsets[lo];
-    size_t t0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK + task % parts * KV_CHUNK;
+    size_t seq = seq_of_block(a, block);
+    size_t len = a->offsets[seq + 1] - a->offsets[seq];
+    size_t t0 = (block - a->blocks[seq]) * M3_ATTENTION_BLOCK + task % parts * KV_CHUNK;
     if (t0 >= len)
         return;
     size_t t1 = t0 + KV_CHUNK < len ? t0 + KV_CHUNK : len;
-    pack_for(r->fn)(a, lo, t0, t1);
+    pack_for(r->fn)(a, seq, t0, t1);
 }
-
-static double ab_t[2][2];
-static int ab_n[2][2];
-static void ab_report(void)
-{
-    for (int b = 0; b < 2; b++)
-        if (ab_n[b][0] + ab_n[b][1])
-            fprintf(stderr, "attention A/B %s: new %.1f ms (%d calls), old %.1f ms (%d calls), old/new %.3f\n", b ? "bf16" : "fp32",
-                    ab_t[b][0] * 1e3, ab_n[b][0], ab_t[b][1] * 1e3, ab_n[b][1], ab_t[b][1] / ab_t[b][0]);
-}
-static void m3_attention_inner(m3_threadpool *pool, const m3_attention_args *a, run_ctx *rp, size_t tasks);
 
 void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
                   size_t scratch_stride)
@@ -277,46 +230,10 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
     size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
     if (!tasks)
         return;
-    static int ab_env = -1, ab_flip;
-    if (ab_env < 0) {
-        ab_env = getenv("M3_ATTN_AB") ? 1 + !strcmp(getenv("M3_ATTN_AB"), "cpu") : 0;
-        if (ab_env) atexit(ab_report);
-    }
-    struct timespec ab0, ab1;
-    int ab_mode = 0;
-    if (ab_env) {
-        ab_mode = ab_flip ^= 1;
-        if (getenv("PFAB")) m3_attention_pf = ab_mode; else
-        m3_attention_ab_old = ab_mode;
-        clock_gettime(ab_env == 2 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ab0);
-    }
-    m3_attention_inner(pool, a, &r, tasks);
-    if (ab_env) {
-        clock_gettime(ab_env == 2 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &ab1);
-        ab_t[r.fn == bf16_fn][ab_mode] += (double)(ab1.tv_sec - ab0.tv_sec) + 1e-9 * (double)(ab1.tv_nsec - ab0.tv_nsec);
-        ab_n[r.fn == bf16_fn][ab_mode]++;
-    }
-}
-
-static void m3_attention_inner(m3_threadpool *pool, const m3_attention_args *a, run_ctx *rp, size_t tasks)
-{
-    run_ctx r = *rp;
-    if (m3_attention_ab_old) {
-        bool b = r.fn == bf16_fn;
-        r.fn = b ? m3_attention_task_avx512bf16old : m3_attention_task_avx512old;
-        if (b)
-            m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task_old, (void *)a);
-        m3_threadpool_run(pool, tasks, getenv("ORDER") ? run_task : run_task_old, &r);
-        return;
-    }
-    struct timespec t0, t1, t2;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    m3_threadpool_run(pool, a->blocks[a->n_seqs] * (M3_ATTENTION_BLOCK / KV_CHUNK), kv_task, &r);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    // K and V laid out first (the fp32 kernels need that only for sequences of several blocks).
+    if (r.fn == bf16_fn || a->blocks[a->n_seqs] > a->n_seqs)
+        m3_threadpool_run(pool, a->blocks[a->n_seqs] * (M3_ATTENTION_BLOCK / KV_CHUNK), kv_task, &r);
     m3_threadpool_run(pool, tasks, run_task, &r);
-    clock_gettime(CLOCK_MONOTONIC, &t2);
-    { double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec); int q = r.fn == bf16_fn; if (m3_attention_t_kvp[q] == 0 || dt < m3_attention_t_kvp[q]) m3_attention_t_kvp[q] = dt; }
-    m3_attention_t_run += (double)(t2.tv_sec - t1.tv_sec) + 1e-9 * (double)(t2.tv_nsec - t1.tv_nsec);
 }
 
 void m3_attention_reference(const m3_attention_args *a)

@@ -3,16 +3,17 @@
 // Private to the CPU backend: multi-head self-attention over a packed batch of sequences,
 //   out[t, head] = softmax(scale · q[t, head] · k[s, head]ᵀ over the tokens s of t's sequence) · v
 // computed flash-style: blocks of M3_ATTENTION_BLOCK queries × blocks of keys with an online
-// softmax, so memory does not grow with L² (8192-token inputs need no 8192² matrix). Tasks are
-// (sequence, head, query block) triples run on the thread pool. The kernel is compiled once per ISA
-// (AVX-512F, AVX2+FMA, baseline SSE2, and AVX512_BF16 for bf16 requests) from attention-kernel.c
-// and chosen at run time.
+// softmax, so memory does not grow with L² (8192-token inputs need no 8192² matrix). A first pass
+// lays out K and V once (args.kv); then tasks, (sequence, head, query block) triples in that order,
+// run on the thread pool. The kernel is compiled once per ISA (AVX-512F, AVX2+FMA, baseline SSE2,
+// and AVX512_BF16 for bf16 requests) from attention-kernel.c and chosen at run time.
 //
 //     size_t blocks[n + 1];
 //     m3_attention_count_blocks(offsets, n, blocks);
 //     m3_attention_args a = {.q = qkv, .k = qkv + H, .v = qkv + 2 * H, .ld = 3 * H, .out = qkv,
 //                            .ldo = 3 * H, .offsets = offsets, .blocks = blocks, .n_seqs = n,
-//                            .heads = 16, .head_dim = 64, .scale = 0.125f};
+//                            .heads = 16, .head_dim = 64, .scale = 0.125f,
+//                            .kv = kv};   // m3_attention_kv_size(offsets[n], n, 16, 64, false) bytes
 //     m3_attention(pool, &a, scratch, scratch_stride);   // scratch: threads × m3_attention_scratch_size
 //
 // Threads: m3_attention runs on the given pool; each pool thread uses its own scratch slice.
@@ -49,10 +50,12 @@ typedef struct m3_attention_args {
     // softmax, maxima, sums and the output in fp32); elsewhere the fp32 kernel runs.
     bool bf16;
     // m3_attention_kv_size bytes (64-byte aligned, contents not needed) where K and V are laid out
-    // once per call, by a pass over the (sequence, head) pairs before the query blocks run, so that
-    // no query block gathers them again from the activations (each row there lies 3·hidden floats,
-    // a page, from the next). The bf16 kernel rounds and pairs them there (m3_attention_k_pairs),
-    // the fp32 kernels copy each head's rows next to each other (m3_attention_k_rows).
+    // once per call, by a pass over the tokens (reading the activations in order) before the query
+    // blocks run, so that no query block gathers them again from the activations (each row there
+    // lies 3·hidden floats, a page, from the next). The bf16 kernel rounds and pairs them there
+    // (m3_attention_k_pairs); the fp32 kernels copy each head's rows next to each other
+    // (m3_attention_k_rows), for sequences of more than one query block only (the one task of a
+    // shorter sequence copies its key blocks into its scratch as it goes).
     void *kv;
     // When set (any kernel), the output goes here instead of to out, as bf16 pairs in the layout
     // of gemm.h (row t, head h at out_pairs + t * ldop + h * head_dim / 2 words), each the
