@@ -3,7 +3,8 @@
 // The flash-style attention kernel against the double-precision reference: random packed batches
 // with odd lengths (1, 7, 65, 300, ...), several head sizes, in-place output (out aliasing Q as the
 // encoder uses it) and a separate output buffer; the output as bf16 pairs (out_pairs) bit for bit
-// against the rounded fp32 output.
+// against the rounded fp32 output. Batches mix sequences of one query block (≤ 128 tokens: the fp32
+// kernels copy K and V per key block) with longer ones (laid out by the K/V pass into args.kv).
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
