@@ -3,7 +3,8 @@
 // The flash-style attention kernel against the double-precision reference: random packed batches
 // with odd lengths (1, 7, 65, 300, ...), several head sizes, in-place output (out aliasing Q as the
 // encoder uses it) and a separate output buffer; the output as bf16 pairs (out_pairs) bit for bit
-// against the rounded fp32 output.
+// against the rounded fp32 output. Batches mix sequences of one query block (≤ 128 tokens: the fp32
+// kernels copy K and V per key block) with longer ones (laid out by the K/V pass into args.kv).
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,14 +60,16 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         .heads = heads, .head_dim = head_dim, .scale = 1.0f / sqrtf((float)head_dim), .bf16 = bf16,
     };
     if (bf16) {
-        // The reference sees what the bf16 kernel multiplies: Q·scale, K and V rounded to bf16.
-        // What remains is the rounding of P, so the kernel's pairing and blocking are checked as
-        // tightly as the fp32 kernels'; the encoder-precision test judges bf16's own fidelity.
+        // The reference sees what the bf16 kernel multiplies: Q·scale·log2(e) (the kernel's
+        // scores are in base-2 units), K and V rounded to bf16. What remains is the rounding of P,
+        // so the kernel's pairing and blocking are checked as tightly as the fp32 kernels'; the
+        // encoder-precision test judges bf16's own fidelity.
+        const float q_scale = a.scale * 1.44269504088896341f;
         float *rounded = malloc(t * ld * sizeof *rounded + 1);
         for (size_t i = 0; i < t * ld; i++)
-            rounded[i] = to_bf16(i % ld < hidden ? qkv[i] * a.scale : qkv[i]);
+            rounded[i] = to_bf16(i % ld < hidden ? qkv[i] * q_scale : qkv[i]);
         m3_attention_args r = a;
-        r.q = rounded, r.k = rounded + hidden, r.v = rounded + 2 * hidden, r.scale = 1.0f;
+        r.q = rounded, r.k = rounded + hidden, r.v = rounded + 2 * hidden, r.scale = 0.693147180559945309f;
         m3_attention_reference(&r);
         free(rounded);
     } else {
@@ -93,8 +96,8 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
         out = got;
         ldo = hidden;
     }
-    uint32_t *pairs = bf16 ? aligned_alloc(64, (m3_attention_pairs_size(t, n, heads, head_dim) + 63) / 64 * 64) : NULL;
-    a.pairs = pairs;
+    void *kv = aligned_alloc(64, (m3_attention_kv_size(t, n, heads, head_dim, bf16) + 63) / 64 * 64);
+    a.kv = kv;
     m3_attention(pool, &a, scratch, stride);
 
     // The same run with the output as pairs (from the untouched inputs; a sentinel word after each
@@ -107,7 +110,7 @@ static double run_case(m3_threadpool *pool, const size_t *lens, size_t n, int he
     p.q = qkv, p.k = qkv + hidden, p.v = qkv + 2 * hidden, p.ld = ld;
     p.out = NULL, p.ldo = 0, p.out_pairs = op, p.ldop = ldop;
     m3_attention(pool, &p, scratch, stride);
-    free(pairs);
+    free(kv);
     for (size_t i = 0; i < t; i++)
         for (size_t q = 0; q < ldop; q++) {
             uint32_t want_word = 2 * q >= hidden ? 0xdeadbeefu

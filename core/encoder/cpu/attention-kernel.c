@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // One attention task (a sequence, a head, a block of up to M3_ATTENTION_BLOCK queries), flash-style:
-// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled), an online softmax update of the per-query
-// maxima and sums, O = O·alpha + P·V; finally out = O / sum. Nothing grows with the sequence length.
+// for each block of keys, Sᵀ = K·Qᵀ (Q pre-scaled by scale·log2 e, so scores are in base 2), an
+// online softmax update of the per-query maxima and sums, O = O·alpha + P·V; finally
+// out = O / sum. Nothing grows with the sequence length.
 //
 // Layout choices: the query block is transposed once per task (Qt [d][B]) so that scores come out
 // as Sᵀ[key][query] with queries along the vector lanes: the Q·Kᵀ tile broadcasts K elements
@@ -38,6 +39,7 @@
 #define CAT2(a, b) a##_##b
 #define CAT(a, b) CAT2(a, b)
 #define TASK_FN CAT(m3_attention_task, M3_ATTN_ISA)
+#define PACK_FN CAT(m3_attention_pack, M3_ATTN_ISA)
 
 #if defined(__AVX512F__)
 #define S_ROWS 8      // K·Qᵀ tile: S_ROWS keys × S_COLV·16 queries
@@ -57,7 +59,9 @@
 #endif
 
 #define B M3_ATTENTION_BLOCK       // queries per task; the row stride of Qt and St
+#ifndef KB
 #define KB M3_ATTENTION_KEY_BLOCK // keys per block
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t vi16 __attribute__((vector_size(64)));
@@ -86,39 +90,42 @@ INLINE v16 select16(vi16 mask, v16 a, v16 b)
     return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
 }
 
-// exp(x) to about 1 ulp on [-87, 0] (x > 0 also works up to 88); below -87 (and -inf) it is 0
-// (AVX-512: exp(-87), 1.6e-38). Range reduction x = n·ln2 + r with |r| <= ln2/2, a Taylor
-// polynomial, 2^n applied by VSCALEFPS (AVX-512) or built in the exponent bits. Degree 7 (error
-// < 1e-8 relative) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before
-// P·V, so degree 5 (error < 3e-6, a thousandth of that rounding) saves two FMAs per score.
+// 2^x on [-126, 0] (x > 0 also works up to 127); below -126 (and -inf) it is 0 (AVX-512:
+// 2^-126). The scores come in base-2 units (Q is scaled by log2(e) too), so the range reduction is
+// exact: x = n + r, n = round(x), |r| <= 1/2; 2^r by a Taylor polynomial in r·ln 2, 2^n applied by
+// VSCALEFPS (AVX-512) or built in the exponent bits. Degree 6 (error < 1.3e-7 relative, about an
+// ulp) for the fp32 kernels; the bf16 kernel rounds P to 8 significant bits before P·V (relative
+// error up to 2^-9), so degree 5 (error < 2.5e-6, a thousandth of that rounding) is enough there.
+// (Degree 4, < 4.3e-5, raised test-encoder-precision's worst lexical weight error on the BGE-M3
+// widths from 0.0026 to 0.0039: within the 0.02 bar, but not worth ~1 % of the kernel.)
 #if defined(__AVX512BF16__)
 #define EXP_DEGREE 5
 #else
-#define EXP_DEGREE 7
+#define EXP_DEGREE 6
 #endif
-INLINE v16 vexp(v16 x)
+#define LOG2E 1.44269504088896341f
+INLINE v16 vexp2(v16 x)
 {
 #if defined(__AVX512F__)
-    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-87.0f));  // -inf becomes -87 too
+    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-126.0f));  // -inf becomes -126 too
+    v16 n = (v16)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
-    vi16 under = x < splat(-87.0f);
-    x = select16(under, splat(-87.0f), x);
+    vi16 under = x < splat(-126.0f);
+    x = select16(under, splat(-126.0f), x);
+    v16 n = (x + 12582912.0f) - 12582912.0f;  // 1.5·2^23: rounds to an integer
 #endif
-    v16 t = x * 1.44269504088896341f + 12582912.0f;  // 1.5·2^23: rounds to an integer
-    v16 n = t - 12582912.0f;
-    v16 r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606820309417232e-6f;
-#if EXP_DEGREE == 7
-    v16 p = splat(1.0f / 5040.0f);
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
+    v16 r = x - n;
+#if EXP_DEGREE == 6
+    v16 p = splat(1.5403530393381606e-04f);
+    p = p * r + 1.3333558146428443e-03f;
+    p = p * r + 9.618129107628477e-03f;
 #else
-    v16 p = splat(1.0f / 120.0f);
+    v16 p = splat(1.3333558146428443e-03f);
+    p = p * r + 9.618129107628477e-03f;
 #endif
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
+    p = p * r + 5.550410866482158e-02f;
+    p = p * r + 2.402265069591007e-01f;
+    p = p * r + 6.931471805599453e-01f;
     p = p * r + 1.0f;
 #if defined(__AVX512F__)
     return (v16)_mm512_scalef_ps((__m512)p, (__m512)n);
@@ -152,6 +159,40 @@ INLINE float hsum(v16 v)
         s += v[i];
     return s;
 }
+
+#if defined(__AVX512F__)
+// Transposes a 16 × 16 block of 32-bit elements in place: r[i] lane j becomes r[j] lane i.
+// (Unpack pairs, then quads within 128-bit lanes, then move the 128-bit lanes.)
+INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    // Now r[4i + k], 128-bit lane L, holds column 4L + k of rows 4i .. 4i+3.
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+        __m512 x0 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x88), x1 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xDD);
+        __m512 y0 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xDD);
+        t[k] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        t[8 + k] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        t[4 + k] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = t[i];
+}
+#endif
 
 // St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d channels; kr[i] is key j0+i's row
 // (a zero row past the end of the sequence).
@@ -187,14 +228,14 @@ INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d
 // O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk keys; P[r][j] = St[j][r]; vb points at
 // key 0's channel 0.
 INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, float *o, size_t d,
-                    size_t r0, size_t c0, const int colv)
+                    const float *alpha, size_t r0, size_t c0, const int colv)
 {
     v16 acc[P_ROWS][P_COLV];
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
         for (int v = 0; v < colv; v++)
-            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v) * alpha[r0 + (size_t)r];
     for (size_t j = 0; j < nk; j++) {
         const float *vr = vb + j * ld + c0;
         v16 vv[P_COLV];
@@ -281,15 +322,16 @@ INLINE void qk_tile_bf16(const pair_t *qp, const pair_t *kp, float *st, size_t d
 
 // O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk2 key pairs; pp: P as key pairs [nk2][B]
 // (query r's pair j at pp[j·B + r]), vp: V as key pairs [nk2][d].
-INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d, size_t r0,
-                         size_t c0, const int colv)
+INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *o, size_t d,
+                         const float *alpha, size_t r0, size_t c0, const int colv)
 {
     __m512 acc[P_ROWS][P_COLV];
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
         for (int v = 0; v < colv; v++)
-            acc[r][v] = _mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v);
+            acc[r][v] = _mm512_mul_ps(_mm512_loadu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v),
+                                      _mm512_set1_ps(alpha[r0 + (size_t)r]));
     for (size_t j = 0; j < nk2; j++) {
         __m512bh vv[P_COLV];
 #pragma GCC unroll 16
@@ -310,22 +352,47 @@ INLINE void pv_tile_bf16(const pair_t *pp, const pair_t *vp, size_t nk2, float *
             _mm512_storeu_ps(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
 }
 
-// K and V of one sequence and head as bf16 pairs, once per layer (attention.h, "pairs"): K rows in
-// channel pairs, V rows two keys at a time (an odd last key pairs with zeros).
-void m3_attention_pair_avx512bf16(const m3_attention_args *a, size_t seq, int head)
+// Tokens [t0, t1) of one sequence (t0 even), K and V of every head, as bf16 pairs in kv
+// (attention.h): K rows in channel pairs, V rows two keys at a time (an odd last key pairs with
+// zeros). Token by token, so the activations are read in order (a row's heads lie side by side).
+void PACK_FN(const m3_attention_args *a, size_t seq, size_t t0, size_t t1)
 {
-    const size_t d = (size_t)a->head_dim, d2 = d / 2, col = (size_t)head * d;
+    const size_t d = (size_t)a->head_dim, d2 = d / 2;
     const size_t base = a->offsets[seq], len = a->offsets[seq + 1] - base;
-    pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
-    for (size_t t = 0; t < len; t++)
-        row_to_pairs(a->k + (base + t) * a->ld + col, kp + t * d2, d);
-    for (size_t j = 0; 2 * j < len; j++) {
-        const float *v0 = a->v + (base + 2 * j) * a->ld + col, *v1 = v0 + a->ld;
-        bool odd_end = 2 * j + 1 == len;
-        for (size_t c = 0; c < d; c += 16)
-            _mm512_storeu_si512(vp + j * d + c, interleave_pairs(_mm512_loadu_ps(v0 + c),
-                                                                 odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v1 + c)));
+    for (size_t t = t0; t < t1; t += 2) {
+        const bool odd_end = t + 1 == len;
+        const float *k0 = a->k + (base + t) * a->ld, *v0 = a->v + (base + t) * a->ld;
+        for (int h = 0; h < a->heads; h++) {
+            const size_t col = (size_t)h * d;
+            pair_t *kp = m3_attention_k_pairs(a, h) + (base + t) * d2;
+            pair_t *vp = m3_attention_v_pairs(a, h, seq) + t / 2 * d;
+            row_to_pairs(k0 + col, kp, d);
+            if (!odd_end)
+                row_to_pairs(k0 + a->ld + col, kp + d2, d);
+            for (size_t c = 0; c < d; c += 16)
+                _mm512_storeu_si512(vp + c, interleave_pairs(_mm512_loadu_ps(v0 + col + c),
+                                                            odd_end ? _mm512_setzero_ps() : _mm512_loadu_ps(v0 + a->ld + col + c)));
+        }
     }
+}
+#else
+// Tokens [t0, t1) of one sequence, K and V of every head, copied into kv (attention.h) for the
+// fp32 kernels. Token by token, so the activations are read in order. Not for a sequence of one
+// query block: its one task per head copies each key block as it goes, straight into L1.
+void PACK_FN(const m3_attention_args *a, size_t seq, size_t t0, size_t t1)
+{
+    const size_t d = (size_t)a->head_dim, base = a->offsets[seq];
+    if (a->offsets[seq + 1] - base <= B)
+        return;
+    for (size_t t = base + t0; t < base + t1; t++)
+        for (int h = 0; h < a->heads; h++) {
+            const float *k = a->k + t * a->ld + (size_t)h * d, *v = a->v + t * a->ld + (size_t)h * d;
+            float *kd = m3_attention_k_rows(a, h) + t * d, *vd = m3_attention_v_rows(a, h) + t * d;
+            for (size_t c = 0; c < d; c += 16) {  // d is a multiple of 16
+                store(kd + c, load(k + c));
+                store(vd + c, load(v + c));
+            }
+        }
 }
 #endif
 
@@ -338,29 +405,67 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
     size_t nq = len - q0 < B ? len - q0 : B;
     size_t nq_r = (nq + qw - 1) / qw * qw;  // a multiple of qw, 16 and P_ROWS, <= B
     float *qt = scratch, *o = qt + d * B, *st = o + B * d, *zero = st + KB * B;
-    float *row_max = zero + d, *row_sum = row_max + B;
+    float *row_max = zero + d, *row_sum = row_max + B, *row_alpha = row_sum + B;
 
 #if defined(__AVX512BF16__)
     // Qt as channel pairs [d/2][B] in the Qt area; beside it the key block's rows as pairs.
     const size_t d2 = d / 2;
-    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_sum + B);
+    pair_t *qp = (pair_t *)(void *)qt, *pp = (pair_t *)(void *)(row_alpha + B);
     const pair_t *kp = m3_attention_k_pairs(a, head) + base * d2, *vp = m3_attention_v_pairs(a, head, seq);
+    // 16 queries × 16 channel pairs at a time: each row scaled and paired (VCVTNE2PS2BF16 rounds
+    // as bf16_bits does), then the 16 × 16 words transposed; any last 8 pairs one by one.
+    const __m512 scale = _mm512_set1_ps(a->scale * LOG2E);
+    size_t c2 = 0;
+    for (; c2 + 16 <= d2; c2 += 16)
+        for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
+            __m512 w[16];
+#pragma GCC unroll 16
+            for (size_t i = 0; i < 16; i++) {
+                const float *src = a->q + (base + q0 + r0 + i) * ld + col + 2 * c2;
+                w[i] = r0 + i < nq ? (__m512)_mm512_cvtne2ps_pbh(_mm512_mul_ps(_mm512_loadu_ps(src + 16), scale),
+                                                                 _mm512_mul_ps(_mm512_loadu_ps(src), scale))
+                                   : _mm512_setzero_ps();
+            }
+            transpose16(w);
+#pragma GCC unroll 16
+            for (size_t i = 0; i < 16; i++)
+                _mm512_storeu_ps(qp + (c2 + i) * B + r0, w[i]);
+        }
     for (size_t r = 0; r < nq_r; r++) {
         const float *src = a->q + (base + q0 + r) * ld + col;
-        for (size_t c = 0; c < d2; c++)
-            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * a->scale) | bf16_bits(src[2 * c + 1] * a->scale) << 16 : 0;
+        for (size_t c = c2; c < d2; c++)
+            qp[c * B + r] = r < nq ? bf16_bits(src[2 * c] * (a->scale * LOG2E)) | bf16_bits(src[2 * c + 1] * (a->scale * LOG2E)) << 16 : 0;
         for (size_t c = 0; c < d; c++)
             o[r * d + c] = 0.0f;
         row_max[r] = -INFINITY;
         row_sum[r] = 0.0f;
     }
 #else
-    for (size_t r = 0; r < nq_r; r++) {
-        const float *src = a->q + (base + q0 + r) * ld + col;
-        for (size_t c = 0; c < d; c++) {
-            qt[c * B + r] = r < nq ? src[c] * a->scale : 0.0f;
-            o[r * d + c] = 0.0f;
+#if defined(__AVX512F__)
+    // Qt 16 queries × 16 channels at a time, transposed in registers (scattering single floats
+    // to 16 rows of Qt cost ~5 % of the task).
+    const __m512 scale = _mm512_set1_ps(a->scale * LOG2E);
+    for (size_t c0 = 0; c0 < d; c0 += 16)
+        for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
+            __m512 w[16];
+#pragma GCC unroll 16
+            for (size_t i = 0; i < 16; i++)
+                w[i] = r0 + i < nq ? _mm512_mul_ps(_mm512_loadu_ps(a->q + (base + q0 + r0 + i) * ld + col + c0), scale)
+                                   : _mm512_setzero_ps();
+            transpose16(w);
+#pragma GCC unroll 16
+            for (size_t i = 0; i < 16; i++)
+                _mm512_storeu_ps(qt + (c0 + i) * B + r0, w[i]);
         }
+#endif
+    for (size_t r = 0; r < nq_r; r++) {
+#if !defined(__AVX512F__)
+        const float *src = a->q + (base + q0 + r) * ld + col;
+        for (size_t c = 0; c < d; c++)
+            qt[c * B + r] = r < nq ? src[c] * (a->scale * LOG2E) : 0.0f;
+#endif
+        for (size_t c = 0; c < d; c++)
+            o[r * d + c] = 0.0f;
         row_max[r] = -INFINITY;
         row_sum[r] = 0.0f;
     }
@@ -377,12 +482,21 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             for (size_t r0 = 0; r0 < nq_r; r0 += qw)
                 qk_tile_bf16(qp, kp + k0 * d2, st, d2, j0, r0);
 #else
-        // The key block's K and V rows, copied next to each other once: in the activations they
-        // lie 3·hidden floats apart, a page each, and the tiles below read every row many times.
-        float *kc = row_sum + B, *vc = kc + KB * d;
-        for (size_t j = 0; j < nk; j++) {
-            memcpy(kc + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kc);
-            memcpy(vc + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vc);
+        // The key block's K and V rows side by side (in the activations they lie 3·hidden floats
+        // apart, a page each, and the tiles below read every row many times): in kv, copied there
+        // once per call, where the sequence has several query blocks; else copied here.
+        const float *kc, *vc;
+        if (len > B) {
+            kc = m3_attention_k_rows(a, head) + (base + k0) * d;
+            vc = m3_attention_v_rows(a, head) + (base + k0) * d;
+        } else {
+            float *kb = row_alpha + B, *vb = kb + KB * d;
+            for (size_t j = 0; j < nk; j++) {
+                memcpy(kb + j * d, a->k + (base + k0 + j) * ld + col, d * sizeof *kb);
+                memcpy(vb + j * d, a->v + (base + k0 + j) * ld + col, d * sizeof *vb);
+            }
+            kc = kb;
+            vc = vb;
         }
         for (size_t j0 = 0; j0 < nk; j0 += S_ROWS) {
             const float *kr[S_ROWS];
@@ -393,8 +507,9 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         }
 #endif
 
-        // Online softmax, 16 queries at a time: new maxima, alpha = exp(old - new) rescales what
-        // was accumulated (0 on the first block, where the old maximum is -inf), P = exp(S - max).
+        // Online softmax, 16 queries at a time (S in base-2 units): new maxima, alpha = 2^(old - new)
+        // rescales what was accumulated (0 on the first block, where the old maximum is -inf),
+        // P = 2^(S - max).
         for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
             // Four independent maxima: one chain would wait on each comparison's latency.
             v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
@@ -407,31 +522,26 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
             v16 old = load(row_max + r0);
             mx = select16(old > mx, old, mx);
-            v16 alpha = vexp(old - mx);
+            v16 alpha = vexp2(old - mx);
             v16 sum = splat(0.0f);
 #if defined(__AVX512BF16__)
             // P goes straight into key pairs for P·V (an odd last key pairs with zeros).
             for (size_t j = 0; j < nk; j += 2) {
-                v16 p0 = vexp(load(st + j * B + r0) - mx);
-                v16 p1 = j + 1 < nk ? vexp(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
+                v16 p0 = vexp2(load(st + j * B + r0) - mx);
+                v16 p1 = j + 1 < nk ? vexp2(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
                 sum += p0 + p1;
                 _mm512_storeu_si512(pp + j / 2 * B + r0, interleave_pairs((__m512)p0, (__m512)p1));
             }
 #else
             for (size_t j = 0; j < nk; j++) {
-                v16 p = vexp(load(st + j * B + r0) - mx);
+                v16 p = vexp2(load(st + j * B + r0) - mx);
                 store(st + j * B + r0, p);
                 sum += p;
             }
 #endif
             store(row_sum + r0, load(row_sum + r0) * alpha + sum);
             store(row_max + r0, mx);
-            for (size_t r = 0; r < 16; r++) {
-                float s = alpha[r];
-                if (s != 1.0f)
-                    for (size_t c = 0; c < d; c++)
-                        o[(r0 + r) * d + c] *= s;
-            }
+            store(row_alpha + r0, alpha);  // O's rows are rescaled as P·V loads them
         }
 
 #if defined(__AVX512BF16__)
@@ -441,11 +551,11 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         for (size_t r0 = 0; r0 < nq_r; r0 += P_ROWS) {
             size_t c0 = 0;
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 4);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 4);
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 2);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 2);
             for (; c0 < d; c0 += 16)
-                pv_tile_bf16(pp, vb, nk2, o, d, r0, c0, 1);
+                pv_tile_bf16(pp, vb, nk2, o, d, row_alpha, r0, c0, 1);
         }
 #else
         const float *vb = vc;
@@ -453,14 +563,14 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
             size_t c0 = 0;
 #if P_COLV >= 4
             for (; c0 + 64 <= d; c0 += 64)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 4);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 4);
 #endif
 #if P_COLV >= 2
             for (; c0 + 32 <= d; c0 += 32)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 2);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 2);
 #endif
             for (; c0 < d; c0 += 16)
-                pv_tile(st, vb, d, nk, o, d, r0, c0, 1);
+                pv_tile(st, vb, d, nk, o, d, row_alpha, r0, c0, 1);
         }
 #endif
     }

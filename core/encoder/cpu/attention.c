@@ -25,18 +25,19 @@ void m3_attention_count_blocks(const size_t *offsets, size_t n_seqs, size_t *blo
 }
 
 // Must match the layout in attention-kernel.c: Qt [d][BLOCK], O [BLOCK][d],
-// St [KEY_BLOCK][BLOCK], a zero row [d], maxima and sums [BLOCK]; then for the fp32 kernels the
-// key block's K and V rows [KEY_BLOCK][d] each, for the bf16 kernel P as key pairs
+// St [KEY_BLOCK][BLOCK], a zero row [d], maxima, sums and rescale factors [BLOCK] each; then for
+// the fp32 kernels the key block's K and V rows [KEY_BLOCK][d] each (copied there for a sequence
+// of one query block, attention-kernel.c), for the bf16 kernel P as key pairs
 // [KEY_BLOCK / 2][BLOCK] (its Qt pairs fit in Qt).
 size_t m3_attention_scratch_size(int head_dim)
 {
     size_t d = (size_t)head_dim, b = M3_ATTENTION_BLOCK, kb = M3_ATTENTION_KEY_BLOCK;
     size_t tail = 2 * kb * d > kb / 2 * b ? 2 * kb * d : kb / 2 * b;
-    size_t floats = 2 * b * d + kb * b + d + 2 * b + tail;
+    size_t floats = 2 * b * d + kb * b + d + 3 * b + tail;
     return (floats * sizeof(float) + 63) / 64 * 64;
 }
 
-size_t m3_attention_pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
+static size_t pairs_size(size_t tokens, size_t n_seqs, int heads, int head_dim)
 {
     size_t d = (size_t)head_dim, h = (size_t)heads, rows = (tokens + n_seqs) / 2 + 1;
     return ((h * tokens + M3_ATTENTION_K_PAD) * d / 2 + h * rows * d) * sizeof(uint32_t);
@@ -110,6 +111,14 @@ const char *m3_attention_kernel_name_for(bool bf16)
     return bf16 && bf16_fn ? "avx512bf16" : task_name;
 }
 
+size_t m3_attention_kv_size(size_t tokens, size_t n_seqs, int heads, int head_dim, bool bf16)
+{
+    choose_kernel();
+    if (bf16 && bf16_fn)
+        return pairs_size(tokens, n_seqs, heads, head_dim);
+    return 2 * tokens * (size_t)heads * (size_t)head_dim * sizeof(float);
+}
+
 static bool force(const char *name)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -153,14 +162,10 @@ typedef struct run_ctx {
     m3_attention_task_fn fn;
 } run_ctx;
 
-static void run_task(void *ctx, size_t task, int thread)
+// The sequence holding global query block `block`: blocks[s] <= block < blocks[s + 1].
+static size_t seq_of_block(const m3_attention_args *a, size_t block)
 {
-    const run_ctx *r = ctx;
-    const m3_attention_args *a = r->a;
-    size_t block = task / (size_t)a->heads;
-    int head = (int)(task % (size_t)a->heads);
-    // Binary search for the sequence holding this global query block.
-    size_t lo = 0, hi = a->n_seqs;  // blocks[lo] <= block < blocks[hi]
+    size_t lo = 0, hi = a->n_seqs;  // binary search: blocks[lo] <= block < blocks[hi]
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (a->blocks[mid] <= block)
@@ -168,20 +173,50 @@ static void run_task(void *ctx, size_t task, int thread)
         else
             hi = mid;
     }
-    size_t q0 = (block - a->blocks[lo]) * M3_ATTENTION_BLOCK;
-    r->fn(a, lo, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
+    return lo;
 }
 
-static void pair_task(void *ctx, size_t task, int thread)
+// Tasks in (sequence, head, query block) order: sequence s owns tasks [blocks[s] · heads,
+// blocks[s + 1] · heads). The tasks a thread takes one after another then mostly share a head,
+// whose K and V (in kv, 2 × len × head_dim values) stay in its L2 cache.
+static void run_task(void *ctx, size_t task, int thread)
+{
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    size_t seq = seq_of_block(a, task / (size_t)a->heads);
+    size_t local = task - a->blocks[seq] * (size_t)a->heads, n_blocks = a->blocks[seq + 1] - a->blocks[seq];
+    int head = (int)(local / n_blocks);
+    size_t q0 = local % n_blocks * M3_ATTENTION_BLOCK;
+    r->fn(a, seq, head, q0, (float *)(void *)(r->scratch + (size_t)thread * r->stride));
+}
+
+enum { KV_CHUNK = 32 };  // tokens per task of the pass that lays out K and V (even)
+
+static m3_attention_pack_fn pack_for(m3_attention_task_fn fn)
+{
+#if defined(__x86_64__)
+    if (fn == m3_attention_task_avx512bf16)
+        return m3_attention_pack_avx512bf16;
+#endif
+    if (fn == m3_attention_task_avx512)
+        return m3_attention_pack_avx512;
+    return fn == m3_attention_task_avx2 ? m3_attention_pack_avx2 : m3_attention_pack_sse2;
+}
+
+// Task i: tokens [KV_CHUNK · (i % parts), + KV_CHUNK) of query block i / parts, every head.
+static void kv_task(void *ctx, size_t task, int thread)
 {
     (void)thread;
-    const m3_attention_args *a = ctx;
-#if defined(__x86_64__)
-    m3_attention_pair_avx512bf16(a, task / (size_t)a->heads, (int)(task % (size_t)a->heads));
-#else
-    (void)a;
-    (void)task;  // bf16_fn is never set here
-#endif
+    const run_ctx *r = ctx;
+    const m3_attention_args *a = r->a;
+    const size_t parts = M3_ATTENTION_BLOCK / KV_CHUNK, block = task / parts;
+    size_t seq = seq_of_block(a, block);
+    size_t len = a->offsets[seq + 1] - a->offsets[seq];
+    size_t t0 = (block - a->blocks[seq]) * M3_ATTENTION_BLOCK + task % parts * KV_CHUNK;
+    if (t0 >= len)
+        return;
+    size_t t1 = t0 + KV_CHUNK < len ? t0 + KV_CHUNK : len;
+    pack_for(r->fn)(a, seq, t0, t1);
 }
 
 void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch,
@@ -189,15 +224,15 @@ void m3_attention(m3_threadpool *pool, const m3_attention_args *a, void *scratch
 {
     M3_ASSERT(m3_attention_supports(a->head_dim));
     M3_ASSERT(scratch_stride >= m3_attention_scratch_size(a->head_dim));
+    M3_ASSERT(a->kv);
     choose_kernel();
     run_ctx r = {.a = a, .scratch = scratch, .stride = scratch_stride, .fn = a->bf16 && bf16_fn ? bf16_fn : task_fn};
     size_t tasks = a->blocks[a->n_seqs] * (size_t)a->heads;
     if (!tasks)
         return;
-    if (r.fn == bf16_fn) {
-        M3_ASSERT(a->pairs);
-        m3_threadpool_run(pool, a->n_seqs * (size_t)a->heads, pair_task, (void *)a);
-    }
+    // K and V laid out first (the fp32 kernels need that only for sequences of several blocks).
+    if (r.fn == bf16_fn || a->blocks[a->n_seqs] > a->n_seqs)
+        m3_threadpool_run(pool, a->blocks[a->n_seqs] * (M3_ATTENTION_BLOCK / KV_CHUNK), kv_task, &r);
     m3_threadpool_run(pool, tasks, run_task, &r);
 }
 

@@ -72,8 +72,8 @@ typedef struct cpu_backend {
     size_t cap_seqs;
     void *attn_scratch;
     size_t attn_stride;
-    uint32_t *attn_pairs;        // bf16 only: K and V paired for the attention kernel
-    size_t attn_pairs_bytes;
+    void *attn_kv;               // K and V laid out for the attention kernel (attention.h, kv)
+    size_t attn_kv_bytes;
     size_t bytes;
     char kernel_name[64];
 } cpu_backend;
@@ -409,22 +409,21 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
         }
         cb->cap_tokens = tokens;
     }
-    size_t pairs = attention_bf16(cb)
-                       ? m3_attention_pairs_size(tokens, seqs, cb->cfg.heads, cb->cfg.hidden / cb->cfg.heads)
-                       : 0;
-    if (pairs > cb->attn_pairs_bytes) {
-        free(cb->attn_pairs);
-        cb->attn_pairs_bytes = 0;
-        cb->attn_pairs = alloc64(pairs);
-        if (!cb->attn_pairs)
+    size_t kv = m3_attention_kv_size(tokens, seqs, cb->cfg.heads, cb->cfg.hidden / cb->cfg.heads,
+                                     attention_bf16(cb));
+    if (kv > cb->attn_kv_bytes) {
+        free(cb->attn_kv);
+        cb->attn_kv_bytes = 0;
+        cb->attn_kv = alloc64(kv);
+        if (!cb->attn_kv)
             return m3_error_set(err, M3_STATUS_NOMEM, 0,
                                 "cpu backend: out of memory for the attention of %zu tokens", tokens);
-        cb->attn_pairs_bytes = pairs;
+        cb->attn_kv_bytes = kv;
     }
     cb->bytes = cb->cap_tokens * ((size_t)cb->cfg.hidden + cb->big_cols) * sizeof(float) +
                 cb->cap_tokens * xp_words(cb) * sizeof(uint32_t) +
                 cb->cap_tokens * 2 * sizeof(int32_t) + (cb->cap_seqs + 1) * 2 * sizeof(size_t) +
-                cb->attn_stride * (size_t)m3_threadpool_size(cb->pool) + cb->attn_pairs_bytes;
+                cb->attn_stride * (size_t)m3_threadpool_size(cb->pool) + cb->attn_kv_bytes;
     return M3_STATUS_OK;
 }
 
@@ -470,7 +469,7 @@ static m3_status cpu_encode(m3_backend *be, const m3_backend_batch *batch, m3_er
         .out = cb->big, .ldo = 3 * h, .offsets = cb->offsets, .blocks = cb->blocks, .n_seqs = n,
         .heads = cb->cfg.heads, .head_dim = cb->cfg.hidden / cb->cfg.heads,
         .scale = (float)(1.0 / sqrt((double)(cb->cfg.hidden / cb->cfg.heads))),
-        .bf16 = attention_bf16(cb), .pairs = cb->attn_pairs,
+        .bf16 = attention_bf16(cb), .kv = cb->attn_kv,
         // bf16: the output as the output projection's A pairs, in xp (the QKV GEMM has read the
         // LayerNorm's pairs there; the next LayerNorm writes them after the projection).
         .out_pairs = bf16 ? cb->xp : NULL, .ldop = hp,
@@ -700,7 +699,7 @@ static void cpu_free(m3_backend *be)
     free(cb->offsets);
     free(cb->blocks);
     free(cb->attn_scratch);
-    free(cb->attn_pairs);
+    free(cb->attn_kv);
     m3_threadpool_free(cb->pool);
     free(cb);
 }
