@@ -67,7 +67,13 @@ def measure(label, queries):
         if no_a11y:
             time.sleep(4)
         else:
-            a11y.app()
+            try:
+                a11y.app()
+            except AssertionError:
+                # Say why: the window's own words (and whether it is still running) beat a timeout.
+                err.flush()
+                sys.stderr.write(f"the window (exit status {win.poll()}) said:\n{open(log).read()[-3000:]}\n")
+                raise
         time.sleep(1)
         focus_window()
         for q in queries:

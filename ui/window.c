@@ -11,6 +11,7 @@
 #include "result-row.h"
 #include "result.h"
 #include "stack-page.h"
+#include "text-warm.h"
 #include "x11-frames.h"
 #include "window-state.h"
 
@@ -394,6 +395,10 @@ static void send_query(M3Window *self) {
                                            query_done_cb, call);
     else
         m3_dbus_indexer1_call_search(self->indexer, text, query_options(self), self->query, query_done_cb, call);
+    // While the service searches: the results will replace another page, a frame that draws most
+    // of the window, so the heap memory it grows into is made resident now (x11-frames.h).
+    if (g_strcmp0(gtk_stack_get_visible_child_name(self->stack), "results") != 0)
+        m3_x11_frames_touch_heap(GTK_WINDOW(self));
 }
 
 static void search_changed_cb(M3Window *self) {
@@ -1297,6 +1302,7 @@ static void m3_window_init(M3Window *self) {
         gtk_window_maximize(GTK_WINDOW(self));
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
     m3_x11_frames_keep_pool(GTK_WINDOW(self));
+    m3_text_warm_up(GTK_WINDOW(self));
 
     const char *trace = g_getenv("M3SEARCH_TRACE");
     self->trace = trace && (*trace == '1' || *trace == '2');

@@ -4,12 +4,36 @@
 #include "x11-frames.h"
 
 #include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 
 void m3_x11_frames_keep_memory(void) {
     // Blocks up to 32 MiB come from the heap (not a fresh mapping each), and up to 64 MiB of free
     // heap stays mapped: a 4K window's frame image is 32 MiB.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+}
+
+void m3_x11_frames_touch_heap(GtkWindow *window) {
+    // Twice the window's image (a frame's drawing and its copy) and room for the rows and text,
+    // below the mmap threshold set above: the block comes from the heap (its top, when no free
+    // block is as large), and freeing it gives it back there, below the trim threshold: the pages
+    // stay. MADV_POPULATE_WRITE faults them in with one call; pages already resident cost nothing.
+    int width = gtk_widget_get_width(GTK_WIDGET(window)), height = gtk_widget_get_height(GTK_WIDGET(window));
+    int scale = gtk_widget_get_scale_factor(GTK_WIDGET(window));
+    size_t bytes = MIN((size_t)2 * width * height * scale * scale * 4 + ((size_t)4 << 20), (size_t)30 << 20);
+    unsigned char *block = malloc(bytes);
+    if (!block)
+        return;
+    uintptr_t page = 4096, from = ((uintptr_t)block + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)block + bytes) & ~(page - 1);
+#ifdef MADV_POPULATE_WRITE
+    if (to <= from || madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
+#endif
+        for (size_t i = 0; i < bytes; i += page)
+            block[i] = 0;  // no MADV_POPULATE_WRITE (Linux before 5.14): one write per page
+    free(block);
 }
 
 #if defined(GDK_WINDOWING_X11) && defined(M3_HAVE_CAIRO_XLIB)

@@ -22,6 +22,15 @@
 // at start-up, before any window exists. Keeps at most 64 MiB of free heap mapped.
 void m3_x11_frames_keep_memory(void);
 
+// Makes the memory the heap grows into next resident and gives it back to the heap: about twice
+// the window's image and 4 MiB more (at most 30 MiB). Why: a frame that draws most of the window
+// (results replacing the start page) needs a window-sized image; when earlier small blocks have
+// split the last one, it comes from fresh heap, and each page faulted in inside that frame: ~550
+// faults, over half of its drawing time on the test VM (docs/performance.md). Call with the window
+// realized, when such a frame is coming (a query while another page shows) and when start-up has
+// settled (the text warm-up's end); cheap when the pages are resident already.
+void m3_x11_frames_touch_heap(GtkWindow *window);
+
 // Holds a window-sized shared-memory image for `window` from its first frame until it is
 // unrealized, when its display is X11 and its renderer is cairo; does nothing otherwise. Costs the
 // held image and the pool blocks frames use (~4 window-sized images, resident). Call once, at
