@@ -19,8 +19,9 @@
 // GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
 // 50-row reply at once costs 50 bindings and layouts before the next frame. The list holds slots
 // (M3ResultSlot) that take the new results in place, so rows are rebound, not rebuilt; the first
-// places (more than a window shows) take theirs at once, the rest follow in small batches at idle
-// priority, after the frame is drawn; a newer reply drops what is still pending.
+// places (more than a window shows) take theirs at once, the rest follow in small batches, one per
+// frame from the frame after next (a batch per idle turn let several land before one frame, whose
+// layout then took 15 ms); a newer reply drops what is still pending.
 #define RESULTS_FIRST 12
 #define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
 #define RESULTS_BATCH 8
@@ -68,7 +69,8 @@ struct _M3Window {
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
     GPtrArray *pending;   // the shown reply's results (M3Result) while some are not in the list yet, or NULL
-    guint pending_at, pending_idle;
+    guint pending_at, pending_tick;  // the next place to fill; the list's tick callback filling them
+    gint64 pending_frame;            // the frame the first places are drawn in: no batch joins it
     guint refresh_timer;      // a throttled refresh after IndexChanged
     gint64 last_refresh_us;
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
@@ -238,7 +240,9 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
 }
 
 static void drop_pending(M3Window *self) {
-    g_clear_handle_id(&self->pending_idle, g_source_remove);
+    if (self->pending_tick && self->list)
+        gtk_widget_remove_tick_callback(GTK_WIDGET(self->list), self->pending_tick);
+    self->pending_tick = 0;
     g_clear_pointer(&self->pending, g_ptr_array_unref);
 }
 
@@ -260,13 +264,17 @@ static void fill_places(M3Window *self, guint upto) {
     self->pending_at = upto;
 }
 
-// The next batch of the shown reply's remaining results (idle priority: after the frame).
-static gboolean append_pending_cb(gpointer user) {
+// The next batch of the shown reply's remaining results, one per frame (its update phase, before
+// that frame's layout), from the frame after the one that draws the first places.
+static gboolean append_pending_cb(GtkWidget *list, GdkFrameClock *clock, gpointer user) {
+    (void)list;
     M3Window *self = user;
+    if (gdk_frame_clock_get_frame_counter(clock) <= self->pending_frame)
+        return G_SOURCE_CONTINUE;
     fill_places(self, MIN(self->pending->len, self->pending_at + RESULTS_BATCH));
     if (self->pending_at < self->pending->len)
         return G_SOURCE_CONTINUE;
-    self->pending_idle = 0;
+    self->pending_tick = 0;
     g_clear_pointer(&self->pending, g_ptr_array_unref);
     return G_SOURCE_REMOVE;
 }
@@ -309,8 +317,13 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     self->pending = g_ptr_array_ref(items);
     self->pending_at = 0;
     fill_places(self, first);
-    if (first < items->len)
-        self->pending_idle = g_idle_add(append_pending_cb, self);
+    if (first < items->len) {
+        // The frame clock counts the frame being drawn or, between frames, the last one: the first
+        // places are laid out in the next.
+        GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self->list));
+        self->pending_frame = clock ? gdk_frame_clock_get_frame_counter(clock) + 1 : 0;
+        self->pending_tick = gtk_widget_add_tick_callback(GTK_WIDGET(self->list), append_pending_cb, self, NULL);
+    }
     else
         g_clear_pointer(&self->pending, g_ptr_array_unref);
     gint64 t1 = self->trace ? g_get_monotonic_time() : 0;
