@@ -19,10 +19,11 @@
 // GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
 // 50-row reply at once costs 50 bindings and layouts before the next frame. The list holds slots
 // (M3ResultSlot) that take the new results in place, so rows are rebound, not rebuilt; the first
-// places (more than a window shows) take theirs at once, the rest follow in small batches, one per
+// places (those the list shows, from its height) take theirs at once, the rest follow in small batches, one per
 // frame from the frame after next (a batch per idle turn let several land before one frame, whose
 // layout then took 15 ms); a newer reply drops what is still pending.
-#define RESULTS_FIRST 12
+#define RESULTS_FIRST 12  // the most places filled at once (a tall window shows about that many)
+#define ROW_MIN_HEIGHT 64  // px: a result row is 76 px with the default fonts; less errs towards more rows
 #define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
 #define RESULTS_BATCH 8
 
@@ -279,6 +280,14 @@ static gboolean append_pending_cb(GtkWidget *list, GdkFrameClock *clock, gpointe
     return G_SOURCE_REMOVE;
 }
 
+// How many places the list shows at most: the list's height (the stack's: the list's page may be
+// hidden yet) over a row's least height, and one more (at most RESULTS_FIRST). Rows below those
+// are laid out in the next frames rather than in the one that first shows results.
+static guint places_shown(M3Window *self) {
+    int height = gtk_widget_get_height(GTK_WIDGET(self->stack));
+    return height > 0 ? MIN(RESULTS_FIRST, (guint)height / ROW_MIN_HEIGHT + 1) : RESULTS_FIRST;
+}
+
 static void show_results(M3Window *self, GVariant *results, guint64 generation) {
     if (self->trace)
         self->trace_reply_us = g_get_monotonic_time();
@@ -307,7 +316,7 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     // The first places (with the selected one) now; places past the reply's end go now too (they
     // would show below the new results), which happens only when a reply is shorter than the last.
     drop_pending(self);
-    guint first = MIN(items->len, MAX(RESULTS_FIRST, select + 1));
+    guint first = MIN(items->len, MAX(places_shown(self), select + 1));
     gint64 t0 = self->trace ? g_get_monotonic_time() : 0;
     self->trace_bind_us = self->trace_preview_us = 0;
     self->trace_binds = 0;
