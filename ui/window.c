@@ -272,6 +272,9 @@ static gboolean append_pending_cb(GtkWidget *list, GdkFrameClock *clock, gpointe
     M3Window *self = user;
     if (gdk_frame_clock_get_frame_counter(clock) <= self->pending_frame)
         return G_SOURCE_CONTINUE;
+    if (self->trace_verbose)
+        g_printerr("m3search-trace: batch at frame %" G_GINT64_FORMAT " (first places: %" G_GINT64_FORMAT ")\n",
+                   gdk_frame_clock_get_frame_counter(clock), self->pending_frame);
     fill_places(self, MIN(self->pending->len, self->pending_at + RESULTS_BATCH));
     if (self->pending_at < self->pending->len)
         return G_SOURCE_CONTINUE;
@@ -329,7 +332,8 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     if (first < items->len) {
         // The frame clock counts the frame being drawn or, between frames, the last one: the first
         // places are laid out in the next.
-        GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self->list));
+        // The window's clock: the list has none while its page is hidden (before the first results).
+        GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self));
         self->pending_frame = clock ? gdk_frame_clock_get_frame_counter(clock) + 1 : 0;
         self->pending_tick = gtk_widget_add_tick_callback(GTK_WIDGET(self->list), append_pending_cb, self, NULL);
     }
@@ -1140,7 +1144,6 @@ static void frame_paint_cb(GdkFrameClock *clock, M3Window *self) {
 }
 
 static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
-    (void)clock;
     gint64 now = g_get_monotonic_time(), frame = now - self->frame_start_us;
     self->frame_end_us = now;
     if (!self->trace_started) {  // start-up (its first frame draws the whole window) is not typing
@@ -1158,11 +1161,11 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
     }
     if (frame > 16000 && self->trace_verbose)
         g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms; main-thread CPU %.1f ms, "
-                   "%" G_GINT64_FORMAT " page faults)%s\n", frame / 1000.0, now / 1e6,
+                   "%" G_GINT64_FORMAT " page faults; frame %" G_GINT64_FORMAT ")%s\n", frame / 1000.0, now / 1e6,
                    (self->frame_layout_us - self->frame_start_us) / 1000.0,
                    (self->frame_paint_us - self->frame_layout_us) / 1000.0,
                    (thread_cpu_us() - self->frame_start_cpu_us) / 1000.0, thread_faults() - self->frame_start_faults,
-                   switched ? ", a page switch" : "");
+                   gdk_frame_clock_get_frame_counter(clock), switched ? ", a page switch" : "");
     if (frame > self->max_frame_us) {
         self->max_frame_us = frame;
         self->max_frame_layout_us = self->frame_layout_us - self->frame_start_us;
