@@ -19,9 +19,9 @@
 // GTK 4.8's list view makes and binds a row widget for every item of a short list (up to 200), so a
 // 50-row reply at once costs 50 bindings and layouts before the next frame. The list holds slots
 // (M3ResultSlot) that take the new results in place, so rows are rebound, not rebuilt; the first
-// places (those the list shows, from its height) take theirs at once, the rest follow in small batches, one per
-// frame from the frame after next (a batch per idle turn let several land before one frame, whose
-// layout then took 15 ms); a newer reply drops what is still pending.
+// places (those the list shows, from its height) take theirs at once, the rest follow in small
+// batches, one per frame from the frame after next (a batch per idle turn let several land before
+// one frame, whose layout then took 15 ms); a newer reply drops what is still pending.
 #define RESULTS_FIRST 12  // the most places filled at once (a tall window shows about that many)
 #define ROW_MIN_HEIGHT 64  // px: a result row is 76 px with the default fonts; less errs towards more rows
 #define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
@@ -70,7 +70,7 @@ struct _M3Window {
     char *unreachable;    // why the service cannot be reached, or NULL when it can
     gboolean searched;    // results answer the current query (so an empty list means "no results")
     GPtrArray *pending;   // the shown reply's results (M3Result) while some are not in the list yet, or NULL
-    guint pending_at, pending_tick;  // the next place to fill; the list's tick callback filling them
+    guint pending_at, pending_tick;  // the next place to fill; the window's tick callback filling them
     gint64 pending_frame;            // the frame the first places are drawn in: no batch joins it
     guint refresh_timer;      // a throttled refresh after IndexChanged
     gint64 last_refresh_us;
@@ -241,8 +241,8 @@ static void trace_frame_cb(GdkFrameClock *clock, gpointer user) {
 }
 
 static void drop_pending(M3Window *self) {
-    if (self->pending_tick && self->list)
-        gtk_widget_remove_tick_callback(GTK_WIDGET(self->list), self->pending_tick);
+    if (self->pending_tick)
+        gtk_widget_remove_tick_callback(GTK_WIDGET(self), self->pending_tick);
     self->pending_tick = 0;
     g_clear_pointer(&self->pending, g_ptr_array_unref);
 }
@@ -267,8 +267,8 @@ static void fill_places(M3Window *self, guint upto) {
 
 // The next batch of the shown reply's remaining results, one per frame (its update phase, before
 // that frame's layout), from the frame after the one that draws the first places.
-static gboolean append_pending_cb(GtkWidget *list, GdkFrameClock *clock, gpointer user) {
-    (void)list;
+static gboolean append_pending_cb(GtkWidget *window, GdkFrameClock *clock, gpointer user) {
+    (void)window;
     M3Window *self = user;
     if (gdk_frame_clock_get_frame_counter(clock) <= self->pending_frame)
         return G_SOURCE_CONTINUE;
@@ -330,12 +330,11 @@ static void show_results(M3Window *self, GVariant *results, guint64 generation) 
     self->pending_at = 0;
     fill_places(self, first);
     if (first < items->len) {
-        // The frame clock counts the frame being drawn or, between frames, the last one: the first
-        // places are laid out in the next.
-        // The window's clock: the list has none while its page is hidden (before the first results).
+        // Between frames the clock counts the last one: the first places are laid out in the next.
+        // The window's clock and ticks: the list has none while its page is hidden.
         GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(self));
         self->pending_frame = clock ? gdk_frame_clock_get_frame_counter(clock) + 1 : 0;
-        self->pending_tick = gtk_widget_add_tick_callback(GTK_WIDGET(self->list), append_pending_cb, self, NULL);
+        self->pending_tick = gtk_widget_add_tick_callback(GTK_WIDGET(self), append_pending_cb, self, NULL);
     }
     else
         g_clear_pointer(&self->pending, g_ptr_array_unref);
