@@ -85,9 +85,10 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The activations: on huge pages when large (m3_gemm_buffer_alloc says why).
 static void *alloc64(size_t bytes)
 {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    return m3_gemm_buffer_alloc((bytes + 63) / 64 * 64 + 64);
 }
 
 // Reads row `row` of a 2-D tensor as fp32 (any dtype, any strides).
