@@ -49,8 +49,10 @@ m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_er
 // backend's activations): 64-byte aligned; from 2 MiB up, 2 MiB aligned and rounded up to 2 MiB
 // with the kernel asked for transparent huge pages (MADV_HUGEPAGE: Debian's default THP mode is
 // "madvise", so without it every buffer is in 4 KiB pages). NULL when out of memory; the caller
-// owns it and releases it with free(). Thread-safe.
+// owns it and releases it with m3_gemm_buffer_free (never free()). Thread-safe.
 void *m3_gemm_buffer_alloc(size_t bytes);
+// Releases a buffer of m3_gemm_buffer_alloc; NULL does nothing.
+void m3_gemm_buffer_free(void *data);
 
 // Packed weights stored in a model file (docs/model-file.md, "Packed weights"). The layout of a
 // precision depends on the kernel this CPU runs (its panel width nr) and on the packing code's
