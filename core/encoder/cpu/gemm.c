@@ -314,9 +314,9 @@ m3_status m3_packed_matrix_pack_into(const m3_tensor *w, m3_gemm_precision preci
 // weights (12,288 pages) and its activations (4-16 MB a buffer at 1,024 tokens) through the
 // micro-kernel's panels, and the dTLB (a few thousand entries) misses on them again and again; on
 // 2 MiB pages the same bytes take 24 + a handful of entries. Measured on the dev VM (2 vCPU EPYC,
-// in one process, weights and activations both ways, docs/performance.md): +2-6 % GFLOP/s for the
-// encoder's four GEMMs at 1,024 and 2,048 rows. The cost: each buffer rounded up to 2 MiB (the
-// weights are multiples of it already).
+// tests/encoder/bench-pages: one process, the same weights and activations both ways): the
+// encoder's four fp32 GEMMs 3-9 % faster at 1,024 and 2,048 rows (docs/performance.md, "fp32 on
+// huge pages"). The cost: each buffer rounded up to 2 MiB (the weights are multiples of it).
 //
 // Large buffers are mapped here (mmap), not taken from malloc: a 2 MiB aligned block from the heap
 // leaves up to 2 MiB of slack before it that later small allocations touch, and on BGE-M3's 97
