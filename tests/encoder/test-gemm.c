@@ -414,6 +414,28 @@ int main(void) {
         m3_packed_matrix *p = NULL;
         CHECK(m3_packed_matrix_new(&bad, &p, &err) == M3_STATUS_INVALID && !p, "1-d weight accepted");
     }
+    {   // Streamed buffers: aligned (2 MiB from 2 MiB up, outside ASan), every byte writable and
+        // readable back, freed; sizes around the huge-page threshold and the small path.
+        static const size_t sizes[] = {1, 4096, (2u << 20) - 1, 2u << 20, (2u << 20) + 1, 5u << 20};
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            unsigned char *b = m3_gemm_buffer_alloc(sizes[i]);
+            CHECK(b && (uintptr_t)b % 64 == 0, "m3_gemm_buffer_alloc(%zu): %p", sizes[i], (void *)b);
+            if (!b)
+                continue;
+#ifndef __SANITIZE_ADDRESS__
+            if (sizes[i] >= 2u << 20)
+                CHECK((uintptr_t)b % (2u << 20) == 0, "m3_gemm_buffer_alloc(%zu) not 2 MiB aligned", sizes[i]);
+#endif
+            for (size_t j = 0; j < sizes[i]; j++)
+                b[j] = (unsigned char)(j * 31 + i);
+            size_t wrong = 0;
+            for (size_t j = 0; j < sizes[i]; j++)
+                wrong += b[j] != (unsigned char)(j * 31 + i);
+            CHECK(wrong == 0, "m3_gemm_buffer_alloc(%zu): %zu bytes read back wrong", sizes[i], wrong);
+            m3_gemm_buffer_free(b);
+        }
+        m3_gemm_buffer_free(NULL);
+    }
     CHECK(fabsf(m3_gelu_erf(1.0f) - 0.8413447461f) < 1e-7f, "m3_gelu_erf(1) = %g", m3_gelu_erf(1.0f));
     int tested = 0;
     for (size_t ki = 0; ki < sizeof kernels / sizeof *kernels; ki++) {

@@ -85,9 +85,10 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The activations: on huge pages when large (m3_gemm_buffer_alloc says why).
 static void *alloc64(size_t bytes)
 {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    return m3_gemm_buffer_alloc((bytes + 63) / 64 * 64 + 64);  // released with m3_gemm_buffer_free
 }
 
 // Reads row `row` of a 2-D tensor as fp32 (any dtype, any strides).
@@ -383,9 +384,9 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
     }
     if (tokens > cb->cap_tokens) {
         size_t h = (size_t)cb->cfg.hidden;
-        free(cb->x);
-        free(cb->big);
-        free(cb->xp);
+        m3_gemm_buffer_free(cb->x);
+        m3_gemm_buffer_free(cb->big);
+        m3_gemm_buffer_free(cb->xp);
         free(cb->ids);
         free(cb->pos);
         cb->x = alloc64(tokens * h * sizeof(float));
@@ -394,9 +395,9 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
         cb->ids = malloc(tokens * sizeof(int32_t));
         cb->pos = malloc(tokens * sizeof(int32_t));
         if (!cb->x || !cb->big || !cb->ids || !cb->pos || (xp_words(cb) && !cb->xp)) {
-            free(cb->x);
-            free(cb->big);
-            free(cb->xp);
+            m3_gemm_buffer_free(cb->x);
+            m3_gemm_buffer_free(cb->big);
+            m3_gemm_buffer_free(cb->xp);
             free(cb->ids);
             free(cb->pos);
             cb->x = cb->big = NULL;
@@ -412,7 +413,7 @@ static m3_status reserve(cpu_backend *cb, size_t tokens, size_t seqs, m3_error *
     size_t kv = m3_attention_kv_size(tokens, seqs, cb->cfg.heads, cb->cfg.hidden / cb->cfg.heads,
                                      attention_bf16(cb));
     if (kv > cb->attn_kv_bytes) {
-        free(cb->attn_kv);
+        m3_gemm_buffer_free(cb->attn_kv);
         cb->attn_kv_bytes = 0;
         cb->attn_kv = alloc64(kv);
         if (!cb->attn_kv)
@@ -691,15 +692,15 @@ static void cpu_free(m3_backend *be)
         weights_get(cb, &w);
         weights_free(&w, cb->cfg.layers, cb->w);
     }
-    free(cb->x);
-    free(cb->xp);
-    free(cb->big);
+    m3_gemm_buffer_free(cb->x);
+    m3_gemm_buffer_free(cb->xp);
+    m3_gemm_buffer_free(cb->big);
     free(cb->ids);
     free(cb->pos);
     free(cb->offsets);
     free(cb->blocks);
-    free(cb->attn_scratch);
-    free(cb->attn_kv);
+    m3_gemm_buffer_free(cb->attn_scratch);
+    m3_gemm_buffer_free(cb->attn_kv);
     m3_threadpool_free(cb->pool);
     free(cb);
 }

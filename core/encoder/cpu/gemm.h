@@ -45,6 +45,15 @@ m3_status m3_packed_matrix_new_as(const m3_tensor *w, m3_gemm_precision precisio
                                   m3_packed_matrix **out, m3_error *err);
 m3_status m3_packed_matrix_new(const m3_tensor *w, m3_packed_matrix **out, m3_error *err);  // fp32
 
+// At least `bytes` of memory for the large buffers the kernels stream (packed weights, the CPU
+// backend's activations): 64-byte aligned; from 2 MiB up, 2 MiB aligned and rounded up to 2 MiB
+// with the kernel asked for transparent huge pages (MADV_HUGEPAGE: Debian's default THP mode is
+// "madvise", so without it every buffer is in 4 KiB pages). NULL when out of memory; the caller
+// owns it and releases it with m3_gemm_buffer_free (never free()). Thread-safe.
+void *m3_gemm_buffer_alloc(size_t bytes);
+// Releases a buffer of m3_gemm_buffer_alloc; NULL does nothing.
+void m3_gemm_buffer_free(void *data);
+
 // Packed weights stored in a model file (docs/model-file.md, "Packed weights"). The layout of a
 // precision depends on the kernel this CPU runs (its panel width nr) and on the packing code's
 // version (M3_GEMM_LAYOUT_VERSION): m3_gemm_layout_id names it ("bf16-kpairs-nr64-v1"), and bytes
