@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "preview.h"
+#include "passage.h"
 #include "stack-page.h"
 
 #include <string.h>
@@ -70,20 +71,23 @@ static void m3_preview_init(M3Preview *self) {
     gtk_text_buffer_create_tag(buf, "context", "foreground-rgba", &(GdkRGBA){0.5, 0.5, 0.5, 1.0}, NULL);
 }
 
-// Fills the buffer: before (context, dimmed), the passage with its highlights, after (dimmed).
-static void show_text(M3Preview *self, const char *before, gsize nb, const char *after, gsize na) {
+// Fills the buffer: before (context, dimmed), the snippet's bytes [s0, s1) with their highlights,
+// after (dimmed).
+static void show_text(M3Preview *self, const char *before, gsize nb, gsize s0, gsize s1, const char *after,
+                      gsize na) {
     GtkTextBuffer *buf = gtk_text_view_get_buffer(self->text);
     gtk_text_buffer_set_text(buf, "", 0);
     GtkTextIter end;
     gtk_text_buffer_get_end_iter(buf, &end);
     if (nb)
         gtk_text_buffer_insert_with_tags_by_name(buf, &end, before, (int)nb, "context", NULL);
+    int passage_at = gtk_text_iter_get_offset(&end);
     const char *snippet = m3_result_get_snippet(self->result);
-    gsize len = strlen(snippet), at = 0;
+    gsize at = s0;
     guint n;
     const m3_highlight *hl = m3_result_get_highlights(self->result, &n);
     for (guint i = 0; i < n; i++) {
-        gsize a = MAX(hl[i].start, at), b = hl[i].end;
+        gsize a = MAX(hl[i].start, at), b = MIN(hl[i].end, s1);
         if (b <= a || !g_utf8_validate(snippet + at, (gssize)(a - at), NULL) ||
             !g_utf8_validate(snippet + a, (gssize)(b - a), NULL))
             continue;
@@ -91,11 +95,21 @@ static void show_text(M3Preview *self, const char *before, gsize nb, const char 
         gtk_text_buffer_insert_with_tags_by_name(buf, &end, snippet + a, (int)(b - a), "match", NULL);
         at = b;
     }
-    gtk_text_buffer_insert(buf, &end, snippet + at, (int)(len - at));
-    GtkTextMark *mark = gtk_text_buffer_create_mark(buf, NULL, &end, TRUE);
+    gtk_text_buffer_insert(buf, &end, snippet + at, (int)(s1 - at));
     if (na)
         gtk_text_buffer_insert_with_tags_by_name(buf, &end, after, (int)na, "context", NULL);
-    gtk_text_view_scroll_to_mark(self->text, mark, 0.1, FALSE, 0, 0);
+    // The passage's start at a fixed place: the top without context before it, else a few lines
+    // down. Aligning (not "scroll until visible") gives the same place whatever size the view has
+    // when the scroll runs: the text view keeps the line it shows first when it grows, so a
+    // minimal scroll made during an early, small allocation hid the first lines for good.
+    GtkTextIter start;
+    gtk_text_buffer_get_iter_at_offset(buf, &start, passage_at);
+    GtkTextMark *mark = gtk_text_buffer_get_mark(buf, "passage");
+    if (mark)
+        gtk_text_buffer_move_mark(buf, mark, &start);
+    else
+        mark = gtk_text_buffer_create_mark(buf, "passage", &start, TRUE);
+    gtk_text_view_scroll_to_mark(self->text, mark, 0, TRUE, 0, nb ? 0.15 : 0);
 }
 
 // Cuts a byte range of valid UTF-8 at character boundaries.
@@ -116,13 +130,12 @@ static void loaded_cb(GObject *source, GAsyncResult *res, gpointer user) {
     const char *snippet = m3_result_get_snippet(self->result);
     if (len > PREVIEW_MAX_FILE || !*snippet || !g_utf8_validate(data, (gssize)len, NULL))
         return;
-    const char *hit = g_strstr_len(data, (gssize)len, snippet);
-    if (!hit)
-        return;  // the extracted text differs from the file's bytes (another format): keep the snippet
-    gsize at = (gsize)(hit - data), end = at + strlen(snippet);
-    gsize from = at > PREVIEW_CONTEXT ? utf8_back(data, at - PREVIEW_CONTEXT) : 0;
-    gsize to = end + PREVIEW_CONTEXT < len ? utf8_back(data, end + PREVIEW_CONTEXT) : len;
-    show_text(self, data + from, at - from, data + end, to - end);
+    m3_passage p;
+    if (!m3_passage_find(data, len, snippet, &p))
+        return;  // the file changed since, or its text is not its bytes: the snippet alone stays shown
+    gsize from = p.at > PREVIEW_CONTEXT ? utf8_back(data, p.at - PREVIEW_CONTEXT) : 0;
+    gsize to = p.end + PREVIEW_CONTEXT < len ? utf8_back(data, p.end + PREVIEW_CONTEXT) : len;
+    show_text(self, data + from, p.at - from, p.snip_at, p.snip_end, data + p.end, to - p.end);
 }
 
 // The same passage of the same file with the same highlights (the next keystroke's results often
@@ -177,7 +190,7 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     m3_stack_show(self->stack, "result");
     if (keep_text)
         return;
-    show_text(self, NULL, 0, NULL, 0);
+    show_text(self, NULL, 0, 0, strlen(m3_result_get_snippet(result)), NULL, 0);
     const char *ct = m3_result_get_content_type(result);
     if (g_content_type_is_a(ct, "text/plain")) {
         self->load = g_cancellable_new();

@@ -157,6 +157,11 @@ try:
     # The first row is selected: its passage is in the preview (a new query's results start at the
     # best match, not at the file selected in the previous keystroke's results).
     check("the preview shows the first result's passage", previewed(app, "tax.txt"))
+    # The snippet is cut ("…"); the preview finds it in the file and shows the file's text around it:
+    # all three repetitions of the letter, with the words past the snippet's end.
+    whole = " ".join(((TEXTS["tax.txt"] + " ") * 3).split())
+    check("the preview shows the passage in its file's context",
+          wait("the file's text in the preview", lambda: " ".join((passage(app) or "").split()) == whole))
     screenshot("results")
     # Down moves into the results onto the selected row; the next Down selects the row below it.
     key("Down")
