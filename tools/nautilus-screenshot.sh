@@ -72,7 +72,7 @@ export XDG_RUNTIME_DIR=$work/runtime GSK_RENDERER=cairo NO_AT_BRIDGE=1 LANGUAGE=
 display=:$((90 + RANDOM % 100))
 export DISPLAY=$display
 setsid bash -c '
-    Xvfb "$DISPLAY" -screen 0 1100x720x24 -nolisten tcp & sleep 2
+    Xvfb "$DISPLAY" -screen 0 1100x720x24 -nolisten tcp -noreset & sleep 2
     exec dbus-run-session -- bash -c "/usr/bin/python3 \"$1/app.py\" >\"$1/received\" 2>\"$1/app.log\" &
         exec \"$2/usr/bin/nautilus\" --new-window \"$1/home/Documents\" >\"$1/nautilus.log\" 2>&1"
 ' shot "$work" "$root" &

@@ -104,8 +104,9 @@ def m3search(*args, wait=False, env=None):
         e.update(env)
     p = subprocess.Popen([M3SEARCH, *args], env=e, stderr=_window_log())
     if not wait:
-        # On this shared machine GTK now and then fails to open a display that xdotool has just
-        # reached ("cannot open display", exit 1 at once). That is the machine, not the window:
+        # GTK failed now and then to open a display that xdotool had just reached ("cannot open
+        # display", exit 1 at once): the server's reset after its last client left, which run-gui.sh
+        # now turns off (-noreset). Should it happen still, that is the X server, not the window:
         # start it again, twice at most, and say so.
         for attempt in range(2):
             try:

@@ -36,13 +36,16 @@ unset DBUS_SESSION_BUS_ADDRESS DISPLAY WAYLAND_DISPLAY
 cd "$(dirname "$0")"
 # A display of our own: a random number well above the ones people and other test runners use, Xvfb
 # told to say when it accepts connections (-displayfd; xvfb-run's signal handshake fails when the
-# test runner ignores SIGUSR1); another number when that one is taken.
+# test runner ignores SIGUSR1); another number when that one is taken. -noreset: by default the
+# server resets when its last client leaves, and a client connecting during the reset is turned away
+# ("cannot open display"): the check below leaves as the window starts, and on a busy machine the
+# reset took long enough that the window failed to start in about one run in four.
 start_xvfb() {
     local _
     for _ in 1 2 3 4 5 6 7 8; do
         n=$((200 + RANDOM % 700))
         : >"$tmp/display"
-        Xvfb ":$n" -displayfd 3 -screen 0 1200x760x24 -nolisten tcp 3>"$tmp/display" 2>"$tmp/xvfb.log" &
+        Xvfb ":$n" -displayfd 3 -screen 0 1200x760x24 -nolisten tcp -noreset 3>"$tmp/display" 2>"$tmp/xvfb.log" &
         xvfb=$!
         for _ in $(seq 100); do
             [[ -s $tmp/display ]] && break
