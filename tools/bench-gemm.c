@@ -6,12 +6,15 @@
 // by side, shape by shape, in one process (the int8 time includes quantising A). bf16 adds the
 // FFN pair with its middle matrix in fp32 or as bf16 pairs, and with its input as pairs too (the
 // encoder's LayerNorm writes them; bench_ffn_pairs), and the QKV and output projections with A in
-// fp32 or as pairs (bench_a_pairs). Then a 16-token
-// query through 8 layers of weights that come from memory, as in the encoder.
+// fp32 or as pairs (bench_a_pairs). Then a 16-token query (or `stream rows` tokens) through 8
+// layers of weights that come from memory, as in the encoder; a fourth argument "only" runs only
+// that, on 2 threads.
 //
-//     bench-gemm [seconds per case] [fp32|bf16|int8[,...]]
+//     bench-gemm [seconds per case] [fp32|bf16|int8[,...]] [stream rows]
+//     bench-gemm 2 fp32 1024 only  (only the stream, 1,024 rows on 2 threads: the encoder at 8 × 128)
 //     M3_GEMM_KERNEL=avx2 bench-gemm  (force a kernel)
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,25 +82,32 @@ static const char *precision_name(m3_gemm_precision p) {
     return p == M3_GEMM_BF16 ? "bf16" : p == M3_GEMM_INT8 ? "int8" : "fp32";
 }
 
-// A 16-token query through STREAM_LAYERS layers of the encoder's four GEMMs (QKV, output
-// projection, FFN in with GELU, FFN out with the residual), each layer with its own weights: 384 MB
-// of fp32 weights, beyond the L3, so the weights come from memory as in the real encoder (the
-// 16·k·n rows above reuse one matrix that stays in the L3). GFLOP/s and the weights' GB/s, best
-// pass; 0 on error.
-enum { STREAM_LAYERS = 8, STREAM_M = 16 };
-static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double seconds,
-                        double peak) {
+// A batch of m tokens (16 by default: a query) through STREAM_LAYERS layers of the encoder's four
+// GEMMs, as the encoder runs them: x·Wqkv → qkv; attention's output·Wo + x → x; x·W1 with GELU →
+// mid; mid·W2 + x → x. Each layer has its own weights: 384 MB of fp32 weights, beyond the L3, so
+// the weights come from memory as in the real encoder (the m·k·n rows above reuse one matrix that
+// stays in the L3), and each GEMM reads the activations the one before wrote. GFLOP/s and the
+// weights' GB/s, best pass; 0 on error. At m = 1,024 (8 × 128 tokens) it is the encoder's GEMM
+// time without its attention, the figure to tune the fp32 kernel's blocking against.
+enum { STREAM_LAYERS = 8 };
+static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, size_t m,
+                        double seconds, double peak) {
     static const size_t shape[4][2] = {{3072, 1024}, {1024, 1024}, {4096, 1024}, {1024, 4096}};
     static const m3_gemm_epilogue epi[4] = {M3_GEMM_BIAS, M3_GEMM_BIAS_RESIDUAL,
                                             M3_GEMM_BIAS_GELU, M3_GEMM_BIAS_RESIDUAL};
     m3_packed_matrix *p[STREAM_LAYERS][4] = {{NULL}};
-    float *w = malloc(4096 * 1024 * sizeof *w), *a = malloc(STREAM_M * 4096 * sizeof *a);
-    float *c = calloc(STREAM_M * 4096, sizeof *c), *bias = calloc(4096, sizeof *bias);
-    int ok = w && a && c && bias;
+    float *w = malloc(4096 * 1024 * sizeof *w), *x = malloc(m * 1024 * sizeof *x);
+    float *att = malloc(m * 1024 * sizeof *att), *qkv = malloc(m * 3072 * sizeof *qkv);
+    float *mid = malloc(m * 4096 * sizeof *mid), *bias = calloc(4096, sizeof *bias);
+    int ok = w && x && att && qkv && mid && bias;
     if (ok) {
-        fill(w, 4096 * 1024, 104729, 0.5f);
-        fill(a, STREAM_M * 4096, 7919, 0.5f);
+        fill(w, 4096 * 1024, 104729, 0.05f);
+        fill(x, m * 1024, 7919, 0.5f);
+        fill(att, m * 1024, 7907, 0.5f);
     }
+    // Each GEMM's A, its row stride, its C and C's row stride (the residual is C itself, which
+    // it may alias, as in the encoder).
+    float *const in[4] = {x, att, x, mid}, *const out[4] = {qkv, x, mid, x};
     size_t bytes = 0;
     double flops = 0;
     m3_error err = {0};
@@ -111,7 +121,7 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
                 size_t b;
                 m3_packed_matrix_data(p[l][g], &b);
                 bytes += b;
-                flops += 2.0 * STREAM_M * (double)shape[g][0] * (double)shape[g][1];
+                flops += 2.0 * (double)m * (double)shape[g][0] * (double)shape[g][1];
             } else {
                 fprintf(stderr, "%s\n", err.message);
             }
@@ -122,8 +132,7 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
         for (int l = 0; l < STREAM_LAYERS; l++)
             for (int g = 0; g < 4; g++) {
                 size_t n = shape[g][0], k = shape[g][1];
-                // The residual is C itself (it may alias C), as in the encoder.
-                m3_gemm(pool, STREAM_M, a, k, p[l][g], bias, epi[g], c, n, c, n);
+                m3_gemm(pool, m, in[g], k, p[l][g], bias, epi[g], out[g], n, out[g], n);
             }
         double dt = now() - t0;
         total += dt;
@@ -131,17 +140,19 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, double
             best = dt;
     }
     if (ok)
-        printf("  %s m=%4d, %d layers' weights from memory %7.1f G(FL)OP/s  %5.1f%% of peak  "
+        printf("  %s m=%4zu, %d layers' weights from memory %7.1f G(FL)OP/s  %5.1f%% of peak  "
                "(%.1f GB/s of weights, %.3f ms best)\n",
-               precision_name(precision), STREAM_M, STREAM_LAYERS, flops / best / 1e9,
+               precision_name(precision), m, STREAM_LAYERS, flops / best / 1e9,
                peak > 0 ? 100 * flops / best / 1e9 / peak : 0, (double)bytes / best / 1e9,
                best * 1e3);
     for (int l = 0; l < STREAM_LAYERS; l++)
         for (int g = 0; g < 4; g++)
             m3_packed_matrix_free(p[l][g]);
     free(w);
-    free(a);
-    free(c);
+    free(x);
+    free(att);
+    free(qkv);
+    free(mid);
     free(bias);
     return ok;
 }
@@ -272,6 +283,13 @@ static void bench_ffn_pairs(m3_threadpool *pool, double seconds, double peak) {
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    long stream_rows = argc > 3 ? atol(argv[3]) : 16;
+    bool only_stream = argc > 4 && strcmp(argv[4], "only") == 0;
+    if (stream_rows < 1 || stream_rows > 65536) {
+        fprintf(stderr, "bench-gemm: stream rows must be 1..65536, not '%s'\n", argv[3]);
+        return 2;
+    }
+    size_t stream_m = (size_t)stream_rows;
     m3_gemm_precision precisions[3];
     size_t np = 0;
     char list[64];
@@ -294,7 +312,7 @@ int main(int argc, char **argv) {
     for (size_t pi = 0; pi < np; pi++)
         printf("%s kernel: %s\n", precision_name(precisions[pi]),
                m3_gemm_kernel_name_for(precisions[pi]));
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int threads = only_stream ? 2 : 1; threads <= 2; threads++) {
         m3_threadpool *pool;
         m3_error err = {0};
         if (m3_threadpool_new(threads, &pool, &err) != M3_STATUS_OK) {
@@ -310,7 +328,7 @@ int main(int argc, char **argv) {
                                                     : "AVX-512 FMA",
                    peak[pi]);
         }
-        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        for (size_t s = 0; !only_stream && s < sizeof shapes / sizeof *shapes; s++) {
             size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;
             float *a = malloc(m * k * sizeof *a), *w = malloc(n * k * sizeof *w);
             float *bias = malloc(n * sizeof *bias), *c = malloc(m * n * sizeof *c);
@@ -355,11 +373,11 @@ int main(int argc, char **argv) {
             free(bias);
             free(c);
         }
-        for (size_t pi = 0; pi < np; pi++)
+        for (size_t pi = 0; pi < np && !only_stream; pi++)
             if (precisions[pi] == M3_GEMM_BF16)
                 bench_ffn_pairs(pool, seconds, peak[pi]), bench_a_pairs(pool, seconds, peak[pi]);
         for (size_t pi = 0; pi < np; pi++)
-            if (!bench_stream(pool, precisions[pi], seconds, peak[pi]))
+            if (!bench_stream(pool, precisions[pi], stream_m, seconds, peak[pi]))
                 return 1;
         m3_threadpool_free(pool);
     }

@@ -4,9 +4,16 @@
 // vectors of the packed W panel and broadcasts MR floats of A (read in place), MR·NV FMAs.
 // Compiled with -mavx512f -mfma (its own static library) and only called when the CPU has AVX-512F.
 //
-// 6 × 64 (24 accumulators + 4 W vectors + 1 broadcast of 32 zmm), k block 384, k unrolled by 4:
-// measured on the 2-vCPU Zen 4 dev machine against 14×32, 12×32, 8×48 and k blocks 256/384/512,
-// it was the fastest or tied everywhere (~85 % of the FMA peak at m = 2048, best at m = 16).
+// 6 × 64 (24 accumulators + 4 W vectors + 1 broadcast of 32 zmm), k unrolled by 4: measured on
+// the 2-vCPU AMD EPYC dev machine against 14×32, 12×32, 8×48, it was the fastest or tied
+// everywhere (~85 % of the FMA peak at m = 2048, best at m = 16).
+// k block 512, not 384 (which won with one matrix repeated, warm in the L3), and the C tile (or,
+// in the first k block, the residual rows) prefetched into L1 C_PF_STEPS k steps before the
+// epilogue reads it: inside the encoder, where each GEMM's activations and weights come from the
+// L3 or memory, C's lines have left the caches by the time a tile's epilogue adds to them again,
+// and the 24 loads stalled the tile; fewer k blocks mean fewer such epilogues. Together +5–7 % on
+// the encoder's fp32 GEMMs at 1,024 rows (bench-gemm's stream rows, docs/performance.md, "fp32:
+// k block 512 and C prefetched").
 #include <immintrin.h>
 
 #include "encoder/cpu/gemm.h"
@@ -15,7 +22,9 @@
 #include "encoder/cpu/gemm-avx512-store.h"
 #include "encoder/cpu/gemm-gelu-avx512.h"
 
-#define AVX512_KC 384
+#define AVX512_KC 512
+// k steps before the end of the tile at which C's lines are prefetched (~600 cycles ahead).
+#define C_PF_STEPS 64
 #define NR (16 * AVX512_NV)
 
 static inline __attribute__((always_inline)) void tile_body(size_t kc, const float *ap,
@@ -30,24 +39,33 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
 #pragma GCC unroll 4
         for (int v = 0; v < AVX512_NV; v++)
             acc[i][v] = _mm512_setzero_ps();
-#pragma GCC unroll 4
-    for (size_t k = 0; k < kc; k++) {
-        if (k < pf_steps) {
-            _mm_prefetch(pf + 128 * k, _MM_HINT_T1);
-            _mm_prefetch(pf + 128 * k + 64, _MM_HINT_T1);
-        }
-        __m512 w[AVX512_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++)
-            w[v] = _mm512_load_ps(wp + k * NR + 16 * v);
-#pragma GCC unroll 16
-        for (int i = 0; i < mr; i++) {
-            __m512 a = _mm512_set1_ps(ap[i * lda + k]);
-#pragma GCC unroll 4
-            for (int v = 0; v < AVX512_NV; v++)
-                acc[i][v] = _mm512_fmadd_ps(a, w[v], acc[i][v]);
-        }
+    // The k steps [K0, K1): two ranges, so that C's prefetch sits between them.
+#define K_STEPS(K0, K1)                                                                        \
+    _Pragma("GCC unroll 4") for (size_t k = (K0); k < (K1); k++) {                             \
+        if (k < pf_steps) {                                                                    \
+            _mm_prefetch(pf + 128 * k, _MM_HINT_T1);                                           \
+            _mm_prefetch(pf + 128 * k + 64, _MM_HINT_T1);                                      \
+        }                                                                                      \
+        __m512 w[AVX512_NV];                                                                   \
+        _Pragma("GCC unroll 4") for (int v = 0; v < AVX512_NV; v++)                            \
+            w[v] = _mm512_load_ps(wp + k * NR + 16 * v);                                       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < mr; i++) {                                \
+            __m512 a = _mm512_set1_ps(ap[i * lda + k]);                                        \
+            _Pragma("GCC unroll 4") for (int v = 0; v < AVX512_NV; v++)                        \
+                acc[i][v] = _mm512_fmadd_ps(a, w[v], acc[i][v]);                               \
+        }                                                                                      \
     }
+    size_t k_pf = kc > C_PF_STEPS ? kc - C_PF_STEPS : 0;
+    K_STEPS(0, k_pf)
+    // What the epilogue will read: C (later k blocks) or the residual (the first); bias is small.
+    const float *cr = first ? r : c;
+    size_t ld = first ? ldr : ldc;
+    if (cr)
+        for (int i = 0; i < mr; i++)
+            for (size_t j = 0; j < nr; j += 16)
+                _mm_prefetch((const char *)(cr + i * ld + j), _MM_HINT_T0);
+    K_STEPS(k_pf, kc)
+#undef K_STEPS
     m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
 }
 
