@@ -2,9 +2,9 @@
 //
 // Where a result's snippet lies in its file's text, so that the preview can show it with the
 // file's own context around it. The service's snippet (core/index/search.c) is the chunk's words
-// joined by single spaces, control characters turned into spaces, with "…" before and after when
-// the chunk goes on: the file holds the same words with any run of spaces, tabs and line breaks
-// between them. Pure function of its arguments; any thread.
+// as written with one space for each run of whitespace, control characters turned into spaces, and
+// "…" before and after when the chunk goes on: the file holds the same words with any run of
+// spaces, tabs and line breaks between them. Pure function of its arguments; any thread.
 #pragma once
 
 #include <glib.h>

@@ -253,7 +253,8 @@ typedef struct m3_search_hit {
     uint32_t chunk_id;
     uint64_t start, end;       // the chunk's byte range in the file
     float score, dense, sparse, colbert;
-    char *snippet;             // UTF-8, one line
+    char *snippet;             // UTF-8, one line: the chunk's words as written, whitespace runs and
+                               // control characters as one space, "…" where the chunk goes on
     uint32_t (*highlights)[2]; // byte ranges [start, end) of the snippet's words that matched the
     size_t n_highlights;       // query best (its terms, or where its multi-vectors align)
     char *location;            // the chunk's place ("page 12"), NULL when it has none

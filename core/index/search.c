@@ -941,14 +941,16 @@ static char *make_snippet(const char *text, size_t len, const m3_embedding *q, c
     size_t nh = 0;
     if (best_start > 0) n += (size_t)snprintf(out + n, cap - n, "…");
     for (size_t i = best_start; i < best_end && n + (words[i].end - words[i].start) + 8 < cap; i++) {
-        if (i > best_start) out[n++] = ' ';
+        // A space where the text had whitespace; pieces of one long run (scripts without spaces)
+        // join as they were, so the snippet is the text's words as written.
+        if (i > best_start && words[i].start > words[i - 1].end) out[n++] = ' ';
         size_t w0 = n;
         for (size_t b = words[i].start; b < words[i].end; b++) {
             unsigned char c = (unsigned char)text[b];
             out[n++] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
         }
         if (hl && words[i].weight >= SNIPPET_HIGHLIGHT * top) {
-            if (nh && hl[nh - 1][1] + 1 == w0) hl[nh - 1][1] = (uint32_t)n;  // joins neighbours
+            if (nh && w0 - hl[nh - 1][1] <= 1) hl[nh - 1][1] = (uint32_t)n;  // joins neighbours
             else hl[nh][0] = (uint32_t)w0, hl[nh][1] = (uint32_t)n, nh++;
         }
     }

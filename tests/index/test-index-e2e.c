@@ -697,6 +697,23 @@ static void measure_all(const char *dir, const char *what, const m3_index_model 
     }
 }
 
+// A new index at path holding d, searched for query with the tokenizer (aligned snippets).
+static m3_index *index_and_search(const char *path, m3_index_options o, doc *d, const char *query, size_t snippet_bytes,
+                                  m3_search_hit **hits, size_t *nh)
+{
+    m3_index *idx;
+    OK(m3_index_open(path, &o, &idx, NULL));
+    index_docs(idx, d, 1, 8192);
+    m3_embedding q;
+    encode_query(query, &q);
+    m3_search_options so = m3_search_options_default();
+    so.tokenizer = tok;
+    if (snippet_bytes) so.snippet_bytes = snippet_bytes;
+    OK(m3_index_search(idx, &q, &so, hits, nh, NULL));
+    m3_embedding_clear(&q);
+    return idx;
+}
+
 // Snippets align with the query in every storage kind: a long chunk with one rare word in its
 // middle, and a short snippet budget.
 static void test_snippets(const char *dir, const m3_index_model *mid)
@@ -752,6 +769,36 @@ static void test_snippets(const char *dir, const m3_index_model *mid)
         }
         m3_embedding_clear(&q);
     }
+}
+
+// A snippet is the text as written: a long run without spaces (Chinese) is cut into pieces to
+// align it with the query, but the pieces join without the space that separates words.
+static void test_snippet_as_written(const char *dir, const m3_index_model *mid)
+{
+    char text[2048];
+    size_t len = 0;
+    for (int i = 0; i < 12; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s", "税务局要求在五月底之前提交纳税申报表和所有收据。");
+    doc d = {"/snippet/chinese.txt", text, len};
+    char p[700];
+    snprintf(p, sizeof p, "%s/snippet-as-written", dir);
+    m3_search_hit *hits;
+    size_t nh;
+    m3_index *idx = index_and_search(p, (m3_index_options){.flags = M3_INDEX_CREATE, .model = mid}, &d, "纳税申报表", 0,
+                                     &hits, &nh);
+    CHECK(nh == 1 && hits[0].snippet, "%zu hits", nh);
+    if (nh == 1 && hits[0].snippet) {
+        // Without the "…" marks, the snippet is a piece of the text, longer than one 48-byte piece.
+        const char *s = hits[0].snippet, *dots = "\xe2\x80\xa6";
+        size_t sl = strlen(s);
+        if (!strncmp(s, dots, 3)) s += 3, sl -= 3;
+        if (sl >= 3 && !strcmp(s + sl - 3, dots)) sl -= 3;
+        char core[1024];
+        snprintf(core, sizeof core, "%.*s", (int)sl, s);
+        CHECK(sl > 100 && strstr(text, core), "snippet '%s' is not the text as written", hits[0].snippet);
+    }
+    m3_search_hits_free(hits, nh);
+    m3_index_close(idx);
 }
 
 // ---- damaged multi-vector values -----------------------------------------------------------------
@@ -964,6 +1011,7 @@ static void test_fidelity(const char *dir)
     for (size_t i = 0; i < NQ; i++) m3_embedding_clear(&qs[i]);
     corpus_free(&c);
     test_snippets(dir, &mid);
+    test_snippet_as_written(dir, &mid);
     test_damaged_colbert(dir);
     test_format_1(dir, &mid);
     // Asking for another storage of an existing index: it keeps its own.

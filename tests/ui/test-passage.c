@@ -49,6 +49,8 @@ static void test_first_word_earlier(void) {
 
 static void test_utf8(void) {
     expect("세무서에서 소득세\n신고에 관한 편지", "…소득세 신고에 관한…", "소득세\n신고에 관한", "소득세 신고에 관한");
+    // A script without spaces: the snippet's pieces join as written.
+    expect("前文。纳税申报表和所有收据。后文", "…纳税申报表和所有收据。…", "纳税申报表和所有收据。", "纳税申报表和所有收据。");
 }
 
 static void test_not_found(void) {
