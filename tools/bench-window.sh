@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 #
 # ./dev bench window: how quickly the window answers typing, and whether its main loop ever stalls.
+#  0. what a first write to a populated heap page costs on this machine (tools/first-touch.c);
 #  1. the window with the real service (tools/bench-window.py on a private desktop): keystroke → list
 #     drawn, split into the service's work (encoding, index search, results; M3SEARCHD_TRACE), D-Bus,
 #     the list update (model splice, selection and preview) and the first frame after it (layout,
@@ -18,6 +19,8 @@ build=$(cd "${1:-build}" && pwd)
 model=${2:-$(cd "$(dirname "$0")/.." && pwd)/tests/data/m3-tiny}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+echo "== the first write to a populated heap page against the second (why ui/x11-frames.c writes them ahead)"
+"$build/tests/ui/first-touch" 12 3
 echo "== the window and the service (model: $model)"
 M3_BENCH_SUMMARY=$work/window.json M3_TINY_MODEL=$model "$(dirname "$0")/../tests/ui/run-gui.sh" "$build" \
     ../../tools/bench-window.py "$model" 2>&1 |

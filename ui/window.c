@@ -78,7 +78,7 @@ struct _M3Window {
     gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
-    gboolean trace, trace_verbose;  // M3SEARCH_TRACE=1; =2 also prints every frame and gap over 16 ms
+    gboolean trace, trace_verbose;  // M3SEARCH_TRACE=1; =2 also prints every frame and gap over 16 ms, and every page switch
     gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
     // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
@@ -1158,7 +1158,7 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
         if (frame > self->max_frame_steady_us)
             self->max_frame_steady_us = frame;
     }
-    if (frame > 16000 && self->trace_verbose)
+    if ((frame > 16000 || switched) && self->trace_verbose)
         g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms; main-thread CPU %.1f ms, "
                    "%" G_GINT64_FORMAT " page faults; frame %" G_GINT64_FORMAT ")%s\n", frame / 1000.0, now / 1e6,
                    (self->frame_layout_us - self->frame_start_us) / 1000.0,

@@ -15,25 +15,86 @@ void m3_x11_frames_keep_memory(void) {
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
-void m3_x11_frames_touch_heap(GtkWindow *window) {
-    // Twice the window's image (a frame's drawing and its copy) and room for the rows and text,
-    // below the mmap threshold set above: the block comes from the heap (its top, when no free
-    // block is as large), and freeing it gives it back there, below the trim threshold: the pages
-    // stay. MADV_POPULATE_WRITE faults them in with one call; pages already resident cost nothing.
+// The block the next frames' images will come from: about twice the window's image (a frame's
+// drawing and its copy) and room for the rows and text, below the mmap threshold set above, so that
+// it comes from the heap (its top, when no free block is as large) and freeing it gives it back
+// there, below the trim threshold: the pages stay.
+static size_t heap_block_bytes(GtkWindow *window) {
     int width = gtk_widget_get_width(GTK_WIDGET(window)), height = gtk_widget_get_height(GTK_WIDGET(window));
     int scale = gtk_widget_get_scale_factor(GTK_WIDGET(window));
-    size_t bytes = MIN((size_t)2 * width * height * scale * scale * 4 + ((size_t)4 << 20), (size_t)30 << 20);
+    return MIN((size_t)2 * width * height * scale * scale * 4 + ((size_t)4 << 20), (size_t)30 << 20);
+}
+
+// Makes [from, from + bytes) resident and mapped for this process's own writes.
+// MADV_POPULATE_WRITE faults the pages in with one call (pages already resident cost nothing);
+// then one write per page through this mapping, because on some virtual machines (the 2-vCPU test
+// VM) the hypervisor maps a page for the process only on its first touch from user space, which
+// the kernel's populate does not count as: the first memset of 12 MiB after a populate took 22 ms
+// there, the second 0.6 ms (docs/performance.md, "Seventh session"). Both are cheap where the pages
+// are resident and mapped already.
+static void touch_range(unsigned char *block, size_t bytes) {
+    const uintptr_t page = 4096;
+    uintptr_t from = ((uintptr_t)block + page - 1) & ~(page - 1), to = ((uintptr_t)block + bytes) & ~(page - 1);
+    if (to <= from)
+        return;
+#ifdef MADV_POPULATE_WRITE
+    madvise((void *)from, to - from, MADV_POPULATE_WRITE);  // where it fails, the writes fault the pages in
+#endif
+    for (uintptr_t p = from; p < to; p += page)
+        *(volatile unsigned char *)p = 0;
+}
+
+void m3_x11_frames_touch_heap(GtkWindow *window) {
+    size_t bytes = heap_block_bytes(window);
     unsigned char *block = malloc(bytes);
     if (!block)
         return;
-    uintptr_t page = 4096, from = ((uintptr_t)block + page - 1) & ~(page - 1);
-    uintptr_t to = ((uintptr_t)block + bytes) & ~(page - 1);
-#ifdef MADV_POPULATE_WRITE
-    if (to <= from || madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
-#endif
-        for (size_t i = 0; i < bytes; i += page)
-            block[i] = 0;  // no MADV_POPULATE_WRITE (Linux before 5.14): one write per page
+    touch_range(block, bytes);
     free(block);
+}
+
+// The start-up touch, a step per main-loop turn: on the test VM each first touch of a page costs
+// ~7 µs, ~20 ms for a 1200 × 760 window's block at once.
+enum { TOUCH_STEP = 1 << 20 };
+
+typedef struct {
+    GtkWidget *window;  // referenced: the steps stop when it is unrealized (closed)
+    unsigned char *block;
+    size_t bytes, done;
+    gint64 spent_us;  // in the steps, for the trace
+} touch_job;
+
+static void touch_job_free(gpointer data) {
+    touch_job *job = data;
+    free(job->block);  // back to the heap, which keeps its pages (m3_x11_frames_keep_memory)
+    if (g_getenv("M3SEARCH_TRACE"))
+        g_printerr("m3search-trace: heap touched, %zu of %zu KiB in %.1f ms\n", job->done >> 10, job->bytes >> 10,
+                   job->spent_us / 1000.0);
+    g_object_unref(job->window);
+    g_free(job);
+}
+
+static gboolean touch_step_cb(gpointer data) {
+    touch_job *job = data;
+    if (!gtk_widget_get_realized(job->window))
+        return G_SOURCE_REMOVE;
+    gint64 start = g_get_monotonic_time();
+    size_t n = MIN((size_t)TOUCH_STEP, job->bytes - job->done);
+    touch_range(job->block + job->done, n);
+    job->done += n;
+    job->spent_us += g_get_monotonic_time() - start;
+    return job->done < job->bytes ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+void m3_x11_frames_touch_heap_in_steps(GtkWindow *window) {
+    size_t bytes = heap_block_bytes(window);
+    touch_job *job = g_new0(touch_job, 1);
+    *job = (touch_job){g_object_ref(GTK_WIDGET(window)), malloc(bytes), bytes, 0, 0};
+    if (!job->block) {
+        touch_job_free(job);
+        return;
+    }
+    g_idle_add_full(G_PRIORITY_LOW, touch_step_cb, job, touch_job_free);
 }
 
 #if defined(GDK_WINDOWING_X11) && defined(M3_HAVE_CAIRO_XLIB)

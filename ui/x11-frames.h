@@ -26,10 +26,16 @@ void m3_x11_frames_keep_memory(void);
 // the window's image and 4 MiB more (at most 30 MiB). Why: a frame that draws most of the window
 // (results replacing the start page) needs a window-sized image; when earlier small blocks have
 // split the last one, it comes from fresh heap, and each page faulted in inside that frame: ~550
-// faults, over half of its drawing time on the test VM (docs/performance.md). Call with the window
-// realized, when such a frame is coming (a query while another page shows) and when start-up has
-// settled (the text warm-up's end); cheap when the pages are resident already.
+// faults, over half of its drawing time on the test VM (docs/performance.md). Each page is also
+// written once from the process: on some virtual machines only that first write maps it for good.
+// Call with the window realized, when such a frame is coming (a query while another page shows);
+// cheap when the pages are resident and written already (after m3_x11_frames_touch_heap_in_steps).
 void m3_x11_frames_touch_heap(GtkWindow *window);
+
+// The same, 1 MiB per main-loop turn at low priority (a first touch can cost ~20 ms for a whole
+// block on a virtual machine): for start-up, once it has settled (the text warm-up's end). Holds a
+// reference on `window` until done; stops early when it is unrealized.
+void m3_x11_frames_touch_heap_in_steps(GtkWindow *window);
 
 // Holds a window-sized shared-memory image for `window` from its first frame until it is
 // unrealized, when its display is X11 and its renderer is cairo; does nothing otherwise. Costs the
