@@ -77,7 +77,7 @@ static void warm_state_free(gpointer data) {
         g_free(st->markup[i]);
     // Last, once the warm-up's own memory is back: the heap's next pages, resident (x11-frames.h).
     if (gtk_widget_get_realized(st->window))
-        m3_x11_frames_touch_heap_in_steps(GTK_WINDOW(st->window));
+        m3_x11_frames_touch_heap_in_steps(GTK_WINDOW(st->window), FALSE);
     if (g_getenv("M3SEARCH_TRACE"))
         g_printerr("m3search-trace: text caches warmed for %u fonts in %.1f ms\n",
                    g_hash_table_size(st->fonts), st->spent_us / 1000.0);

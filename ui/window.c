@@ -540,6 +540,11 @@ static void set_status_page(M3Window *self, const char *icon, const char *title,
         gtk_button_set_label(self->status_button, button);
         gtk_actionable_set_action_name(GTK_ACTIONABLE(self->status_button), action);
     }
+    // The next results will replace this page, a frame that draws most of the window: the memory
+    // it will draw into, ready while the user types (x11-frames.h).
+    if (g_strcmp0(gtk_stack_get_visible_child_name(self->stack), "status") != 0 &&
+        gtk_widget_get_realized(GTK_WIDGET(self)))
+        m3_x11_frames_touch_heap_in_steps(GTK_WINDOW(self), TRUE);
     m3_stack_show(self->stack, "status");
 }
 

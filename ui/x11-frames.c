@@ -4,6 +4,7 @@
 #include "x11-frames.h"
 
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -25,37 +26,42 @@ static size_t heap_block_bytes(GtkWindow *window) {
     return MIN((size_t)2 * width * height * scale * scale * 4 + ((size_t)4 << 20), (size_t)30 << 20);
 }
 
-// Makes [from, from + bytes) resident and mapped for this process's own writes.
-// MADV_POPULATE_WRITE faults the pages in with one call (pages already resident cost nothing);
-// then one write per page through this mapping, because on some virtual machines (the 2-vCPU test
-// VM) the hypervisor maps a page for the process only on its first touch from user space, which
-// the kernel's populate does not count as: the first memset of 12 MiB after a populate took 22 ms
-// there, the second 0.6 ms (docs/performance.md, "Seventh session"). Both are cheap where the pages
-// are resident and mapped already.
-static void touch_range(unsigned char *block, size_t bytes) {
+// The whole pages of [block, block + bytes).
+static bool whole_pages(unsigned char *block, size_t bytes, uintptr_t *from, uintptr_t *to) {
     const uintptr_t page = 4096;
-    uintptr_t from = ((uintptr_t)block + page - 1) & ~(page - 1), to = ((uintptr_t)block + bytes) & ~(page - 1);
-    if (to <= from)
-        return;
-#ifdef MADV_POPULATE_WRITE
-    madvise((void *)from, to - from, MADV_POPULATE_WRITE);  // where it fails, the writes fault the pages in
-#endif
-    for (uintptr_t p = from; p < to; p += page)
+    *from = ((uintptr_t)block + page - 1) & ~(page - 1);
+    *to = ((uintptr_t)block + bytes) & ~(page - 1);
+    return *to > *from;
+}
+
+// One write per page from the process.
+static void write_pages(uintptr_t from, uintptr_t to) {
+    for (uintptr_t p = from; p < to; p += 4096)
         *(volatile unsigned char *)p = 0;
 }
 
 void m3_x11_frames_touch_heap(GtkWindow *window) {
     size_t bytes = heap_block_bytes(window);
     unsigned char *block = malloc(bytes);
-    if (!block)
-        return;
-    touch_range(block, bytes);
+    uintptr_t from, to;
+    if (block && whole_pages(block, bytes, &from, &to)) {
+        // One call faults the pages in; pages already resident cost nothing.
+#ifdef MADV_POPULATE_WRITE
+        if (madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
+#endif
+            write_pages(from, to);  // no MADV_POPULATE_WRITE (Linux before 5.14)
+    }
     free(block);
 }
 
-// The start-up touch, a step per main-loop turn: on the test VM each first touch of a page costs
-// ~7 µs, ~20 ms for a 1200 × 760 window's block at once.
+// The touch from the process, a step per main-loop turn: on the test VM each first write to a
+// page costs ~7 µs after a populate and ~15 µs without, ~20 ms for a 1200 × 760 window's block at
+// once (tools/first-touch.c). The steps populate, then write each page, because on some virtual
+// machines (the test VM) the hypervisor maps a page for the process only on its first write from
+// user space, which the kernel's populate does not count as (docs/performance.md, "Seventh
+// session"); where pages are mapped already both cost next to nothing.
 enum { TOUCH_STEP = 1 << 20 };
+#define TOUCH_JOB_KEY "m3-x11-frames-touch-job"
 
 typedef struct {
     GtkWidget *window;  // referenced: the steps stop when it is unrealized (closed)
@@ -67,6 +73,7 @@ typedef struct {
 static void touch_job_free(gpointer data) {
     touch_job *job = data;
     free(job->block);  // back to the heap, which keeps its pages (m3_x11_frames_keep_memory)
+    g_object_set_data(G_OBJECT(job->window), TOUCH_JOB_KEY, NULL);
     if (g_getenv("M3SEARCH_TRACE"))
         g_printerr("m3search-trace: heap touched, %zu of %zu KiB in %.1f ms\n", job->done >> 10, job->bytes >> 10,
                    job->spent_us / 1000.0);
@@ -79,22 +86,46 @@ static gboolean touch_step_cb(gpointer data) {
     if (!gtk_widget_get_realized(job->window))
         return G_SOURCE_REMOVE;
     gint64 start = g_get_monotonic_time();
+    if (!job->block) {
+        job->bytes = heap_block_bytes(GTK_WINDOW(job->window));
+        job->block = malloc(job->bytes);
+        if (!job->block)
+            return G_SOURCE_REMOVE;
+    }
     size_t n = MIN((size_t)TOUCH_STEP, job->bytes - job->done);
-    touch_range(job->block + job->done, n);
+    uintptr_t from, to;
+    if (whole_pages(job->block + job->done, n, &from, &to)) {
+#ifdef MADV_POPULATE_WRITE
+        madvise((void *)from, to - from, MADV_POPULATE_WRITE);  // where it fails, the writes fault them in
+#endif
+        write_pages(from, to);
+    }
     job->done += n;
     job->spent_us += g_get_monotonic_time() - start;
     return job->done < job->bytes ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
-void m3_x11_frames_touch_heap_in_steps(GtkWindow *window) {
-    size_t bytes = heap_block_bytes(window);
-    touch_job *job = g_new0(touch_job, 1);
-    *job = (touch_job){g_object_ref(GTK_WIDGET(window)), malloc(bytes), bytes, 0, 0};
-    if (!job->block) {
-        touch_job_free(job);
-        return;
-    }
+static void start_steps(touch_job *job) {
     g_idle_add_full(G_PRIORITY_LOW, touch_step_cb, job, touch_job_free);
+}
+
+static void start_after_paint_cb(GdkFrameClock *clock, gpointer data) {
+    g_signal_handlers_disconnect_by_func(clock, start_after_paint_cb, data);
+    start_steps(data);
+}
+
+void m3_x11_frames_touch_heap_in_steps(GtkWindow *window, gboolean after_next_frame) {
+    if (g_object_get_data(G_OBJECT(window), TOUCH_JOB_KEY))
+        return;  // one at a time
+    touch_job *job = g_new0(touch_job, 1);
+    job->window = g_object_ref(GTK_WIDGET(window));
+    g_object_set_data(G_OBJECT(window), TOUCH_JOB_KEY, job);
+    GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(window));
+    if (after_next_frame && clock)
+        // The frame (often ~10 ms away, the main loop idle meanwhile) takes its image first.
+        g_signal_connect(clock, "after-paint", G_CALLBACK(start_after_paint_cb), job);
+    else
+        start_steps(job);
 }
 
 #if defined(GDK_WINDOWING_X11) && defined(M3_HAVE_CAIRO_XLIB)

@@ -26,16 +26,20 @@ void m3_x11_frames_keep_memory(void);
 // the window's image and 4 MiB more (at most 30 MiB). Why: a frame that draws most of the window
 // (results replacing the start page) needs a window-sized image; when earlier small blocks have
 // split the last one, it comes from fresh heap, and each page faulted in inside that frame: ~550
-// faults, over half of its drawing time on the test VM (docs/performance.md). Each page is also
-// written once from the process: on some virtual machines only that first write maps it for good.
-// Call with the window realized, when such a frame is coming (a query while another page shows);
-// cheap when the pages are resident and written already (after m3_x11_frames_touch_heap_in_steps).
+// faults, over half of its drawing time on the test VM (docs/performance.md). Call with the window
+// realized, when such a frame is coming (a query while another page shows); cheap when the pages
+// are resident already.
 void m3_x11_frames_touch_heap(GtkWindow *window);
 
-// The same, 1 MiB per main-loop turn at low priority (a first touch can cost ~20 ms for a whole
-// block on a virtual machine): for start-up, once it has settled (the text warm-up's end). Holds a
-// reference on `window` until done; stops early when it is unrealized.
-void m3_x11_frames_touch_heap_in_steps(GtkWindow *window);
+// The same, and each page written once from the process, 1 MiB per main-loop turn at low priority:
+// on some virtual machines a page is mapped for the process for good only by its first write from
+// user space, and a frame that did that first write into its window-sized image spent ~3 ms in it
+// on the test VM (a whole block at once: ~20 ms). Call when start-up has settled (the text
+// warm-up's end) and when another page replaces the results (the next results will replace it:
+// then with `after_next_frame`, so that the frame drawing that page takes its image before the
+// block is taken; the window must be realized). Does nothing while one runs. Holds a reference on
+// `window` until done; stops early when it is unrealized.
+void m3_x11_frames_touch_heap_in_steps(GtkWindow *window, gboolean after_next_frame);
 
 // Holds a window-sized shared-memory image for `window` from its first frame until it is
 // unrealized, when its display is X11 and its renderer is cairo; does nothing otherwise. Costs the
