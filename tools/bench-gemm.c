@@ -8,10 +8,11 @@
 // encoder's LayerNorm writes them; bench_ffn_pairs), and the QKV and output projections with A in
 // fp32 or as pairs (bench_a_pairs). Then a 16-token query (or `stream rows` tokens) through 8
 // layers of weights that come from memory, as in the encoder; a fourth argument "only" runs only
-// that, on 2 threads.
+// that, on 2 threads (or on the fifth argument's count).
 //
-//     bench-gemm [seconds per case] [fp32|bf16|int8[,...]] [stream rows]
+//     bench-gemm [seconds per case] [fp32|bf16|int8[,...]] [stream rows] [only [threads]]
 //     bench-gemm 2 fp32 1024 only  (only the stream, 1,024 rows on 2 threads: the encoder at 8 × 128)
+//     bench-gemm 30 fp32 1024 only 1  (the same on 1 thread: steadier where another process runs)
 //     M3_GEMM_KERNEL=avx2 bench-gemm  (force a kernel)
 #include <math.h>
 #include <stdbool.h>
@@ -83,31 +84,57 @@ static const char *precision_name(m3_gemm_precision p) {
 }
 
 // A batch of m tokens (16 by default: a query) through STREAM_LAYERS layers of the encoder's four
-// GEMMs, as the encoder runs them: x·Wqkv → qkv; attention's output·Wo + x → x; x·W1 with GELU →
-// mid; mid·W2 + x → x. Each layer has its own weights: 384 MB of fp32 weights, beyond the L3, so
-// the weights come from memory as in the real encoder (the m·k·n rows above reuse one matrix that
-// stays in the L3), and each GEMM reads the activations the one before wrote. GFLOP/s and the
-// weights' GB/s, best pass; 0 on error. At m = 1,024 (8 × 128 tokens) it is the encoder's GEMM
-// time without its attention, the figure to tune the fp32 kernel's blocking against.
-enum { STREAM_LAYERS = 8 };
+// GEMMs, as the encoder runs them: x·Wqkv → qkv; attention's output (the encoder writes it over
+// qkv's first H columns, row stride 3H) ·Wo + x → x; x·W1 with GELU → mid; mid·W2 + x → x. Each
+// layer has its own weights: 384 MB of fp32 weights, beyond the L3, so the weights come from
+// memory as in the real encoder (the m·k·n rows above reuse one matrix that stays in the L3), and
+// each GEMM reads the activations the one before wrote, on the encoder's allocator (2 MiB pages).
+// At m = 1,024 (8 × 128 tokens) it is the encoder's GEMM time without its attention, the figure to
+// tune the fp32 kernel's blocking against. Three ways, pass by pass in turn (one process, so the
+// same machine for all): as the encoder (mid's rows FFN floats apart, 16 KiB: a power of two),
+// mid's rows FFN + 16 floats apart (off the power of two: does 4K aliasing cost?), and the FFN-in
+// without its GELU (what the GELU costs; not the encoder's result). For each: GFLOP/s of the best
+// pass and the median one, the median per CPU-second of each pool thread (processor time, which a
+// thread does not accrue while another process has its CPU: the GEMMs' own speed on a busy
+// machine), and each GEMM's best pass. 0 on error.
+enum { STREAM_LAYERS = 8, STREAM_REPS_MAX = 4096 };
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, size_t m,
                         double seconds, double peak) {
-    static const size_t shape[4][2] = {{3072, 1024}, {1024, 1024}, {4096, 1024}, {1024, 4096}};
+    enum { FFN = 4096, H = 1024 };
+    static const size_t shape[4][2] = {{3 * H, H}, {H, H}, {FFN, H}, {H, FFN}};
+    static const char *const names[4] = {"qkv", "out", "ffn-in", "ffn-out"};
     static const m3_gemm_epilogue epi[4] = {M3_GEMM_BIAS, M3_GEMM_BIAS_RESIDUAL,
                                             M3_GEMM_BIAS_GELU, M3_GEMM_BIAS_RESIDUAL};
+    enum { WAYS = 3 };
+    static const size_t mid_ld[WAYS] = {FFN, FFN + 16, FFN};
+    static const char *const ways[WAYS] = {"as the encoder", "mid stride FFN + 16", "FFN-in without GELU"};
     m3_packed_matrix *p[STREAM_LAYERS][4] = {{NULL}};
-    float *w = malloc(4096 * 1024 * sizeof *w), *x = malloc(m * 1024 * sizeof *x);
-    float *att = malloc(m * 1024 * sizeof *att), *qkv = malloc(m * 3072 * sizeof *qkv);
-    float *mid = malloc(m * 4096 * sizeof *mid), *bias = calloc(4096, sizeof *bias);
-    int ok = w && x && att && qkv && mid && bias;
+    // The activations on the encoder's allocator (2 MiB pages where the kernel has them).
+    float *w = malloc((size_t)FFN * H * sizeof *w), *x = m3_gemm_buffer_alloc(m * H * sizeof *x);
+    float *qkv = m3_gemm_buffer_alloc(m * 3 * H * sizeof *qkv);
+    float *mid = m3_gemm_buffer_alloc(m * (FFN + 16) * sizeof *mid);
+    float *bias = calloc(FFN, sizeof *bias);
+    double *wall = malloc(WAYS * STREAM_REPS_MAX * sizeof *wall);
+    double *cpu = malloc(WAYS * STREAM_REPS_MAX * sizeof *cpu);
+    int ok = w && x && qkv && mid && bias && wall && cpu;
     if (ok) {
-        fill(w, 4096 * 1024, 104729, 0.05f);
-        fill(x, m * 1024, 7919, 0.5f);
-        fill(att, m * 1024, 7907, 0.5f);
+        fill(w, (size_t)FFN * H, 104729, 0.05f);
+        fill(x, m * H, 7919, 0.5f);
+        fill(qkv, m * 3 * H, 7907, 0.5f);
+        fill(mid, m * (FFN + 16), 7901, 0.5f);
     }
-    // Each GEMM's A, its row stride, its C and C's row stride (the residual is C itself, which
-    // it may alias, as in the encoder).
-    float *const in[4] = {x, att, x, mid}, *const out[4] = {qkv, x, mid, x};
     size_t bytes = 0;
     double flops = 0;
     m3_error err = {0};
@@ -126,34 +153,71 @@ static int bench_stream(m3_threadpool *pool, m3_gemm_precision precision, size_t
                 fprintf(stderr, "%s\n", err.message);
             }
         }
-    double best = 1e30, total = 0;
-    for (int reps = 0; ok && (total < seconds || reps < 4); reps++) {
-        double t0 = now();
+    double threads = m3_threadpool_size(pool), total = 0, g_best[WAYS][4];
+    for (int v = 0; v < WAYS; v++)
+        for (int g = 0; g < 4; g++)
+            g_best[v][g] = 1e30;
+    int n[WAYS] = {0};
+    // The first pass of each way (first touches, a cold start) is not counted.
+    for (int reps = 0; ok && (total < seconds || reps < 4 * WAYS) && reps < WAYS * STREAM_REPS_MAX;
+         reps++) {
+        int v = reps % WAYS;
+        size_t ldm = mid_ld[v];
+        // Each GEMM's A and its row stride, C and its row stride (the residual is C itself,
+        // which it may alias, as in the encoder).
+        float *const in[4] = {x, qkv, x, mid}, *const out[4] = {qkv, x, mid, x};
+        const size_t lda[4] = {H, 3 * H, H, ldm}, ldc[4] = {3 * H, H, ldm, H};
+        // x again as at the start (not timed): the residual adds grow it layer by layer (|x| up to
+        // ~17 after a pass), and over many passes without LayerNorm it would reach 1e7 and beyond,
+        // where the GELU works on values far outside what an encoder feeds it.
+        fill(x, m * H, 7919, 0.5f);
+        double t0 = now(), c0 = cpu_now(), g_sum[4] = {0};
         for (int l = 0; l < STREAM_LAYERS; l++)
             for (int g = 0; g < 4; g++) {
-                size_t n = shape[g][0], k = shape[g][1];
-                m3_gemm(pool, m, in[g], k, p[l][g], bias, epi[g], out[g], n, out[g], n);
+                double tg = now();
+                m3_gemm(pool, m, in[g], lda[g], p[l][g], bias,
+                        v == 2 && g == 2 ? M3_GEMM_BIAS : epi[g], out[g], ldc[g], out[g], ldc[g]);
+                g_sum[g] += now() - tg;
             }
-        double dt = now() - t0;
+        double dt = now() - t0, dc = cpu_now() - c0;
         total += dt;
-        if (dt < best)
-            best = dt;
+        if (reps < WAYS)
+            continue;
+        wall[v * STREAM_REPS_MAX + n[v]] = dt;
+        cpu[v * STREAM_REPS_MAX + n[v]] = dc / threads;
+        n[v]++;
+        for (int g = 0; g < 4; g++)
+            if (g_sum[g] < g_best[v][g])
+                g_best[v][g] = g_sum[g];
     }
-    if (ok)
-        printf("  %s m=%4zu, %d layers' weights from memory %7.1f G(FL)OP/s  %5.1f%% of peak  "
-               "(%.1f GB/s of weights, %.3f ms best)\n",
-               precision_name(precision), m, STREAM_LAYERS, flops / best / 1e9,
-               peak > 0 ? 100 * flops / best / 1e9 / peak : 0, (double)bytes / best / 1e9,
-               best * 1e3);
+    for (int v = 0; ok && v < WAYS; v++) {
+        double *wv = wall + v * STREAM_REPS_MAX, *cv = cpu + v * STREAM_REPS_MAX;
+        qsort(wv, (size_t)n[v], sizeof *wv, cmp_double);
+        qsort(cv, (size_t)n[v], sizeof *cv, cmp_double);
+        printf("  %s m=%4zu, %d layers' weights from memory, %-19s %6.1f G(FL)OP/s best "
+               "(%4.1f%% of peak, %.3f ms), %6.1f median, %6.1f median per thread CPU-second "
+               "(%d passes; %.1f GB/s of weights)\n",
+               precision_name(precision), m, STREAM_LAYERS, ways[v], flops / wv[0] / 1e9,
+               peak > 0 ? 100 * flops / wv[0] / 1e9 / peak : 0, wv[0] * 1e3,
+               flops / wv[n[v] / 2] / 1e9, flops / cv[n[v] / 2] / 1e9, n[v],
+               (double)bytes / wv[0] / 1e9);
+        printf("      best pass of each GEMM:");
+        for (int g = 0; g < 4; g++)
+            printf(" %s %.1f", names[g],
+                   2.0 * (double)m * (double)shape[g][0] * (double)shape[g][1] * STREAM_LAYERS /
+                       g_best[v][g] / 1e9);
+        printf(" G(FL)OP/s\n");
+    }
     for (int l = 0; l < STREAM_LAYERS; l++)
         for (int g = 0; g < 4; g++)
             m3_packed_matrix_free(p[l][g]);
     free(w);
-    free(x);
-    free(att);
-    free(qkv);
-    free(mid);
+    m3_gemm_buffer_free(x);
+    m3_gemm_buffer_free(qkv);
+    m3_gemm_buffer_free(mid);
     free(bias);
+    free(wall);
+    free(cpu);
     return ok;
 }
 
@@ -312,7 +376,13 @@ int main(int argc, char **argv) {
     for (size_t pi = 0; pi < np; pi++)
         printf("%s kernel: %s\n", precision_name(precisions[pi]),
                m3_gemm_kernel_name_for(precisions[pi]));
-    for (int threads = only_stream ? 2 : 1; threads <= 2; threads++) {
+    int stream_threads = only_stream && argc > 5 ? atoi(argv[5]) : 2;
+    if (stream_threads < 1 || stream_threads > 64) {
+        fprintf(stderr, "bench-gemm: threads must be 1..64, not '%s'\n", argv[5]);
+        return 2;
+    }
+    for (int threads = only_stream ? stream_threads : 1; threads <= (only_stream ? stream_threads : 2);
+         threads++) {
         m3_threadpool *pool;
         m3_error err = {0};
         if (m3_threadpool_new(threads, &pool, &err) != M3_STATUS_OK) {

@@ -14,6 +14,12 @@
 // and the 24 loads stalled the tile; fewer k blocks mean fewer such epilogues. Together +5–7 % on
 // the encoder's fp32 GEMMs at 1,024 rows (bench-gemm's stream rows, docs/performance.md, "fp32:
 // k block 512 and C prefetched").
+// Measured since (2026-12-07, docs/performance.md "Seventh session"), against the encoder's own
+// layout (bench-gemm's stream, 2 MiB pages): the kernel runs at 87–94 % of the FMA peak there at
+// its best pass, close to a matrix alone, so none of these was kept: A packed per micro-tile
+// (the 6 rows' 4K aliasing), the next tile's A prefetched, the first k block's write-only C
+// prefetched, the FFN rows off the power-of-two stride, GELU in the epilogue, other task sizes,
+// k block 1,024, column-major task order. Each was within the machine's noise or slower.
 #include <immintrin.h>
 
 #include "encoder/cpu/gemm.h"
