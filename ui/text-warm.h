@@ -23,5 +23,6 @@
 // Once, at a low priority after `window`'s first frame, one font and script per main-loop turn:
 // lays out and draws the samples in the fonts of a result row (a row made for this and dropped)
 // and of every text widget in `window` (the preview), regular and bold; then makes the heap's next
-// pages resident (m3_x11_frames_touch_heap_in_steps). Call once, at construction. Holds nothing afterwards.
+// pages resident (m3_x11_frames_touch_heap_in_steps). Call once, at construction. Holds nothing
+// afterwards.
 void m3_text_warm_up(GtkWindow *window);

@@ -68,6 +68,7 @@ typedef struct {
     unsigned char *block;
     size_t bytes, done;
     gint64 spent_us;  // in the steps, for the trace
+    bool started;     // the steps run (until then it waits for a frame)
 } touch_job;
 
 static void touch_job_free(gpointer data) {
@@ -106,12 +107,21 @@ static gboolean touch_step_cb(gpointer data) {
 }
 
 static void start_steps(touch_job *job) {
+    job->started = true;  // from now on the idle source owns it
     g_idle_add_full(G_PRIORITY_LOW, touch_step_cb, job, touch_job_free);
 }
 
 static void start_after_paint_cb(GdkFrameClock *clock, gpointer data) {
-    g_signal_handlers_disconnect_by_func(clock, start_after_paint_cb, data);
     start_steps(data);
+    g_signal_handlers_disconnect_by_func(clock, start_after_paint_cb, data);
+}
+
+// The handler's end: the job is freed here when no frame came (the window was closed first).
+static void waiting_job_done(gpointer data, GClosure *closure) {
+    (void)closure;
+    touch_job *job = data;
+    if (!job->started)
+        touch_job_free(job);
 }
 
 void m3_x11_frames_touch_heap_in_steps(GtkWindow *window, gboolean after_next_frame) {
@@ -123,7 +133,7 @@ void m3_x11_frames_touch_heap_in_steps(GtkWindow *window, gboolean after_next_fr
     GdkFrameClock *clock = gtk_widget_get_frame_clock(GTK_WIDGET(window));
     if (after_next_frame && clock)
         // The frame (often ~10 ms away, the main loop idle meanwhile) takes its image first.
-        g_signal_connect(clock, "after-paint", G_CALLBACK(start_after_paint_cb), job);
+        g_signal_connect_data(clock, "after-paint", G_CALLBACK(start_after_paint_cb), job, waiting_job_done, 0);
     else
         start_steps(job);
 }
