@@ -77,8 +77,8 @@ struct _M3Window {
     gboolean not_ready;   // the service said NotReady (no model, or still loading)
     gboolean setup_offered;  // the first-run assistant was opened
 
-    // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr.
-    // M3SEARCH_TRACE=1; =2 also prints every frame and gap over 16 ms, and every page switch.
+    // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr; =2 also prints every
+    // frame and gap over 16 ms, and every page switch.
     gboolean trace, trace_verbose;
     gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;

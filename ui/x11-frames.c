@@ -34,7 +34,18 @@ static bool whole_pages(unsigned char *block, size_t bytes, uintptr_t *from, uin
     return *to > *from;
 }
 
-// One write per page from the process.
+// Faults the pages of [from, to) in with one call where the kernel can (Linux 5.14 on); pages
+// already resident cost nothing. Returns whether it could.
+static bool populate(uintptr_t from, uintptr_t to) {
+#ifdef MADV_POPULATE_WRITE
+    return madvise((void *)from, to - from, MADV_POPULATE_WRITE) == 0;
+#else
+    (void)from, (void)to;
+    return false;
+#endif
+}
+
+// One write per page from the process (which also faults in pages not resident yet).
 static void write_pages(uintptr_t from, uintptr_t to) {
     for (uintptr_t p = from; p < to; p += 4096)
         *(volatile unsigned char *)p = 0;
@@ -44,13 +55,8 @@ void m3_x11_frames_touch_heap(GtkWindow *window) {
     size_t bytes = heap_block_bytes(window);
     unsigned char *block = malloc(bytes);
     uintptr_t from, to;
-    if (block && whole_pages(block, bytes, &from, &to)) {
-        // One call faults the pages in; pages already resident cost nothing.
-#ifdef MADV_POPULATE_WRITE
-        if (madvise((void *)from, to - from, MADV_POPULATE_WRITE) != 0)
-#endif
-            write_pages(from, to);  // no MADV_POPULATE_WRITE (Linux before 5.14)
-    }
+    if (block && whole_pages(block, bytes, &from, &to) && !populate(from, to))
+        write_pages(from, to);
     free(block);
 }
 
@@ -66,8 +72,9 @@ enum { TOUCH_STEP = 1 << 20 };
 typedef struct {
     GtkWidget *window;  // referenced: the steps stop when it is unrealized (closed)
     unsigned char *block;
-    size_t bytes, done;
-    gint64 spent_us;  // in the steps, for the trace
+    size_t bytes;
+    uintptr_t next, end;  // the block's whole pages not touched yet
+    gint64 spent_us;      // in the steps, for the trace
     bool started;     // the steps run (until then it waits for a frame)
 } touch_job;
 
@@ -76,8 +83,8 @@ static void touch_job_free(gpointer data) {
     free(job->block);  // back to the heap, which keeps its pages (m3_x11_frames_keep_memory)
     g_object_set_data(G_OBJECT(job->window), TOUCH_JOB_KEY, NULL);
     if (g_getenv("M3SEARCH_TRACE"))
-        g_printerr("m3search-trace: heap touched, %zu of %zu KiB in %.1f ms\n", job->done >> 10, job->bytes >> 10,
-                   job->spent_us / 1000.0);
+        g_printerr("m3search-trace: heap touched, %zu KiB%s in %.1f ms\n", job->bytes >> 10,
+                   job->block && job->next >= job->end ? "" : " (stopped early)", job->spent_us / 1000.0);
     g_object_unref(job->window);
     g_free(job);
 }
@@ -90,20 +97,15 @@ static gboolean touch_step_cb(gpointer data) {
     if (!job->block) {
         job->bytes = heap_block_bytes(GTK_WINDOW(job->window));
         job->block = malloc(job->bytes);
-        if (!job->block)
+        if (!job->block || !whole_pages(job->block, job->bytes, &job->next, &job->end))
             return G_SOURCE_REMOVE;
     }
-    size_t n = MIN((size_t)TOUCH_STEP, job->bytes - job->done);
-    uintptr_t from, to;
-    if (whole_pages(job->block + job->done, n, &from, &to)) {
-#ifdef MADV_POPULATE_WRITE
-        madvise((void *)from, to - from, MADV_POPULATE_WRITE);  // where it fails, the writes fault them in
-#endif
-        write_pages(from, to);
-    }
-    job->done += n;
+    uintptr_t to = MIN(job->next + TOUCH_STEP, job->end);
+    populate(job->next, to);  // where it cannot, the writes fault the pages in
+    write_pages(job->next, to);
+    job->next = to;
     job->spent_us += g_get_monotonic_time() - start;
-    return job->done < job->bytes ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+    return job->next < job->end ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static void start_steps(touch_job *job) {
