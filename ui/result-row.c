@@ -53,6 +53,8 @@ void m3_result_row_set_result(M3ResultRow *self, M3Result *result) {
         gtk_label_set_text(self->folder, "");
         gtk_label_set_text(self->date, "");
         m3_snippet_view_set_markup(self->snippet, NULL);
+        gtk_image_clear(self->icon);
+        gtk_accessible_reset_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL);
         return;
     }
     g_autoptr(GIcon) icon = g_content_type_get_symbolic_icon(m3_result_get_content_type(result));

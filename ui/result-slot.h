@@ -9,7 +9,8 @@
 //     g_signal_connect(slot, "notify::result", G_CALLBACK(rebind), row);
 //     m3_result_slot_set_result(slot, other);   // notifies "result" unless other shows the same
 //
-// The slot holds a reference to its result. Main thread only.
+// The slot holds a reference to its result, or none: a blank slot (set to NULL) keeps its place and
+// its row while the list shows nothing. Main thread only.
 #pragma once
 
 #include "result.h"
@@ -20,10 +21,10 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE(M3ResultSlot, m3_result_slot, M3, RESULT_SLOT, GObject)
 
 M3ResultSlot *m3_result_slot_new(M3Result *result);
-// Borrowed: lives until the slot's next m3_result_slot_set_result or its end.
+// Borrowed: lives until the slot's next m3_result_slot_set_result or its end. NULL when blank.
 M3Result *m3_result_slot_get_result(M3ResultSlot *self);
-// Takes result (adds a reference) and notifies "result"; a result equal to the held one
-// (m3_result_equal) is not taken: the slot, its row and the preview stay as they are.
+// Takes result (adds a reference; NULL blanks the slot) and notifies "result"; a result equal to
+// the held one (m3_result_equal) is not taken: the slot, its row and the preview stay as they are.
 void m3_result_slot_set_result(M3ResultSlot *self, M3Result *result);
 
 G_END_DECLS

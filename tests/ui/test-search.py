@@ -194,6 +194,19 @@ try:
     check(f"Down, Down from the search entry selects the row below it, {nxt}", previewed(app, nxt))
     check("the search entry holds the query typed again", type_query(app, query) is not None)
     check("a new query's results start at the first again", previewed(app, "tax.txt"))
+    # Clearing the entry empties the list (the window keeps the rows' widgets for the next results,
+    # blank): the start page again, no result row and no passage left for a screen reader; typing
+    # again shows the query's results as before.
+    key("ctrl+a", "BackSpace")
+    check("clearing the entry shows the start page again",
+          wait("the start page", lambda: a11y.find(app, role="label", contains="files are indexed")) is not None)
+    check("no result row is left once the entry is cleared", wait("the rows to go", lambda: not shown(app)))
+    check("the preview shows no passage once the entry is cleared", wait("the passage to go", lambda: not passage(app)))
+    check("the search entry holds the query typed after clearing it", type_query(app, query) is not None)
+    again = names(call("Search", GLib.Variant("(sa{sv})", (query, {"limit": GLib.Variant("u", 50)})), "(aa{sv})")[0])
+    got = wait("the results after clearing", lambda: shown(app) if shown(app) == again else None)
+    check(f"typing after clearing shows the service's results in its order: {got}", got == again)
+    check("the first result is selected again", previewed(app, "tax.txt"))
 
     # The context menu from the keyboard, on the selected result: Menu, then Shift+F10 (the
     # keyboard's right click), and an action chosen in it with the keyboard.
