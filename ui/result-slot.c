@@ -38,7 +38,7 @@ static void m3_result_slot_init(M3ResultSlot *self) {
 
 M3ResultSlot *m3_result_slot_new(M3Result *result) {
     M3ResultSlot *self = g_object_new(M3_TYPE_RESULT_SLOT, NULL);
-    self->result = g_object_ref(result);
+    self->result = result ? g_object_ref(result) : NULL;
     return self;
 }
 

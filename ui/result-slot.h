@@ -20,6 +20,7 @@ G_BEGIN_DECLS
 #define M3_TYPE_RESULT_SLOT (m3_result_slot_get_type())
 G_DECLARE_FINAL_TYPE(M3ResultSlot, m3_result_slot, M3, RESULT_SLOT, GObject)
 
+// A slot holding result (a reference), or a blank one for NULL.
 M3ResultSlot *m3_result_slot_new(M3Result *result);
 // Borrowed: lives until the slot's next m3_result_slot_set_result or its end. NULL when blank.
 M3Result *m3_result_slot_get_result(M3ResultSlot *self);

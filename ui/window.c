@@ -113,6 +113,7 @@ static void run_query(M3Window *self);
 static void send_query(M3Window *self);
 static void set_similar_chip(M3Window *self, const char *label, const char *tooltip);
 static void refresh_status(M3Window *self);
+static guint places_shown(M3Window *self);
 static void update_view(M3Window *self);
 static void selection_changed_cb(M3Window *self);
 
@@ -283,6 +284,38 @@ static void blank_places(M3Window *self) {
     }
     self->listed = 0;
     selection_changed_cb(self);  // the selected slot may be the same object, now blank
+}
+
+// Before the first results: blank places for the rows the list will show first, so that their
+// widgets are built (from the row's template) and styled while the window waits for the first
+// keystroke, not in the update and the frame that first show results (list above).
+static gboolean prebuild_rows_cb(gpointer user) {
+    M3Window *self = user;
+    gint64 t0 = g_get_monotonic_time();
+    guint n = places_shown(self);
+    if (g_list_model_get_n_items(G_LIST_MODEL(self->results)) == 0) {
+        g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_object_unref);
+        for (guint k = 0; k < n; k++)
+            g_ptr_array_add(slots, m3_result_slot_new(NULL));
+        g_list_store_splice(self->results, 0, 0, slots->pdata, slots->len);
+    }
+    if (self->trace)
+        g_printerr("m3search-trace: %u rows built ahead in %.1f ms\n", n, (g_get_monotonic_time() - t0) / 1000.0);
+    return G_SOURCE_REMOVE;
+}
+
+static void prebuild_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
+    g_signal_handlers_disconnect_by_func(clock, prebuild_after_paint_cb, self);
+    g_idle_add_full(G_PRIORITY_LOW, prebuild_rows_cb, g_object_ref(self), g_object_unref);
+}
+
+static void prebuild_realize_cb(GtkWidget *widget, gpointer user) {
+    (void)user;
+    g_signal_handlers_disconnect_by_func(widget, prebuild_realize_cb, NULL);
+    GdkSurface *surface = gtk_native_get_surface(GTK_NATIVE(widget));
+    if (surface)
+        g_signal_connect_object(gdk_surface_get_frame_clock(surface), "after-paint",
+                                G_CALLBACK(prebuild_after_paint_cb), widget, 0);
 }
 
 // The next batch of the shown reply's remaining results, one per frame (its update phase, before
@@ -1358,6 +1391,7 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect(self, "close-request", G_CALLBACK(close_request_cb), NULL);
     m3_x11_frames_keep_pool(GTK_WINDOW(self));
     m3_text_warm_up(GTK_WINDOW(self));
+    g_signal_connect_after(self, "realize", G_CALLBACK(prebuild_realize_cb), NULL);
 
     const char *trace = g_getenv("M3SEARCH_TRACE");
     self->trace = trace && (*trace == '1' || *trace == '2');
