@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "preview.h"
 #include "passage.h"
+#include "plain-label.h"
 #include "stack-page.h"
 
 #include <string.h>
@@ -17,7 +18,8 @@
 struct _M3Preview {
     GtkWidget parent_instance;
     GtkStack *stack;
-    GtkLabel *title, *details;
+    GtkLabel *title;
+    M3PlainLabel *details;
     GtkTextView *text;
     M3Result *result;
     GCancellable *load;
@@ -43,6 +45,7 @@ static void m3_preview_dispose(GObject *object) {
 static void m3_preview_class_init(M3PreviewClass *klass) {
     GtkWidgetClass *wc = GTK_WIDGET_CLASS(klass);
     G_OBJECT_CLASS(klass)->dispose = m3_preview_dispose;
+    g_type_ensure(M3_TYPE_PLAIN_LABEL);
     gtk_widget_class_set_template_from_resource(wc, "/org/m3search/Search/preview.ui");
     gtk_widget_class_bind_template_child(wc, M3Preview, stack);
     gtk_widget_class_bind_template_child(wc, M3Preview, title);
@@ -185,7 +188,7 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     g_string_append_printf(details, _("Score %.3f (meaning %.3f, words %.3f, passages %.3f)"),
                            m3_result_get_score(result), d, s, c);
     gtk_label_set_text(self->title, name);
-    gtk_label_set_text(self->details, details->str);
+    m3_plain_label_set_text(self->details, details->str);
     g_string_free(details, TRUE);
     m3_stack_show(self->stack, "result");
     if (keep_text)

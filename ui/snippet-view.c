@@ -6,6 +6,7 @@
 
 struct _M3SnippetView {
     GtkWidget parent_instance;
+    guint font_serial;    // the Pango context's serial the layout and metrics are for
     PangoLayout *layout;  // made on first use; its font follows the widget's CSS
     char *markup;
     int laid_width;       // the width the layout was last laid out at (Pango units), -1 when none
@@ -80,9 +81,18 @@ static void drop_layout(M3SnippetView *self) {
     gtk_widget_queue_resize(GTK_WIDGET(self));
 }
 
+// Only a new font lays the text out anew: the style changes far more often (each state change of
+// a row above it, such as hover or selection), and redoing the layout each time was most of the
+// window's text shaping. The widget's Pango context changes its serial when GTK gives it another
+// font, resolution or font options.
 static void m3_snippet_view_css_changed(GtkWidget *widget, GtkCssStyleChange *change) {
     GTK_WIDGET_CLASS(m3_snippet_view_parent_class)->css_changed(widget, change);
-    drop_layout(M3_SNIPPET_VIEW(widget));
+    M3SnippetView *self = M3_SNIPPET_VIEW(widget);
+    guint serial = pango_context_get_serial(gtk_widget_get_pango_context(widget));
+    if (serial != self->font_serial) {
+        self->font_serial = serial;
+        drop_layout(self);
+    }
 }
 
 static void m3_snippet_view_direction_changed(GtkWidget *widget, GtkTextDirection previous) {

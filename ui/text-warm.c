@@ -5,6 +5,7 @@
 
 #include "result-row.h"
 #include "snippet-view.h"
+#include "plain-label.h"
 #include "x11-frames.h"
 
 // Wide enough to wrap the sample into a few lines at any of the window's sizes, tall enough that no
@@ -43,7 +44,7 @@ typedef struct {
 } warm_state;
 
 static void collect(GtkWidget *widget, GPtrArray *widgets) {
-    if (GTK_IS_LABEL(widget) || GTK_IS_TEXT_VIEW(widget) || M3_IS_SNIPPET_VIEW(widget))
+    if (GTK_IS_LABEL(widget) || GTK_IS_TEXT_VIEW(widget) || M3_IS_SNIPPET_VIEW(widget) || M3_IS_PLAIN_LABEL(widget))
         g_ptr_array_add(widgets, g_object_ref(widget));
     for (GtkWidget *child = gtk_widget_get_first_child(widget); child; child = gtk_widget_get_next_sibling(child))
         collect(child, widgets);
