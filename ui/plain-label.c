@@ -135,17 +135,20 @@ static void m3_plain_label_snapshot(GtkWidget *widget, GtkSnapshot *snapshot) {
     G_GNUC_BEGIN_IGNORE_DEPRECATIONS  // gtk_widget_get_color is 4.10; this is the 4.8 way
     gtk_style_context_get_color(gtk_widget_get_style_context(widget), &color);
     G_GNUC_END_IGNORE_DEPRECATIONS
-    // Centred in a taller allocation (a row's line beside a bigger font), as a label's text is.
-    int height;
-    pango_layout_get_pixel_size(layout, NULL, &height);
-    int y = (gtk_widget_get_height(widget) - height) / 2;
-    if (y > 0) {
-        gtk_snapshot_save(snapshot);
-        gtk_snapshot_translate(snapshot, &GRAPHENE_POINT_INIT(0, y));
-    }
+    // Centred in a taller allocation (a row's line beside a bigger font), as a label's text is; a
+    // line at the widget's start edge whatever its text's own direction (a Latin file name in a
+    // right-to-left window starts at the right, as in a label), where Pango's alignment would
+    // follow the text's direction.
+    PangoRectangle logical;
+    pango_layout_get_pixel_extents(layout, NULL, &logical);
+    float x = 0, y = MAX(0, (gtk_widget_get_height(widget) - logical.height) / 2);
+    if (!self->wrap)
+        x = (gtk_widget_get_direction(widget) == GTK_TEXT_DIR_RTL ? gtk_widget_get_width(widget) - logical.width : 0) -
+            logical.x;
+    gtk_snapshot_save(snapshot);
+    gtk_snapshot_translate(snapshot, &GRAPHENE_POINT_INIT(x, y));
     gtk_snapshot_append_layout(snapshot, layout, &color);
-    if (y > 0)
-        gtk_snapshot_restore(snapshot);
+    gtk_snapshot_restore(snapshot);
 }
 
 // A new font (CSS, text scale) or direction: the text is laid out anew, its size may change.

@@ -22,8 +22,8 @@
 //   - `wrap`: lines broken at words (or within a word that does not fit) and at newlines; natural
 //     width the widest line's, minimum about 20 characters (or the text's, when narrower), height
 //     for a width one layout at that width (the last few widths' heights are kept).
-// The text is centred vertically in a taller allocation, at the start edge of the widget's
-// direction. The text is its accessible label (role label). Main thread only.
+// The text is centred vertically in a taller allocation; a line starts at the widget's start edge
+// whatever its text's direction (as a label's), a wrapped text's lines follow Pango's alignment. The text is its accessible label (role label). Main thread only.
 #pragma once
 
 #include <gtk/gtk.h>
