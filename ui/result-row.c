@@ -3,9 +3,9 @@
 
 #include <glib/gi18n.h>
 
+#include "plain-label.h"
 #include "score-bar.h"
 #include "snippet-view.h"
-#include "plain-label.h"
 
 struct _M3ResultRow {
     GtkWidget parent_instance;

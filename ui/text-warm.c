@@ -3,9 +3,9 @@
 // See text-warm.h for why.
 #include "text-warm.h"
 
+#include "plain-label.h"
 #include "result-row.h"
 #include "snippet-view.h"
-#include "plain-label.h"
 #include "x11-frames.h"
 
 // Wide enough to wrap the sample into a few lines at any of the window's sizes, tall enough that no

@@ -291,14 +291,15 @@ static void blank_places(M3Window *self) {
 // keystroke, not in the update and the frame that first show results (list above).
 static gboolean prebuild_rows_cb(gpointer user) {
     M3Window *self = user;
+    // Not once the window is gone, nor when results came first.
+    if (!gtk_widget_get_realized(GTK_WIDGET(self)) || g_list_model_get_n_items(G_LIST_MODEL(self->results)) > 0)
+        return G_SOURCE_REMOVE;
     gint64 t0 = g_get_monotonic_time();
     guint n = places_shown(self);
-    if (g_list_model_get_n_items(G_LIST_MODEL(self->results)) == 0) {
-        g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_object_unref);
-        for (guint k = 0; k < n; k++)
-            g_ptr_array_add(slots, m3_result_slot_new(NULL));
-        g_list_store_splice(self->results, 0, 0, slots->pdata, slots->len);
-    }
+    g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_object_unref);
+    for (guint k = 0; k < n; k++)
+        g_ptr_array_add(slots, m3_result_slot_new(NULL));
+    g_list_store_splice(self->results, 0, 0, slots->pdata, slots->len);
     if (self->trace)
         g_printerr("m3search-trace: %u rows built ahead in %.1f ms\n", n, (g_get_monotonic_time() - t0) / 1000.0);
     return G_SOURCE_REMOVE;
