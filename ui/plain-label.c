@@ -10,7 +10,7 @@ struct _M3PlainLabel {
     PangoEllipsizeMode ellipsize;
     gboolean fit_text, wrap;
     guint font_serial;    // the Pango context's serial the layout and metrics are for
-    PangoLayout *layout;  // made on first use for the current text and font; NULL after a change
+    PangoLayout *layout;  // made on first use, given each new text; NULL after a new font
     int laid_width;       // the width the layout is laid out at (Pango units), -1 for none
     int text_width;       // fit-text, wrap: the text's widest line in pixels, -1 until measured
     // wrap: heights for the last few widths asked for (px; width -1: none). A window's size request
