@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "plain-label.h"
+#include "text-font.h"
 
 #define HEIGHTS 6
 #define WRAP_MIN_CHARS 20  // a wrapped text's minimum width, in average characters
@@ -84,15 +85,8 @@ static int height_for(M3PlainLabel *self, int width) {
 // The font's line height and average character width (Pango units), looked up once per font: no
 // text is laid out for them.
 static void font_metrics(M3PlainLabel *self) {
-    if (self->line_height)
-        return;
-    PangoContext *ctx = gtk_widget_get_pango_context(GTK_WIDGET(self));
-    PangoFontMetrics *m = pango_context_get_metrics(ctx, pango_context_get_font_description(ctx), NULL);
-    self->line_height = pango_font_metrics_get_height(m);
-    if (self->line_height <= 0)
-        self->line_height = pango_font_metrics_get_ascent(m) + pango_font_metrics_get_descent(m);
-    self->char_width = pango_font_metrics_get_approximate_char_width(m);
-    pango_font_metrics_unref(m);
+    if (!self->line_height)
+        m3_text_font_metrics(GTK_WIDGET(self), &self->line_height, &self->char_width);
 }
 
 static void m3_plain_label_measure(GtkWidget *widget, GtkOrientation orientation, int for_size, int *minimum,
@@ -132,9 +126,7 @@ static void m3_plain_label_snapshot(GtkWidget *widget, GtkSnapshot *snapshot) {
     pango_layout_set_alignment(layout, gtk_widget_get_direction(widget) == GTK_TEXT_DIR_RTL ? PANGO_ALIGN_RIGHT
                                                                                             : PANGO_ALIGN_LEFT);
     GdkRGBA color;
-    G_GNUC_BEGIN_IGNORE_DEPRECATIONS  // gtk_widget_get_color is 4.10; this is the 4.8 way
-    gtk_style_context_get_color(gtk_widget_get_style_context(widget), &color);
-    G_GNUC_END_IGNORE_DEPRECATIONS
+    m3_text_color(widget, &color);
     // Centred in a taller allocation (a row's line beside a bigger font), as a label's text is; a
     // line at the widget's start edge whatever its text's own direction (a Latin file name in a
     // right-to-left window starts at the right, as in a label), where Pango's alignment would
@@ -160,18 +152,11 @@ static void drop_layout(M3PlainLabel *self) {
     gtk_widget_queue_resize(GTK_WIDGET(self));
 }
 
-// Only a new font lays the text out anew: the style changes far more often (each state change of
-// a row above it, such as hover or selection), and redoing the layout each time was most of the
-// window's text shaping. The widget's Pango context changes its serial when GTK gives it another
-// font, resolution or font options.
 static void m3_plain_label_css_changed(GtkWidget *widget, GtkCssStyleChange *change) {
     GTK_WIDGET_CLASS(m3_plain_label_parent_class)->css_changed(widget, change);
     M3PlainLabel *self = M3_PLAIN_LABEL(widget);
-    guint serial = pango_context_get_serial(gtk_widget_get_pango_context(widget));
-    if (serial != self->font_serial) {
-        self->font_serial = serial;
+    if (m3_text_font_changed(widget, &self->font_serial))  // not at each new style (text-font.h)
         drop_layout(self);
-    }
 }
 
 static void m3_plain_label_direction_changed(GtkWidget *widget, GtkTextDirection previous) {

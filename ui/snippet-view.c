@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "snippet-view.h"
+#include "text-font.h"
 
 #define SNIPPET_LINES 2
 #define SNIPPET_NATURAL_CHARS 60  // natural width, in average characters (the row is wider anyway)
@@ -38,15 +39,8 @@ static void m3_snippet_view_measure(GtkWidget *widget, GtkOrientation orientatio
     (void)for_size, (void)min_baseline, (void)nat_baseline;
     // Font metrics only (looked up once per font): no text is laid out to answer a size request.
     M3SnippetView *self = M3_SNIPPET_VIEW(widget);
-    if (!self->line_height) {
-        PangoContext *ctx = gtk_widget_get_pango_context(widget);
-        PangoFontMetrics *m = pango_context_get_metrics(ctx, pango_context_get_font_description(ctx), NULL);
-        self->line_height = pango_font_metrics_get_height(m);
-        if (self->line_height <= 0)
-            self->line_height = pango_font_metrics_get_ascent(m) + pango_font_metrics_get_descent(m);
-        self->char_width = pango_font_metrics_get_approximate_char_width(m);
-        pango_font_metrics_unref(m);
-    }
+    if (!self->line_height)
+        m3_text_font_metrics(widget, &self->line_height, &self->char_width);
     if (orientation == GTK_ORIENTATION_HORIZONTAL) {
         *minimum = 0;
         *natural = PANGO_PIXELS_CEIL(self->char_width * SNIPPET_NATURAL_CHARS);
@@ -68,9 +62,7 @@ static void m3_snippet_view_snapshot(GtkWidget *widget, GtkSnapshot *snapshot) {
     pango_layout_set_alignment(layout, gtk_widget_get_direction(widget) == GTK_TEXT_DIR_RTL ? PANGO_ALIGN_RIGHT
                                                                                              : PANGO_ALIGN_LEFT);
     GdkRGBA color;
-    G_GNUC_BEGIN_IGNORE_DEPRECATIONS  // gtk_widget_get_color is 4.10; this is the 4.8 way
-    gtk_style_context_get_color(gtk_widget_get_style_context(widget), &color);
-    G_GNUC_END_IGNORE_DEPRECATIONS
+    m3_text_color(widget, &color);
     gtk_snapshot_append_layout(snapshot, layout, &color);
 }
 
@@ -81,18 +73,11 @@ static void drop_layout(M3SnippetView *self) {
     gtk_widget_queue_resize(GTK_WIDGET(self));
 }
 
-// Only a new font lays the text out anew: the style changes far more often (each state change of
-// a row above it, such as hover or selection), and redoing the layout each time was most of the
-// window's text shaping. The widget's Pango context changes its serial when GTK gives it another
-// font, resolution or font options.
 static void m3_snippet_view_css_changed(GtkWidget *widget, GtkCssStyleChange *change) {
     GTK_WIDGET_CLASS(m3_snippet_view_parent_class)->css_changed(widget, change);
     M3SnippetView *self = M3_SNIPPET_VIEW(widget);
-    guint serial = pango_context_get_serial(gtk_widget_get_pango_context(widget));
-    if (serial != self->font_serial) {
-        self->font_serial = serial;
+    if (m3_text_font_changed(widget, &self->font_serial))  // not at each new style (text-font.h)
         drop_layout(self);
-    }
 }
 
 static void m3_snippet_view_direction_changed(GtkWidget *widget, GtkTextDirection previous) {
