@@ -60,7 +60,8 @@ def measure(label, queries):
         no_a11y = os.environ.get("M3_BENCH_NO_A11Y") == "1"
         # M3_BENCH_LOGS=DIR: keep the window's trace there, every frame and gap over 16 ms in it (for a look).
         logs = os.environ.get("M3_BENCH_LOGS")
-        trace = "2" if logs else "1"
+        # M3_BENCH_TRACE=3 (with M3_BENCH_LOGS): every frame's start and end too, for tools/frame-who.py.
+        trace = os.environ.get("M3_BENCH_TRACE") or ("2" if logs else "1")
         extra = {"GTK_A11Y": "none"} if no_a11y else {}
         win = subprocess.Popen(wrap + [os.path.join(BUILD, "ui", "m3search")], stderr=err,
                                env=dict(os.environ, M3SEARCH_TRACE=trace, **extra))

@@ -83,8 +83,9 @@ struct _M3Window {
     gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr; =2 also prints every
-    // frame and gap over 16 ms, and every page switch.
-    gboolean trace, trace_verbose;
+    // frame and gap over 16 ms, and every page switch; =3 also every frame's start and end (for
+    // tools/frame-who.py, which tells what else ran on the CPUs meanwhile).
+    gboolean trace, trace_verbose, trace_frames;
     gint64 trace_key_us, trace_shown_key_us, trace_reply_us, trace_update_us, trace_last_tick_us, trace_max_gap_us;
     guint trace_timer;
     // Frames (GdkFrameClock phases): this one's start and the ends of its layout and drawing; the
@@ -1223,6 +1224,9 @@ static void frame_after_paint_cb(GdkFrameClock *clock, M3Window *self) {
         if (frame > self->max_frame_steady_us)
             self->max_frame_steady_us = frame;
     }
+    if (self->trace_frames)
+        g_printerr("m3search-trace: every frame: from %.4f s to %.4f s, main-thread CPU %.2f ms\n",
+                   self->frame_start_us / 1e6, now / 1e6, (thread_cpu_us() - self->frame_start_cpu_us) / 1000.0);
     if ((frame > 16000 || switched) && self->trace_verbose)
         g_printerr("m3search-trace: frame %.1f ms at %.3f s (layout %.1f ms, drawing %.1f ms; main-thread CPU %.1f ms, "
                    "%" G_GINT64_FORMAT " page faults; frame %" G_GINT64_FORMAT ")%s\n", frame / 1000.0, now / 1e6,
@@ -1395,8 +1399,9 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect_after(self, "realize", G_CALLBACK(prebuild_realize_cb), NULL);
 
     const char *trace = g_getenv("M3SEARCH_TRACE");
-    self->trace = trace && (*trace == '1' || *trace == '2');
-    self->trace_verbose = trace && *trace == '2';
+    self->trace = trace && (*trace == '1' || *trace == '2' || *trace == '3');
+    self->trace_verbose = trace && (*trace == '2' || *trace == '3');
+    self->trace_frames = trace && *trace == '3';
     if (self->trace) {
         self->trace_timer = g_timeout_add(1, trace_tick_cb, self);
         g_signal_connect(self, "realize", G_CALLBACK(trace_realize_cb), NULL);
