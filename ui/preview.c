@@ -113,6 +113,12 @@ static void show_text(M3Preview *self, const char *before, gsize nb, gsize s0, g
     else
         mark = gtk_text_buffer_create_mark(buf, "passage", &start, TRUE);
     gtk_text_view_scroll_to_mark(self->text, mark, 0, TRUE, 0, nb ? 0.15 : 0);
+    // The new text's lines and the scroll are worked out when the text view is next allocated, or
+    // else while it is drawn; then its scrollbar, drawn next, would meet an adjustment changed after
+    // the layout ("Trying to snapshot GtkGizmo without a current allocation", the scrollbar missing
+    // for a frame). Allocating the scrolled window, not only its child, places the scrollbar after.
+    gtk_widget_queue_allocate(GTK_WIDGET(self->text));
+    gtk_widget_queue_allocate(gtk_widget_get_parent(GTK_WIDGET(self->text)));
 }
 
 // Cuts a byte range of valid UTF-8 at character boundaries.
