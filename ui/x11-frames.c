@@ -176,7 +176,7 @@ static void after_paint_cb(GdkFrameClock *clock, gpointer user) {
         warm[i] = cairo_surface_create_similar_image(target, CAIRO_FORMAT_ARGB32, width, height);
     // The X server maps the pool's pages for itself on its first read of each (MIT-SHM): uploading
     // each block once to a pixmap of our own makes it do that now, not in the frame that first
-    // uploads a whole window (3 ms of the server's time, the window waiting, on the test VM).
+    // uploads a whole window (4–5 ms of the server's time, the window waiting, on the test VM).
     cairo_surface_t *scratch = cairo_surface_create_similar(target, CAIRO_CONTENT_COLOR, width, height);
     cairo_t *cr = cairo_create(scratch);
     cairo_set_operator(cr, CAIRO_OPERATOR_SOURCE);

@@ -11,9 +11,10 @@
 // one window-sized image keeps the pool, and with it the pages earlier frames touched, for the
 // window's life (m3_x11_frames_keep_pool); a few more images made and dropped at start-up touch the
 // blocks the next frames take, and each is uploaded once to a pixmap of our own, so that the X
-// server too maps their pages then: its first read of each page faults as well (~300–900 faults, 4–5
-// ms of the X server's time in the first frame of results, the window waiting, on the test VM). The C library likewise keeps freed frame-sized blocks on its heap
-// instead of unmapping them (m3_x11_frames_keep_memory).
+// server too maps their pages then: its first read of each page faults as well (~300–900 faults,
+// 4–5 ms of the X server's time in the first frame of results, the window waiting, on the test
+// VM). The C library likewise keeps freed frame-sized blocks on its heap instead of unmapping them
+// (m3_x11_frames_keep_memory).
 //
 // Threads: main thread only.
 #pragma once
