@@ -6,6 +6,7 @@
 
 #include <glib/gi18n.h>
 
+#include "display-path.h"
 #include "fetch/fetch.h"
 #include "model/model.h"
 #include "preferences.h"
@@ -307,7 +308,7 @@ static void add_folder_row(M3FirstRun *self, const char *entry, gboolean active)
     g_autofree char *path = m3_preferences_expand_folder(entry);
     if (!path || !g_file_test(path, G_FILE_TEST_IS_DIR))
         return;
-    g_autofree char *display = g_filename_display_name(path);
+    g_autofree char *display = m3_display_path(path);
     g_autofree char *escaped = g_markup_escape_text(display, -1);
     GtkWidget *row = adw_action_row_new();
     adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), escaped);

@@ -3,6 +3,7 @@
 
 #include <glib/gi18n.h>
 
+#include "display-path.h"
 #include "vulkan-devices.h"
 
 struct _M3Preferences {
@@ -65,7 +66,7 @@ static void load_folders(M3Preferences *self) {
     for (char **f = folders; *f; f++) {
         g_autofree char *path = m3_preferences_expand_folder(*f);
         GtkWidget *row = adw_action_row_new();
-        g_autofree char *display = path ? g_filename_display_name(path) : g_strdup(*f);
+        g_autofree char *display = path ? m3_display_path(path) : g_strdup(*f);
         g_autofree char *escaped = g_markup_escape_text(display, -1);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), escaped);
         if (!path)

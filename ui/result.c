@@ -5,6 +5,8 @@
 
 #include <glib/gi18n.h>
 
+#include "display-path.h"
+
 struct _M3Result {
     GObject parent_instance;
     char *path, *uri, *snippet, *location, *content_type;
@@ -116,12 +118,7 @@ char *m3_result_dup_name(M3Result *self) {
 
 char *m3_result_dup_folder(M3Result *self) {
     g_autofree char *dir = g_path_get_dirname(self->path);
-    g_autofree char *display = g_filename_display_name(dir);
-    const char *home = g_get_home_dir();
-    size_t n = strlen(home);
-    if (n > 1 && strncmp(display, home, n) == 0 && (display[n] == '/' || display[n] == '\0'))
-        return g_strconcat("~", display + n, NULL);
-    return g_steal_pointer(&display);
+    return m3_display_path(dir);
 }
 
 // The local time zone, read again at most once a minute (after the user changed it). GLib reads

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "display-path.h"
 #include "indexer1-dbus.h"
 #include "preview.h"
 #include "result-slot.h"
@@ -896,7 +897,7 @@ static void failed_files_cb(GObject *source, GAsyncResult *res, gpointer user) {
     g_variant_iter_init(&it, files);
     while (g_variant_iter_next(&it, "(&s&s)", &path, &reason)) {
         GtkWidget *row = adw_action_row_new();
-        g_autofree char *display = g_filename_display_name(path);
+        g_autofree char *display = m3_display_path(path);
         g_autofree char *escaped = g_markup_escape_text(display, -1);
         g_autofree char *why = g_markup_escape_text(reason, -1);
         adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), escaped);

@@ -262,7 +262,7 @@ try:
         add_button = a11y.find(app, role="push button", name="Add")
         if add_button is not None and a11y.find(app, name="Add a Folder to Index"):
             a11y.click(add_button)
-        check("the folder appears in the preferences", label_shown(app, other, DEADLINE) is not None)
+        check("the folder appears in the preferences (as ~/Other)", label_shown(app, "~/Other", DEADLINE) is not None)
         screenshot("preferences-folders")
         key("Escape")
         focus_window()

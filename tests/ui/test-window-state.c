@@ -6,6 +6,7 @@
 #include <locale.h>
 #include <string.h>
 
+#include "display-path.h"
 #include "result.h"
 #include "result-slot.h"
 #include "window-state.h"
@@ -125,6 +126,24 @@ static void test_result(void) {
     g_assert_cmpstr(name, ==, "c.txt");
 }
 
+// Paths as the window shows them: the home folder and what is in it with "~", nothing else.
+static void test_display_path(void) {
+    const char *home = g_get_home_dir();
+    g_autofree char *docs = g_build_filename(home, "Documents", NULL);
+    g_autofree char *sibling = g_strconcat(home, "2", G_DIR_SEPARATOR_S, "x", NULL);  // shares home's prefix
+    g_autofree char *shown_home = m3_display_path(home);
+    g_autofree char *shown_docs = m3_display_path(docs);
+    g_autofree char *shown_sibling = m3_display_path(sibling);
+    g_autofree char *shown_other = m3_display_path("/srv/data");
+    g_assert_cmpstr(shown_home, ==, "~");
+    g_assert_cmpstr(shown_docs, ==, "~/Documents");
+    g_assert_cmpstr(shown_sibling, ==, sibling);
+    g_assert_cmpstr(shown_other, ==, "/srv/data");
+    // Bytes that are not UTF-8 are shown as U+FFFD (the path itself is kept elsewhere).
+    g_autofree char *shown_latin1 = m3_display_path("/srv/caf\xe9");
+    g_assert_cmpstr(shown_latin1, ==, "/srv/caf\xef\xbf\xbd");
+}
+
 static void count_notify(GObject *slot, GParamSpec *pspec, gpointer user) {
     (void)slot, (void)pspec;
     (*(int *)user)++;
@@ -163,5 +182,6 @@ int main(int argc, char **argv) {
     g_test_add_func("/window-state/banner", test_banner);
     g_test_add_func("/result/markup", test_result);
     g_test_add_func("/result/slot", test_slot);
+    g_test_add_func("/result/display-path", test_display_path);
     return g_test_run();
 }
