@@ -46,7 +46,10 @@ static void peak_task(void *ctx, size_t task, int thread) {
 // CPU lacks it.
 static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
 #if defined(__x86_64__)
-    peak_job job = {.fn = precision == M3_GEMM_BF16   ? peak_bf16_zmm
+    // bf16 on AMX: the tiles' peak (the kernel has asked Linux for the tile state already).
+    bool amx = precision == M3_GEMM_BF16 && strcmp(m3_gemm_kernel_name_for(precision), "bf16-amx") == 0;
+    peak_job job = {.fn = amx                           ? peak_bf16_amx
+                          : precision == M3_GEMM_BF16 ? peak_bf16_zmm
                           : precision == M3_GEMM_INT8 ? peak_int8_zmm
                                                       : peak_fp32_zmm};
     if (!__builtin_cpu_supports("avx512f") ||

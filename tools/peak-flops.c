@@ -6,6 +6,7 @@
 //
 //   fp32   VFMADD231PS zmm (AVX-512F) or ymm (AVX2+FMA)      2 flops per lane
 //   bf16   VDPBF16PS zmm (AVX512_BF16)                          4 flops per fp32 lane (2 pairs)
+//          TDPBF16PS tiles (AMX-BF16)                            16 pairs per fp32 output
 //   int8   VPDPBUSD zmm (AVX512_VNNI) / ymm (AVX-VNNI)          8 ops per int32 lane (4 pairs)
 //
 // The loops are in peak-kernels.h.
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -74,6 +76,14 @@ static int have_avx_vnni(void)
     return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
 }
 
+// AMX-TILE and AMX-BF16 from CPUID (leaf 7, EDX bits 24 and 22), and Linux's leave to use the
+// tiles (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA), as the GEMM asks (core/encoder/cpu/gemm.c).
+static int have_amx_bf16(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 22)) &&
+           syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1 || threads > 256) {
@@ -88,6 +98,7 @@ int main(int argc, char **argv) {
         {"fp32 FMA zmm (AVX-512F)", "GFLOP/s", peak_fp32_zmm},
         {"fp32 FMA ymm (AVX2)", "GFLOP/s", peak_fp32_ymm},
         {"bf16 VDPBF16PS zmm (AVX512_BF16)", "GFLOP/s", peak_bf16_zmm},
+        {"bf16 TDPBF16PS tiles (AMX-BF16)", "GFLOP/s", peak_bf16_amx},
         {"int8 VPDPBUSD zmm (AVX512_VNNI)", "GOP/s", peak_int8_zmm},
         {"int8 VPDPBUSD ymm (AVX-VNNI)", "GOP/s", peak_int8_ymm},
     };
@@ -95,6 +106,7 @@ int main(int argc, char **argv) {
         __builtin_cpu_supports("avx512f"),
         __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
         __builtin_cpu_supports("avx512bf16"),
+        have_amx_bf16(),
         __builtin_cpu_supports("avx512vnni"),
         have_avx_vnni(),
     };

@@ -114,4 +114,36 @@ __attribute__((target("avx2,avxvnni"), unused)) static double peak_int8_ymm(void
 #undef SUM
 }
 
+// AMX-BF16: TDPBF16PS on six accumulator tiles of 16 × 16 fp32 from two zero source tiles (16 ×
+// 32 bf16 and 16 pairs × 16), 16 · 16 · 32 · 2 flops each. The caller has asked Linux for the
+// tile state (arch_prctl ARCH_REQ_XCOMP_PERM) first. The thread's tile configuration is put
+// back as it was (the GEMM's AMX kernel keeps its own between calls on the pool's threads).
+__attribute__((target("amx-tile,amx-bf16"), unused)) static double peak_bf16_amx(void) {
+    typedef struct {
+        unsigned char palette, start_row, reserved[14];
+        unsigned short colsb[16];
+        unsigned char rows[16];
+    } tile_config;
+    _Alignas(64) tile_config saved, cfg = {.palette = 1};
+    _tile_storeconfig(&saved);  // all zero when the tiles are not configured
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);  // also zeroes every tile
+    for (long it = 0; it < PEAK_ITERS; it++) {
+        _tile_dpbf16ps(0, 6, 7);
+        _tile_dpbf16ps(1, 6, 7);
+        _tile_dpbf16ps(2, 6, 7);
+        _tile_dpbf16ps(3, 6, 7);
+        _tile_dpbf16ps(4, 6, 7);
+        _tile_dpbf16ps(5, 6, 7);
+    }
+    if (saved.palette)
+        _tile_loadconfig(&saved);
+    else
+        _tile_release();
+    return (double)PEAK_ITERS * 6 * 16 * 16 * 32 * 2;
+}
+
 #endif

@@ -7,7 +7,8 @@
 //   1. m3-tiny, the cases of m3_public.json up to 1024 tokens (bf16 changes the GEMMs, whose
 //      depth is the hidden size whatever the length; the longer cases only cost time, mostly in
 //      the fp32 attention), with each bf16 GEMM kernel this CPU has (forced through
-//      M3_GEMM_KERNEL: the portable one everywhere, AVX512_BF16 where present);
+//      M3_GEMM_KERNEL: the portable one everywhere, AVX512_BF16 and the AMX kernel's model,
+//      its tile instructions done in C, where AVX512_BF16 is present, AMX-BF16 where present);
 //   2. the BGE-M3 widths (hidden 1024, FFN 4096, 16 heads) with random weights, 2 layers and a
 //      small vocabulary (the GEMMs are what bf16 changes; depth and vocabulary only cost time;
 //      M3_TEST_LAYERS=24 measures the full depth for docs/performance.md).
@@ -218,6 +219,7 @@ static void tiny_model(const char *data) {
     m3_embedding *fp32 = encode_all(model, M3_PRECISION_FP32, seqs, n, kernel, sizeof kernel);
     static const struct { const char *kernel; m3_precision precision; } kernels[] = {
         {"bf16-scalar", M3_PRECISION_BF16},     {"bf16-avx512", M3_PRECISION_BF16},
+        {"bf16-amx", M3_PRECISION_BF16},        {"bf16-amx-model", M3_PRECISION_BF16},
         {"int8-scalar", M3_PRECISION_INT8},     {"int8-avx2", M3_PRECISION_INT8},
         {"int8-avxvnni", M3_PRECISION_INT8},    {"int8-avx512vnni", M3_PRECISION_INT8},
     };

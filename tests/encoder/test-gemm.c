@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // The GEMM against a double-precision reference: every kernel this CPU has (forced through
-// M3_GEMM_KERNEL), fp32, bf16 (whose reference multiplies the bf16-rounded A and W in double) and
+// M3_GEMM_KERNEL; on a CPU without AMX, the AMX kernel's model stands in for its tiles), fp32, bf16 (whose reference multiplies the bf16-rounded A and W in double) and
 // int8 (whose reference quantises A per row and W per column as gemm-private.h specifies and
 // multiplies the integers in double; also checked against the unquantised product), odd shapes
 // (odd k for the bf16 pairs, k not a multiple of 4 for the int8 groups), all epilogues, strides, a
@@ -395,8 +395,9 @@ static void check_concurrent(m3_threadpool *pool, m3_gemm_precision precision) {
 
 int main(void) {
     static const char *const kernels[] = {"scalar",          "avx2",         "avx512",
-                                          "bf16-scalar",     "bf16-avx512",  "int8-scalar",
-                                          "int8-avx2",       "int8-avxvnni", "int8-avx512vnni"};
+                                          "bf16-scalar",     "bf16-avx512",  "bf16-amx",
+                                          "bf16-amx-model",  "int8-scalar",  "int8-avx2",
+                                          "int8-avxvnni",    "int8-avx512vnni"};
     static const size_t ms[] = {1, 2, 3, 7, 16, 33, 100};
     static const size_t ns[] = {1, 5, 17, 64, 129};
     static const size_t ks[] = {1, 3, 31, 128, 130};

@@ -12,6 +12,7 @@
 #include "encoder/cpu/gemm-gelu-avx512.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx512-store.h"
+#include "encoder/cpu/gemm-bf16-avx512-steps.h"
 
 #define KC 384
 #define NR (16 * AVX512_NV)
@@ -28,21 +29,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const uin
 #pragma GCC unroll 4
         for (int v = 0; v < AVX512_NV; v++)
             acc[i][v] = _mm512_setzero_ps();
-    size_t pairs = (kc + 1) / 2;
-#pragma GCC unroll 4
-    for (size_t q = 0; q < pairs; q++) {
-        __m512bh w[AVX512_NV];
-#pragma GCC unroll 4
-        for (int v = 0; v < AVX512_NV; v++)
-            w[v] = (__m512bh)_mm512_load_si512(wp + q * NR + 16 * v);
-#pragma GCC unroll 16
-        for (int i = 0; i < mr; i++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[i * lda + q]);
-#pragma GCC unroll 4
-            for (int v = 0; v < AVX512_NV; v++)
-                acc[i][v] = _mm512_dpbf16_ps(acc[i][v], a, w[v]);
-        }
-    }
+    m3_gemm_bf16_avx512_steps(acc, mr, ap, lda, wp, 0, (kc + 1) / 2);
     m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
 }
 
@@ -57,8 +44,9 @@ static void bf16_avx512_tile(size_t kc, const void *av, size_t lda, const void *
 
 // VCVTNE2PS2BF16 rounds to nearest even (denormals to zero, as m3_gemm_bf16_round does), 32
 // floats to 16 pair words at a time; the tail is loaded masked, so an odd kc ends with a zero.
-static void bf16_avx512_to_bf16(const float *a, size_t lda, size_t rows, size_t kc, uint32_t *dst,
-                                size_t ldd) {
+// Also the AMX kernel's conversion (gemm-bf16-amx.c).
+void m3_gemm_bf16_avx512_to_bf16(const float *a, size_t lda, size_t rows, size_t kc, uint32_t *dst,
+                                 size_t ldd) {
     for (size_t i = 0; i < rows; i++) {
         const float *src = a + i * lda;
         uint32_t *out = dst + i * ldd;
@@ -87,7 +75,7 @@ const m3_gemm_kernel m3_gemm_kernel_bf16_avx512 = {
     .nr = NR,
     .kc = KC,
     .tile = bf16_avx512_tile,
-    .to_bf16 = bf16_avx512_to_bf16,
+    .to_bf16 = m3_gemm_bf16_avx512_to_bf16,
     .gelu = m3_gemm_gelu_avx512,
     .erf = bf16_avx512_erf,
 };

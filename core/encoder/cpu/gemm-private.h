@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Private to the GEMM: the micro-kernel table each instruction set provides (gemm-avx512.c,
-// gemm-avx2.c, gemm-scalar.c for fp32; gemm-bf16-avx512.c, gemm-bf16-scalar.c for bf16) and the
-// packed-weight layout they share with gemm.c.
+// gemm-avx2.c for fp32; gemm-bf16-amx.c, gemm-bf16-avx512.c for bf16; gemm-int8-*.c for int8;
+// gemm-scalar.c for all three) and the packed-weight layout they share with gemm.c.
 //
 // Packed W, fp32: ceil(n / nr) panels of nr columns; panel p holds W[p*nr + j][kk] at
 // data[p*k*nr + kk*nr + j] (k-major, so one k step reads nr consecutive floats), columns past n are
@@ -109,6 +109,11 @@ extern const m3_gemm_kernel m3_gemm_kernel_int8_avx2;
 extern const m3_gemm_kernel m3_gemm_kernel_avx2;
 extern const m3_gemm_kernel m3_gemm_kernel_avx512;
 extern const m3_gemm_kernel m3_gemm_kernel_bf16_avx512;
+extern const m3_gemm_kernel m3_gemm_kernel_bf16_amx;
+extern const m3_gemm_kernel m3_gemm_kernel_bf16_amx_model;
+// AVX512_BF16's conversion of A to pairs (m3_gemm_to_bf16_fn), shared by the AMX kernels.
+void m3_gemm_bf16_avx512_to_bf16(const float *a, size_t lda, size_t rows, size_t kc,
+                                 uint32_t *dst, size_t ldd);
 #endif
 
 // The kernel for `precision` that M3_GEMM_KERNEL asks for (a comma-separated list of names; the

@@ -41,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "encoder/cpu/gemm-private.h"
 
@@ -55,13 +57,19 @@ struct m3_packed_matrix {
     bool borrowed;  // data belongs to the caller (a model file's mapping): not freed
 };
 
-// Every kernel this build has, best first within each precision.
+// Every kernel this build has, best first within each precision. bf16-amx-model (the AMX kernel
+// with its tile instructions done in C, for the tests) comes after the scalar fallbacks, so that
+// only M3_GEMM_KERNEL ever picks it.
 static const m3_gemm_kernel *const all_kernels[] = {
 #if defined(__x86_64__)
-    &m3_gemm_kernel_avx512, &m3_gemm_kernel_avx2, &m3_gemm_kernel_bf16_avx512,
-    &m3_gemm_kernel_int8_avx512vnni, &m3_gemm_kernel_int8_avxvnni, &m3_gemm_kernel_int8_avx2,
+    &m3_gemm_kernel_avx512, &m3_gemm_kernel_avx2, &m3_gemm_kernel_bf16_amx,
+    &m3_gemm_kernel_bf16_avx512, &m3_gemm_kernel_int8_avx512vnni, &m3_gemm_kernel_int8_avxvnni,
+    &m3_gemm_kernel_int8_avx2,
 #endif
     &m3_gemm_kernel_scalar, &m3_gemm_kernel_bf16_scalar, &m3_gemm_kernel_int8_scalar,
+#if defined(__x86_64__)
+    &m3_gemm_kernel_bf16_amx_model,
+#endif
 };
 enum { N_KERNELS = sizeof all_kernels / sizeof *all_kernels };
 
@@ -72,6 +80,24 @@ static bool cpu_has_avx_vnni(void) {
     unsigned a, b, c, d;
     return __builtin_cpu_supports("avx2") && __get_cpuid_count(7, 1, &a, &b, &c, &d) &&
            (a & (1u << 4));
+}
+
+// AMX-TILE and AMX-BF16 from CPUID (leaf 7, EDX bits 24 and 22), and Linux's leave to use the
+// tiles: a process must ask for the XTILEDATA state (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16)
+// before its first tile instruction, or that instruction raises SIGILL. The leave is the whole
+// process's, threads made later included; asked once.
+static bool cpu_has_amx_bf16(void) {
+    static atomic_int state;  // 0: not asked yet, 1: yes, 2: no
+    int s = atomic_load_explicit(&state, memory_order_acquire);
+    if (s == 0) {
+        unsigned a, b, c, d;
+        bool ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 22));
+        enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+        ok = ok && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+        s = ok ? 1 : 2;
+        atomic_store_explicit(&state, s, memory_order_release);
+    }
+    return s == 1;
 }
 #endif
 
@@ -89,6 +115,7 @@ static bool cpu_has(const m3_gemm_kernel *k) {
                   : strcmp(f, "avx512bw") == 0   ? __builtin_cpu_supports("avx512bw")
                   : strcmp(f, "avx512vnni") == 0 ? __builtin_cpu_supports("avx512vnni")
                   : strcmp(f, "avxvnni") == 0    ? cpu_has_avx_vnni()
+                  : strcmp(f, "amx-bf16") == 0   ? cpu_has_amx_bf16()
                                                  : false;
         if (!ok)
             return false;

@@ -123,8 +123,8 @@ void m3_gemm_release_scratch(void);
 // their size: what a model file could store for the kernel that packed them.
 const void *m3_packed_matrix_data(const m3_packed_matrix *p, size_t *bytes);
 
-// The name of the kernel chosen at run time ("avx512", "avx2", "scalar"; "bf16-avx512",
-// "bf16-scalar"; "int8-avx512vnni", "int8-avxvnni", "int8-avx2", "int8-scalar").
+// The name of the kernel chosen at run time ("avx512", "avx2", "scalar"; "bf16-amx",
+// "bf16-avx512", "bf16-scalar"; "int8-avx512vnni", "int8-avxvnni", "int8-avx2", "int8-scalar").
 const char *m3_gemm_kernel_name(void);  // fp32
 const char *m3_gemm_kernel_name_for(m3_gemm_precision precision);
 
