@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
 // The bf16 micro-kernel for AMX-BF16 (Intel Sapphire Rapids and later): TDPBF16PS multiplies a
-// 16 × 32 bf16 tile of A by a 16-pair × 16-column tile of W into a 16 × 16 fp32 tile of C, 16 k
-// pairs × 256 outputs per instruction, 16 times the work of one VDPBF16PS.
+// 16 × 32 bf16 tile of A by a 16-pair × 16-column tile of W into a 16 × 16 fp32 tile of C: 16 k
+// pairs for each of 256 outputs per instruction, 256 times the work of one VDPBF16PS (one pair
+// for each of 16).
 //
 // It reads the bf16 layout of every other bf16 kernel (gemm-private.h) as it is, so model files
 // packed for bf16-avx512 (nr 64) serve it too: one k-pair row of a panel is 64 words, and a W tile
