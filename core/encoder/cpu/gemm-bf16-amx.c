@@ -9,9 +9,11 @@
 // packed for bf16-avx512 (nr 64) serve it too: one k-pair row of a panel is 64 words, and a W tile
 // is 16 consecutive pair rows × 16 of those words (row stride 256 bytes, 64 bytes a row, the four
 // tiles of a panel 16 words apart); an A tile is 16 rows of the converted A × 16 pair words (row
-// stride lda words). The micro-tile is 16 rows × 64 columns: C in tiles 0–3, A in tile 4, W in
-// tiles 5–7 (tile 5 twice), each k step of 16 pairs loads one A tile and four W tiles for four
-// TDPBF16PS.
+// stride lda words). The micro-tile is 32 rows × 64 columns, done as two halves of 32 columns:
+// each half holds C in 2 × 2 tiles (0–3), the two A tiles of 16 rows (4, 5) and two W tiles (6, 7),
+// and each k step of 16 pairs loads those four for four TDPBF16PS. So every W tile, the operand
+// that comes from L2 (a panel's k block is 64 KB), serves 32 rows: half the W bytes per
+// TDPBF16PS of a 16-row tile with four W tiles, which would need L2's whole bandwidth.
 //
 // What the tiles cannot take, AVX-512 does (every CPU with AMX-BF16 has AVX512_BF16): the k pairs
 // past the last multiple of 16 (only in a matrix whose k is not a multiple of 32: KC is one) are
@@ -41,7 +43,8 @@
 
 #define KC 512  // a multiple of 32: only a matrix's last k block can have a tail
 #define NR 64
-#define MR 16
+#define MR 32
+#define HALF 32        // columns per half of the micro-tile
 #define TILE_PAIRS 16  // k pairs per A tile row (64 bytes)
 
 // LDTILECFG's 64-byte operand: palette 1, then bytes per row and rows of each tile.
@@ -128,18 +131,24 @@ static void model_dpbf16ps(int c, int a, int b) {
 
 // The rows the calling thread's tiles are configured for (0: not configured).
 static _Thread_local size_t configured_rows;
-// The tiles' sums of the current micro-tile, 16 rows × 64 columns.
+// The tiles' sums of the current micro-tile, 32 rows × 64 columns.
 static _Thread_local _Alignas(64) float sums[MR * NR];
 
+// Tiles 0, 1 and 4 take the micro-tile's first 16 rows (or all of fewer), tiles 2, 3 and 5 the
+// rest (unconfigured, and unused, when mr ≤ 16); the W tiles 6 and 7 are 16 k pairs deep.
 static void configure(size_t mr) {
     if (configured_rows == mr)
         return;
+    size_t top = mr < 16 ? mr : 16, bottom = mr - top;
     amx_config cfg = {.palette = 1};
-    for (int t = 0; t < 5; t++) {  // C tiles 0–3 and the A tile: the micro-tile's rows
-        cfg.rows[t] = (uint8_t)mr;
-        cfg.colsb[t] = 64;
+    static const int top_tiles[] = {0, 1, 4}, bottom_tiles[] = {2, 3, 5};
+    for (int i = 0; i < 3; i++) {
+        cfg.rows[top_tiles[i]] = (uint8_t)top;
+        cfg.colsb[top_tiles[i]] = 64;
+        cfg.rows[bottom_tiles[i]] = (uint8_t)bottom;
+        cfg.colsb[bottom_tiles[i]] = bottom ? 64 : 0;
     }
-    for (int t = 5; t < 8; t++) {  // W tiles: 16 k pairs
+    for (int t = 6; t < 8; t++) {
         cfg.rows[t] = TILE_PAIRS;
         cfg.colsb[t] = 64;
     }
@@ -172,27 +181,37 @@ static void bf16_amx_tile(size_t kc, const void *av, size_t lda, const void *wv,
     size_t pairs = (kc + 1) / 2, full = pairs / TILE_PAIRS * TILE_PAIRS;
     if (full) {
         configure(mr);
-        const size_t a_stride = lda * 4, w_stride = NR * 4;
-        tile_zero(0);
-        tile_zero(1);
-        tile_zero(2);
-        tile_zero(3);
-        for (size_t q = 0; q < full; q += TILE_PAIRS) {
-            const uint32_t *w = wp + q * NR;
-            tile_load(4, ap + q, a_stride);
-            tile_load(5, w, w_stride);
-            tile_load(6, w + 16, w_stride);
-            tile_dp(0, 4, 5);
-            tile_load(7, w + 32, w_stride);
-            tile_dp(1, 4, 6);
-            tile_load(5, w + 48, w_stride);
-            tile_dp(2, 4, 7);
-            tile_dp(3, 4, 5);
+        const size_t a_stride = lda * 4, w_stride = NR * 4, c_stride = NR * 4;
+        bool two = mr > 16;
+        const uint32_t *ap2 = two ? ap + 16 * lda : ap;  // rows 16–31
+        for (size_t h = 0; h * HALF < nr; h++) {  // the second half only where there are columns
+            tile_zero(0);
+            tile_zero(1);
+            if (two) {
+                tile_zero(2);
+                tile_zero(3);
+            }
+            for (size_t q = 0; q < full; q += TILE_PAIRS) {
+                const uint32_t *w = wp + q * NR + h * HALF;
+                tile_load(4, ap + q, a_stride);
+                tile_load(6, w, w_stride);
+                tile_load(7, w + 16, w_stride);
+                tile_dp(0, 4, 6);
+                tile_dp(1, 4, 7);
+                if (two) {
+                    tile_load(5, ap2 + q, a_stride);
+                    tile_dp(2, 5, 6);
+                    tile_dp(3, 5, 7);
+                }
+            }
+            float *s0 = sums + h * HALF;
+            tile_store(0, s0, c_stride);
+            tile_store(1, s0 + 16, c_stride);
+            if (two) {
+                tile_store(2, s0 + 16 * NR, c_stride);
+                tile_store(3, s0 + 16 * NR + 16, c_stride);
+            }
         }
-        tile_store(0, sums, NR * 4);
-        tile_store(1, sums + 16, NR * 4);
-        tile_store(2, sums + 32, NR * 4);
-        tile_store(3, sums + 48, NR * 4);
     }
     for (size_t i0 = 0; i0 < mr; i0 += AVX512_MR) {
         size_t rows = mr - i0 < AVX512_MR ? mr - i0 : AVX512_MR;

@@ -42,7 +42,7 @@
 
 #include "encoder/cpu/gemm.h"
 
-enum { M3_GEMM_MR_MAX = 16 };
+enum { M3_GEMM_MR_MAX = 32 };
 // The version of the packed layouts above, part of m3_gemm_layout_id: raise it whenever a layout
 // changes, so that model files packed before are packed again at start-up instead of misread.
 enum { M3_GEMM_LAYOUT_VERSION = 1 };
