@@ -20,11 +20,18 @@
 #                                        summary.json  device, per shape m3 vs PyTorch tokens/s
 #                                        m3-vulkan.jsonl, m3-vulkan-tiled.jsonl, torch.json
 #                                        test-*.log, probe.log, env.txt
+#                                      Where the host CPU has AMX-BF16 (these machines are often
+#                                      Intel Xeons), first the CPU's bf16 kernels, which no dev
+#                                      machine can run: test-gemm and test-encoder-precision
+#                                      (bf16-amx against the references), peak-flops, bench-gemm,
+#                                      and m3 bench on the CPU with bf16-amx and bf16-avx512
+#                                      alternated: cpu-*.log, cpu-m3-*.jsonl (SKIP_CPU=1: none).
 # Environment (run step): OUT, SECONDS_PER_SHAPE (default 2), SHAPES (m3's --shapes; default: its
 # Vulkan defaults 64x512,256x128,1x16,1x8192), MODEL (m3's --model; default random weights of the
 # BGE-M3 shape), TESTS (default: all four Vulkan test programs), SKIP_TORCH=1, SKIP_TESTS=1.
-# Device time: about 1 min of tests, 1-2 min per m3 bench run, 1-2 min of PyTorch; each step has
-# its own timeout and the whole fits one 600 s call (use SKIP_* to split it otherwise).
+# Device time: about 1 min of tests, 1-2 min per m3 bench run, 1-2 min of PyTorch, 2-3 min of
+# the CPU step where it runs; each step has its own timeout (use SKIP_* to split the run over two
+# 600 s calls).
 # Only the m3 binaries get LD_LIBRARY_PATH=.gl/root/...; python and PyTorch run untouched.
 set -u
 
@@ -34,7 +41,9 @@ cd "$here" || exit 1
 stage() {
     build=${1:-build-vk}
     bins="app/m3 tests/encoder/test-vulkan-ops tests/encoder/test-vulkan-replay
-          tests/encoder/test-vulkan-encoder tests/encoder/test-vulkan-coopmat"
+          tests/encoder/test-vulkan-encoder tests/encoder/test-vulkan-coopmat
+          tests/encoder/test-gemm tests/encoder/test-encoder-precision tests/encoder/bench-gemm
+          tests/encoder/peak-flops"
     rm -rf .gl && mkdir -p .gl/bin || exit 1
     for b in $bins; do
         [ -x "$build/$b" ] || { echo "bench-gpu: $build/$b is missing (ninja -C $build)" >&2; exit 1; }
@@ -76,6 +85,32 @@ run_m3() {
     LD_LIBRARY_PATH="$m3_libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"
 }
 
+# The CPU's AMX-BF16 kernel, where the host has it: its tests, the peaks, its GEMMs, and the
+# encoder with it and with bf16-avx512 alternated (three rounds each, the same process set-up).
+cpu_amx() {
+    grep -m1 'model name' /proc/cpuinfo >>"$OUT/env.txt"
+    if ! grep -qw amx_bf16 /proc/cpuinfo; then
+        echo "cpu: no AMX-BF16 on this host, CPU step skipped" | tee -a "$OUT/env.txt"
+        return
+    fi
+    for t in test-gemm test-encoder-precision; do
+        M3_TEST_DATA="$here/tests/data" run_m3 timeout 240 .gl/bin/$t >"$OUT/cpu-$t.log" 2>&1
+        rc=$?
+        echo "cpu $t: exit $rc ($(grep 'bf16-amx[^-]' "$OUT/cpu-$t.log" | grep -vc 'not ') lines on bf16-amx)"
+        cpu_tests_json="$cpu_tests_json${cpu_tests_json:+, }\"$t\": $rc"
+    done
+    run_m3 timeout 60 .gl/bin/peak-flops >"$OUT/cpu-peak-flops.log" 2>&1
+    run_m3 timeout 120 .gl/bin/bench-gemm 0.5 bf16 >"$OUT/cpu-bench-gemm.log" 2>&1
+    echo "cpu peak-flops, bench-gemm: done"
+    for round in 1 2 3; do
+        for k in bf16-amx bf16-avx512; do
+            M3_GEMM_KERNEL=$k run_m3 timeout 120 .gl/bin/m3 bench --backend cpu --precision bf16 \
+                --shapes 1x16,8x128,4x512 --seconds 2 --json >>"$OUT/cpu-m3-$k.jsonl" 2>>"$OUT/cpu-m3.err"
+        done
+    done
+    echo "cpu m3 bench: done"
+}
+
 # The device name m3 sees (empty when it sees none).
 probe() {
     run_m3 .gl/bin/m3 bench --backend vulkan --model tests/data/m3-tiny --shapes 1x16 --seconds 0 \
@@ -97,6 +132,9 @@ run() {
         uname -a
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
     } >"$OUT/env.txt"
+
+    cpu_tests_json=""
+    [ "${SKIP_CPU:-0}" = 1 ] || cpu_amx
 
     device=$(probe)
     case "$device" in
@@ -142,9 +180,9 @@ run() {
         echo "bench_torch.py: exit $?"
     fi
 
-    python3 - "$OUT" "$device" "{$tests_json}" <<'EOF'
+    python3 - "$OUT" "$device" "{$tests_json}" "{$cpu_tests_json}" <<'EOF'
 import json, os, sys
-out, device, tests = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+out, device, tests, cpu_tests = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 def rows(name):
     path = os.path.join(out, name)
     if not os.path.exists(path):
@@ -169,9 +207,18 @@ for r in m3:
         row["torch_peak_mem_gib"] = tr[key].get("peak_mem_gib")
         row["m3_over_torch"] = round(r["tokens_per_s"] / tr[key]["tokens_per_s"], 3)
     compare.append(row)
+# The CPU step: per shape, each bf16 kernel's best and median tokens/s over the rounds.
+cpu = {}
+for k in ("bf16-amx", "bf16-avx512"):
+    for r in rows("cpu-m3-%s.jsonl" % k):
+        cpu.setdefault("%dx%d" % (r["batch"], r["seq"]), {}).setdefault(k, []).append(r["tokens_per_s"])
+for shape, ks in cpu.items():
+    for k, v in ks.items():
+        v.sort()
+        ks[k] = {"best": v[-1], "median": v[len(v) // 2], "rounds": len(v)}
 summary = {"device": device, "kernels": m3[0].get("kernels") if m3 else None,
            "torch": {k: torch.get(k) for k in ("device", "torch", "dtype")}, "tests": tests,
-           "compare": compare}
+           "compare": compare, "cpu_tests": cpu_tests, "cpu_bf16_tokens_per_s": cpu}
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=1)
 print(json.dumps(summary, indent=1))
 EOF
