@@ -20,8 +20,8 @@
 // added with VDPBF16PS to the tiles' sums, read back from a per-thread buffer, and the epilogue is
 // the AVX-512 kernels' (gemm-avx512-store.h), six rows at a time.
 //
-// The tile configuration (rows per tile = the micro-tile's mr) is per thread and kept between
-// calls: LDTILECFG only runs when a thread's mr changes. Linux lets a process use the tiles only
+// The tile configuration (the upper tiles' rows and the lower ones' follow the micro-tile's mr) is
+// per thread and kept between calls: LDTILECFG only runs when a thread's mr changes. Linux lets a process use the tiles only
 // after it asks (arch_prctl ARCH_REQ_XCOMP_PERM, done by gemm.c before it first picks this kernel).
 //
 // Built twice: with the real instructions (-mamx-tile -mamx-bf16; "bf16-amx"), and with
