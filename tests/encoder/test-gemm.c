@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // The GEMM against a double-precision reference: every kernel this CPU has (forced through
-// M3_GEMM_KERNEL; on a CPU without AMX, the AMX kernel's model stands in for its tiles), fp32, bf16 (whose reference multiplies the bf16-rounded A and W in double) and
+// M3_GEMM_KERNEL; bf16-amx-model, the AMX kernel with its tile instructions done in C, wherever
+// AVX512_BF16 is), fp32, bf16 (whose reference multiplies the bf16-rounded A and W in double) and
 // int8 (whose reference quantises A per row and W per column as gemm-private.h specifies and
 // multiplies the integers in double; also checked against the unquantised product), odd shapes
 // (odd k for the bf16 pairs, k not a multiple of 4 for the int8 groups), all epilogues, strides, a
