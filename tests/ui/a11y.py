@@ -90,6 +90,22 @@ def wait(what, predicate, timeout=20.0):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def settled(node, timeout=5.0):
+    """Waits until node stops moving on screen (a stack's slide has ended), so that a screenshot
+    shows the page where a person sees it: its extents the same over three polls 100 ms apart."""
+    def extents():
+        e = node.get_component_iface().get_extents(Atspi.CoordType.WINDOW)
+        return (e.x, e.y, e.width, e.height)
+    end = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < end:
+        seen = (seen + [extents()])[-3:]
+        if len(seen) == 3 and seen[0] == seen[1] == seen[2]:
+            return node
+        time.sleep(0.1)
+    raise AssertionError(f"{node.get_name()!r} still moving after {timeout} s: {seen}")
+
+
 def dump(root, out=sys.stderr):
     for n, d in walk(root):
         if showing(n):

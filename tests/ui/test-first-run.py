@@ -80,6 +80,7 @@ try:
     for f in ("config.json", "pytorch_model.bin", "tokenizer.json"):
         check(f"downloaded {f} is identical to the mirror's",
               open(os.path.join(models, "bge-m3", f), "rb").read() == open(os.path.join(tiny, f), "rb").read())
+    a11y.settled(folders)  # the folders page slides in
     screenshot("first-run-folders")
     click(a11y.wait("Start Indexing", lambda: a11y.find(app, role="push button", contains="Start Indexing")))
     time.sleep(1)
