@@ -2,7 +2,7 @@
 //
 // Private to the AVX-512 GEMM kernels (gemm-avx512.c, gemm-bf16-avx512.c): the epilogue that
 // writes a 6 × 64 tile of fp32 accumulators to C (first k block: + bias + residual; later ones:
-// C += acc), masked to nr columns. Included only by files compiled with -mavx512f.
+// C += acc), masked to nr columns, and the prefetch of what it reads. Included only by files compiled with -mavx512f.
 #ifndef M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 #define M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 
@@ -48,6 +48,18 @@ static inline __attribute__((always_inline)) void m3_gemm_avx512_store(
                 _mm512_mask_storeu_ps(p, mask[v], x);
             }
     }
+}
+
+// Brings into L1 what m3_gemm_avx512_store will read: C (later k blocks) or the residual (the
+// first; NULL: nothing); the bias is small. The kernels call it some k steps before the store.
+static inline __attribute__((always_inline)) void m3_gemm_avx512_prefetch_c(
+    const int mr, size_t nr, const float *c, size_t ldc, bool first, const float *r, size_t ldr) {
+    const float *cr = first ? r : c;
+    size_t ld = first ? ldr : ldc;
+    if (cr)
+        for (int i = 0; i < mr; i++)
+            for (size_t j = 0; j < nr; j += 16)
+                _mm_prefetch((const char *)(cr + i * ld + j), _MM_HINT_T0);
 }
 
 // Calls TILE(R) with R the literal 1..AVX512_MR equal to mr, so each tile height compiles to its

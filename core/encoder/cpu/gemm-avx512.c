@@ -63,13 +63,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
     }
     size_t k_pf = kc > C_PF_STEPS ? kc - C_PF_STEPS : 0;
     K_STEPS(0, k_pf)
-    // What the epilogue will read: C (later k blocks) or the residual (the first); bias is small.
-    const float *cr = first ? r : c;
-    size_t ld = first ? ldr : ldc;
-    if (cr)
-        for (int i = 0; i < mr; i++)
-            for (size_t j = 0; j < nr; j += 16)
-                _mm_prefetch((const char *)(cr + i * ld + j), _MM_HINT_T0);
+    m3_gemm_avx512_prefetch_c(mr, nr, c, ldc, first, r, ldr);
     K_STEPS(k_pf, kc)
 #undef K_STEPS
     m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr);

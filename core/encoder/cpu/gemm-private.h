@@ -58,7 +58,7 @@ typedef void (*m3_gemm_tile_fn)(size_t kc, const void *a, size_t lda, const void
 
 // The same tile that also prefetches pf_lines cache lines from pf into L2 while it runs (two a k
 // step, so at most 2 · kc of them), spreading the driver's reads of W's next k block from memory
-// over the tiles before it (gemm.c). Optional: fp32 AVX-512 only; NULL in the other kernels.
+// over the tiles before it (gemm.c). Optional: fp32 and bf16 AVX-512; NULL in the other kernels.
 typedef void (*m3_gemm_tile_pf_fn)(size_t kc, const void *a, size_t lda, const void *wp, float *c,
                                    size_t ldc, size_t mr, size_t nr, bool first, const float *bias,
                                    const float *r, size_t ldr, const void *pf, size_t pf_lines);
