@@ -2,7 +2,8 @@
 //
 // Private to the AVX-512 GEMM kernels (gemm-avx512.c, gemm-bf16-avx512.c): the epilogue that
 // writes a 6 × 64 tile of fp32 accumulators to C (first k block: + bias + residual; later ones:
-// C += acc), masked to nr columns, and the prefetch of what it reads. Included only by files compiled with -mavx512f.
+// C += acc), masked to nr columns, and the prefetch of what it reads. Included only by files
+// compiled with -mavx512f.
 #ifndef M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 #define M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 
