@@ -7,6 +7,7 @@
 
 #include "encoder/cpu/gemm.h"
 #include "encoder/cpu/gemm-gelu.h"
+#include "encoder/cpu/gemm-gelu-avx2.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx2-store.h"
 
@@ -59,7 +60,7 @@ static void avx2_tile(size_t kc, const void *av, size_t lda, const void *wv, flo
     }
 }
 
-M3_GEMM_DEFINE_GELU(avx2)
+M3_GEMM_DEFINE_ERF(avx2)
 
 const m3_gemm_kernel m3_gemm_kernel_avx2 = {
     .name = "avx2",
@@ -69,6 +70,6 @@ const m3_gemm_kernel m3_gemm_kernel_avx2 = {
     .nr = NR,
     .kc = KC,
     .tile = avx2_tile,
-    .gelu = avx2_gelu,
+    .gelu = m3_gemm_gelu_avx2,
     .erf = avx2_erf,
 };

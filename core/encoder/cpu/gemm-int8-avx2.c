@@ -19,6 +19,7 @@
 
 #include "encoder/cpu/gemm.h"
 #include "encoder/cpu/gemm-gelu.h"
+#include "encoder/cpu/gemm-gelu-avx2.h"
 #include "encoder/cpu/gemm-private.h"
 #include "encoder/cpu/gemm-avx2-store.h"
 
@@ -168,8 +169,8 @@ static void FN(_to_int8)(const float *a, size_t lda, size_t rows, size_t k, size
     }
 }
 
-#define DEFINE_GELU(p) M3_GEMM_DEFINE_GELU(p)  // expands PREFIX before M3_GEMM_DEFINE_GELU pastes it
-DEFINE_GELU(PREFIX)
+#define DEFINE_ERF(p) M3_GEMM_DEFINE_ERF(p)  // expands PREFIX before M3_GEMM_DEFINE_ERF pastes it
+DEFINE_ERF(PREFIX)
 
 #if M3_INT8_VNNI
 const m3_gemm_kernel m3_gemm_kernel_int8_avxvnni = {
@@ -186,6 +187,6 @@ const m3_gemm_kernel m3_gemm_kernel_int8_avx2 = {
     .kc = 0,  // int8 kernels take all of k at once
     .tile_i8 = FN(_tile),
     .to_int8 = FN(_to_int8),
-    .gelu = FN(_gelu),
+    .gelu = m3_gemm_gelu_avx2,
     .erf = FN(_erf),
 };
