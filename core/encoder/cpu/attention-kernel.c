@@ -17,9 +17,10 @@
 // are); P·V pairs adjacent keys (P and V interleaved two rows at a time per key block).
 //
 // This file is compiled once per ISA (see meson.build) with M3_ATTN_ISA = avx512 / avx2 / sse2 /
-// avx512bf16 and the matching -m flags. It uses GCC vector extensions on 16-float vectors rather than intrinsics,
-// so one source serves all three: a v16 is one zmm, two ymm or four xmm. Register tiles are sized
-// per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
+// avx512bf16 and the matching -m flags. It uses GCC vector extensions rather than intrinsics, so
+// one source serves all three: vx is the ISA's own vector (one zmm, ymm or xmm, VX floats), and
+// the tiles count queries and channels in 16s (one zmm; two ymm or four xmm). Register tiles are
+// sized per ISA so the accumulators stay in registers (32 zmm; 16 ymm; 16 xmm).
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,31 +64,41 @@
 #define KB M3_ATTENTION_KEY_BLOCK // keys per block
 #endif
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
+// The ISA's own vector. Not a 16-float vector everywhere, which this file used first: one that is
+// not one register is no machine type to GCC 12, so it kept arrays of them in memory and copied
+// them through 8-byte integer moves, and the AVX2 kernel ran slower than SSE2 and at a fifteenth
+// of AVX-512 (docs/performance.md, "AVX2 and SSE2 attention").
+#if defined(__AVX512F__)
+#define VX 16
+#elif defined(__AVX2__)
+#define VX 8
+#else
+#define VX 4
+#endif
+typedef float vx __attribute__((vector_size(4 * VX)));
+typedef int32_t vxi __attribute__((vector_size(4 * VX)));
+typedef float vxu __attribute__((vector_size(4 * VX), aligned(4), may_alias));  // unaligned
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE v16 load(const float *p)
+INLINE vx load(const float *p)
 {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
+    return *(const vxu *)p;
 }
 
-INLINE void store(float *p, v16 v)
+INLINE void store(float *p, vx v)
 {
-    memcpy(p, &v, sizeof v);
+    *(vxu *)p = v;
 }
 
-INLINE v16 splat(float s)
+INLINE vx splat(float s)
 {
-    return (v16){s, s, s, s, s, s, s, s, s, s, s, s, s, s, s, s};
+    return s - (vx){0};  // one broadcast: s - 0 is s for every s, so GCC drops it (s + 0 is not: -0)
 }
 
-INLINE v16 select16(vi16 mask, v16 a, v16 b)
+INLINE vx select_x(vxi mask, vx a, vx b)
 {
-    return (v16)((mask & (vi16)a) | (~mask & (vi16)b));
+    return (vx)((mask & (vxi)a) | (~mask & (vxi)b));
 }
 
 // 2^x on [-126, 0] (x > 0 also works up to 127); below -126 (and -inf) it is 0 (AVX-512:
@@ -104,23 +115,23 @@ INLINE v16 select16(vi16 mask, v16 a, v16 b)
 #define EXP_DEGREE 6
 #endif
 #define LOG2E 1.44269504088896341f
-INLINE v16 vexp2(v16 x)
+INLINE vx vexp2(vx x)
 {
 #if defined(__AVX512F__)
-    x = (v16)_mm512_max_ps((__m512)x, (__m512)splat(-126.0f));  // -inf becomes -126 too
-    v16 n = (v16)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = (vx)_mm512_max_ps((__m512)x, (__m512)splat(-126.0f));  // -inf becomes -126 too
+    vx n = (vx)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 #else
-    vi16 under = x < splat(-126.0f);
-    x = select16(under, splat(-126.0f), x);
-    v16 n = (x + 12582912.0f) - 12582912.0f;  // 1.5·2^23: rounds to an integer
+    vxi under = x < splat(-126.0f);
+    x = select_x(under, splat(-126.0f), x);
+    vx n = (x + 12582912.0f) - 12582912.0f;  // 1.5·2^23: rounds to an integer
 #endif
-    v16 r = x - n;
+    vx r = x - n;
 #if EXP_DEGREE == 6
-    v16 p = splat(1.5403530393381606e-04f);
+    vx p = splat(1.5403530393381606e-04f);
     p = p * r + 1.3333558146428443e-03f;
     p = p * r + 9.618129107628477e-03f;
 #else
-    v16 p = splat(1.3333558146428443e-03f);
+    vx p = splat(1.3333558146428443e-03f);
     p = p * r + 9.618129107628477e-03f;
 #endif
     p = p * r + 5.550410866482158e-02f;
@@ -128,36 +139,20 @@ INLINE v16 vexp2(v16 x)
     p = p * r + 6.931471805599453e-01f;
     p = p * r + 1.0f;
 #if defined(__AVX512F__)
-    return (v16)_mm512_scalef_ps((__m512)p, (__m512)n);
+    return (vx)_mm512_scalef_ps((__m512)p, (__m512)n);
 #else
-    vi16 e = (__builtin_convertvector(n, vi16) + 127) << 23;
-    return select16(under, splat(0.0f), p * (v16)e);
+    vxi e = (__builtin_convertvector(n, vxi) + 127) << 23;
+    return select_x(under, splat(0.0f), p * (vx)e);
 #endif
 }
 
-INLINE v16 vmax(v16 a, v16 b)
+INLINE vx vmax(vx a, vx b)
 {
 #if defined(__AVX512F__)
-    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+    return (vx)_mm512_max_ps((__m512)a, (__m512)b);
 #else
-    return select16(a > b, a, b);
+    return select_x(a > b, a, b);
 #endif
-}
-
-INLINE float hmax(v16 v)
-{
-    float m = v[0];
-    for (int i = 1; i < 16; i++)
-        m = v[i] > m ? v[i] : m;
-    return m;
-}
-
-INLINE float hsum(v16 v)
-{
-    float s = 0;
-    for (int i = 0; i < 16; i++)
-        s += v[i];
-    return s;
 }
 
 #if defined(__AVX512F__)
@@ -194,35 +189,40 @@ INLINE void transpose16(__m512 r[16])
 }
 #endif
 
+#if !defined(__AVX512BF16__)  // the bf16 kernel's tiles are its own (below)
+#define QV (16 * S_COLV / VX)  // vx accumulators a key row in the K·Qᵀ tile
+#define PV (16 * P_COLV / VX)  // at most, a query row in the P·V tile
+
 // St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d channels; kr[i] is key j0+i's row
 // (a zero row past the end of the sequence).
+
 INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d, size_t j0,
                     size_t r0)
 {
-    v16 acc[S_ROWS][S_COLV];
+    vx acc[S_ROWS][QV];
 #pragma GCC unroll 16
     for (int i = 0; i < S_ROWS; i++)
 #pragma GCC unroll 16
-        for (int v = 0; v < S_COLV; v++)
+        for (int v = 0; v < QV; v++)
             acc[i][v] = splat(0.0f);
     for (size_t c = 0; c < d; c++) {
-        v16 q[S_COLV];
+        vx q[QV];
 #pragma GCC unroll 16
-        for (int v = 0; v < S_COLV; v++)
-            q[v] = load(qt + c * B + r0 + 16 * (size_t)v);
+        for (int v = 0; v < QV; v++)
+            q[v] = load(qt + c * B + r0 + VX * (size_t)v);
 #pragma GCC unroll 16
         for (int i = 0; i < S_ROWS; i++) {
-            v16 k = splat(kr[i][c]);
+            vx k = splat(kr[i][c]);
 #pragma GCC unroll 16
-            for (int v = 0; v < S_COLV; v++)
+            for (int v = 0; v < QV; v++)
                 acc[i][v] += k * q[v];
         }
     }
 #pragma GCC unroll 16
     for (int i = 0; i < S_ROWS; i++)
 #pragma GCC unroll 16
-        for (int v = 0; v < S_COLV; v++)
-            store(st + (j0 + (size_t)i) * B + r0 + 16 * (size_t)v, acc[i][v]);
+        for (int v = 0; v < QV; v++)
+            store(st + (j0 + (size_t)i) * B + r0 + VX * (size_t)v, acc[i][v]);
 }
 
 // O[r0 .. r0+P_ROWS)[c0 .. c0+16·colv) += P·V over nk keys; P[r][j] = St[j][r]; vb points at
@@ -230,32 +230,34 @@ INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d
 INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, float *o, size_t d,
                     const float *alpha, size_t r0, size_t c0, const int colv)
 {
-    v16 acc[P_ROWS][P_COLV];
+    const int nv = colv * 16 / VX;
+    vx acc[P_ROWS][PV];
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
-        for (int v = 0; v < colv; v++)
-            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v) * alpha[r0 + (size_t)r];
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + VX * (size_t)v) * alpha[r0 + (size_t)r];
     for (size_t j = 0; j < nk; j++) {
         const float *vr = vb + j * ld + c0;
-        v16 vv[P_COLV];
+        vx vv[PV];
 #pragma GCC unroll 16
-        for (int v = 0; v < colv; v++)
-            vv[v] = load(vr + 16 * (size_t)v);
+        for (int v = 0; v < nv; v++)
+            vv[v] = load(vr + VX * (size_t)v);
 #pragma GCC unroll 16
         for (int r = 0; r < P_ROWS; r++) {
-            v16 p = splat(st[j * B + r0 + (size_t)r]);
+            vx p = splat(st[j * B + r0 + (size_t)r]);
 #pragma GCC unroll 16
-            for (int v = 0; v < colv; v++)
+            for (int v = 0; v < nv; v++)
                 acc[r][v] += p * vv[v];
         }
     }
 #pragma GCC unroll 16
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
-        for (int v = 0; v < colv; v++)
-            store(o + (r0 + (size_t)r) * d + c0 + 16 * (size_t)v, acc[r][v]);
+        for (int v = 0; v < nv; v++)
+            store(o + (r0 + (size_t)r) * d + c0 + VX * (size_t)v, acc[r][v]);
 }
+#endif
 
 #if defined(__AVX512BF16__)
 #include <immintrin.h>
@@ -388,7 +390,7 @@ void PACK_FN(const m3_attention_args *a, size_t seq, size_t t0, size_t t1)
         for (int h = 0; h < a->heads; h++) {
             const float *k = a->k + t * a->ld + (size_t)h * d, *v = a->v + t * a->ld + (size_t)h * d;
             float *kd = m3_attention_k_rows(a, h) + t * d, *vd = m3_attention_v_rows(a, h) + t * d;
-            for (size_t c = 0; c < d; c += 16) {  // d is a multiple of 16
+            for (size_t c = 0; c < d; c += VX) {  // d is a multiple of 16
                 store(kd + c, load(k + c));
                 store(vd + c, load(v + c));
             }
@@ -507,34 +509,34 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         }
 #endif
 
-        // Online softmax, 16 queries at a time (S in base-2 units): new maxima, alpha = 2^(old - new)
+        // Online softmax, VX queries at a time (S in base-2 units): new maxima, alpha = 2^(old - new)
         // rescales what was accumulated (0 on the first block, where the old maximum is -inf),
         // P = 2^(S - max).
-        for (size_t r0 = 0; r0 < nq_r; r0 += 16) {
+        for (size_t r0 = 0; r0 < nq_r; r0 += VX) {
             // Four independent maxima: one chain would wait on each comparison's latency.
-            v16 m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
+            vx m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};
             size_t j = 1;
             for (; j + 4 <= nk; j += 4)
                 for (int u = 0; u < 4; u++)
                     m4[u] = vmax(m4[u], load(st + (j + (size_t)u) * B + r0));
             for (; j < nk; j++)
                 m4[0] = vmax(m4[0], load(st + j * B + r0));
-            v16 mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
-            v16 old = load(row_max + r0);
-            mx = select16(old > mx, old, mx);
-            v16 alpha = vexp2(old - mx);
-            v16 sum = splat(0.0f);
+            vx mx = vmax(vmax(m4[0], m4[1]), vmax(m4[2], m4[3]));
+            vx old = load(row_max + r0);
+            mx = select_x(old > mx, old, mx);
+            vx alpha = vexp2(old - mx);
+            vx sum = splat(0.0f);
 #if defined(__AVX512BF16__)
             // P goes straight into key pairs for P·V (an odd last key pairs with zeros).
             for (size_t j = 0; j < nk; j += 2) {
-                v16 p0 = vexp2(load(st + j * B + r0) - mx);
-                v16 p1 = j + 1 < nk ? vexp2(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
+                vx p0 = vexp2(load(st + j * B + r0) - mx);
+                vx p1 = j + 1 < nk ? vexp2(load(st + (j + 1) * B + r0) - mx) : splat(0.0f);
                 sum += p0 + p1;
                 _mm512_storeu_si512(pp + j / 2 * B + r0, interleave_pairs((__m512)p0, (__m512)p1));
             }
 #else
             for (size_t j = 0; j < nk; j++) {
-                v16 p = vexp2(load(st + j * B + r0) - mx);
+                vx p = vexp2(load(st + j * B + r0) - mx);
                 store(st + j * B + r0, p);
                 sum += p;
             }
