@@ -43,7 +43,9 @@ def fit(deg_p, deg_q, limit, points=4000, rounds=200):
         weight = weight * np.abs(err)
         weight /= weight.sum()
     worst, p, q = best
-    return worst, [p[k] * scale**k for k in range(deg_p + 1)], [q[k] * scale**k for k in range(deg_q + 1)]
+    p_w = [p[k] * scale**k for k in range(deg_p + 1)]
+    q_w = [q[k] * scale**k for k in range(deg_q + 1)]
+    return worst, p_w, q_w
 
 
 def main():

@@ -93,7 +93,8 @@ INLINE void store(float *p, vx v)
 
 INLINE vx splat(float s)
 {
-    return s - (vx){0};  // one broadcast: s - 0 is s for every s, so GCC drops it (s + 0 is not: -0)
+    // One broadcast: s - 0 is s for every s, so GCC drops the subtraction (not s + 0: -0 + 0 = +0).
+    return s - (vx){0};
 }
 
 INLINE vx select_x(vxi mask, vx a, vx b)
@@ -195,7 +196,6 @@ INLINE void transpose16(__m512 r[16])
 
 // St[j0 .. j0+S_ROWS)[r0 .. r0+16·S_COLV) = K·Qt over d channels; kr[i] is key j0+i's row
 // (a zero row past the end of the sequence).
-
 INLINE void qk_tile(const float *qt, const float *const *kr, float *st, size_t d, size_t j0,
                     size_t r0)
 {
@@ -236,7 +236,8 @@ INLINE void pv_tile(const float *st, const float *vb, size_t ld, size_t nk, floa
     for (int r = 0; r < P_ROWS; r++)
 #pragma GCC unroll 16
         for (int v = 0; v < nv; v++)
-            acc[r][v] = load(o + (r0 + (size_t)r) * d + c0 + VX * (size_t)v) * alpha[r0 + (size_t)r];
+            acc[r][v] =
+                load(o + (r0 + (size_t)r) * d + c0 + VX * (size_t)v) * alpha[r0 + (size_t)r];
     for (size_t j = 0; j < nk; j++) {
         const float *vr = vb + j * ld + c0;
         vx vv[PV];
@@ -509,9 +510,9 @@ void TASK_FN(const m3_attention_args *a, size_t seq, int head, size_t q0, float 
         }
 #endif
 
-        // Online softmax, VX queries at a time (S in base-2 units): new maxima, alpha = 2^(old - new)
-        // rescales what was accumulated (0 on the first block, where the old maximum is -inf),
-        // P = 2^(S - max).
+        // Online softmax, VX queries at a time (S in base-2 units): new maxima, alpha =
+        // 2^(old - new) rescales what was accumulated (0 on the first block, where the old maximum
+        // is -inf), P = 2^(S - max).
         for (size_t r0 = 0; r0 < nq_r; r0 += VX) {
             // Four independent maxima: one chain would wait on each comparison's latency.
             vx m4[4] = {load(st + r0), load(st + r0), load(st + r0), load(st + r0)};

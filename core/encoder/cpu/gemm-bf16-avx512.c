@@ -45,8 +45,8 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const uin
     // Together +3–4 % on the GEMMs at 1,024 and 2,048 rows, the FFN-out (8 k blocks) +5 %. A tile
     // that would fetch more (a short query's task of two or three tiles) prefetches nothing: there
     // W streams from memory, the hardware prefetcher already follows the panel into its next k
-    // block (contiguous), and the two prefetches made the GEMMs at 16 rows 7 % and 4 % slower
-    // (bench-gemm's stream, each way against none in one process; docs/performance.md).
+    // block (contiguous), and the two prefetches made the GEMMs at 16 rows 9 % slower (W 7 %,
+    // C 2 %; bench-gemm's stream, each way against none in one process; docs/performance.md).
     size_t steps = (kc + 1) / 2;
     size_t pf_steps = pf_lines <= steps / 4 ? (pf_lines + 1) / 2 : 0;
 #define Q_STEPS(Q0, Q1)                                                                        \
