@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Private to the ymm GEMM kernels (gemm-avx2.c, gemm-int8-avx2.c): the epilogue that writes a
-// 6 × 16 tile of fp32 accumulators to C (first k block: + bias + residual; later ones: C += acc),
-// masked to nr columns. Included only by files compiled with -mavx2.
+// 6 × 16 tile of fp32 accumulators to C (first k block: + bias + residual, then the GELU where
+// asked; later ones: C += acc), masked to nr columns. Included only by files compiled with -mavx2.
 #ifndef M3_ENCODER_CPU_GEMM_AVX2_STORE_H
 #define M3_ENCODER_CPU_GEMM_AVX2_STORE_H
 
@@ -10,12 +10,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "encoder/cpu/gemm-gelu-avx2.h"
+
 #define AVX2_MR 6
 #define AVX2_NV 2
 
 static inline __attribute__((always_inline)) void m3_gemm_avx2_store(
     __m256 acc[AVX2_MR][AVX2_NV], const int mr, size_t nr, float *c, size_t ldc, bool first,
-    const float *bias, const float *r, size_t ldr) {
+    const float *bias, const float *r, size_t ldr, bool gelu) {
     const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     __m256i mask[AVX2_NV];
 #pragma GCC unroll 4
@@ -36,6 +38,8 @@ static inline __attribute__((always_inline)) void m3_gemm_avx2_store(
                 __m256 x = _mm256_add_ps(acc[i][v], b[v]);
                 if (r)
                     x = _mm256_add_ps(x, _mm256_maskload_ps(r + i * ldr + 8 * v, mask[v]));
+                if (gelu)
+                    x = m3_gemm_gelu8(x);
                 _mm256_maskstore_ps(c + i * ldc + 8 * v, mask[v], x);
             }
     } else {

@@ -41,7 +41,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const flo
                 acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
         }
     }
-    m3_gemm_avx2_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
+    m3_gemm_avx2_store(acc, mr, nr, c, ldc, first, bias, r, ldr, false);
 }
 
 #define TILE(R)                                                                                \

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 //
-// Private to the AVX-512 GEMM kernels (gemm-avx512.c, gemm-bf16-avx512.c): the epilogue that
-// writes a 6 × 64 tile of fp32 accumulators to C (first k block: + bias + residual; later ones:
-// C += acc), masked to nr columns, and the prefetch of what it reads. Included only by files
-// compiled with -mavx512f.
+// Private to the AVX-512 GEMM kernels (gemm-avx512.c, gemm-bf16-avx512.c,
+// gemm-int8-avx512vnni.c): the epilogue that writes a 6 × 64 tile of fp32 accumulators to C (first
+// k block: + bias + residual, then the GELU where asked; later ones: C += acc), masked to nr
+// columns, and the prefetch of what it reads. Included only by files compiled with -mavx512f.
 #ifndef M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 #define M3_ENCODER_CPU_GEMM_AVX512_STORE_H
 
@@ -11,12 +11,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "encoder/cpu/gemm-gelu-avx512.h"
+
 #define AVX512_MR 6
 #define AVX512_NV 4
 
 static inline __attribute__((always_inline)) void m3_gemm_avx512_store(
     __m512 acc[AVX512_MR][AVX512_NV], const int mr, size_t nr, float *c, size_t ldc, bool first,
-    const float *bias, const float *r, size_t ldr) {
+    const float *bias, const float *r, size_t ldr, bool gelu) {
     __mmask16 mask[AVX512_NV];
 #pragma GCC unroll 4
     for (int v = 0; v < AVX512_NV; v++) {
@@ -37,6 +39,8 @@ static inline __attribute__((always_inline)) void m3_gemm_avx512_store(
                 __m512 x = _mm512_add_ps(acc[i][v], b[v]);
                 if (r)
                     x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], r + i * ldr + 16 * v));
+                if (gelu)
+                    x = m3_gemm_gelu16(x);
                 _mm512_mask_storeu_ps(c + i * ldc + 16 * v, mask[v], x);
             }
     } else {

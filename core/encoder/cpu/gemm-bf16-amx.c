@@ -169,7 +169,8 @@ static inline __attribute__((always_inline)) void finish_rows(
         for (int v = 0; v < AVX512_NV; v++)
             acc[i][v] = full ? _mm512_load_ps(sums + (i0 + i) * NR + 16 * v) : _mm512_setzero_ps();
     m3_gemm_bf16_avx512_steps(acc, R, ap + i0 * lda, lda, wp, full, pairs);
-    m3_gemm_avx512_store(acc, R, nr, c + i0 * ldc, ldc, first, bias, r ? r + i0 * ldr : NULL, ldr);
+    m3_gemm_avx512_store(acc, R, nr, c + i0 * ldc, ldc, first, bias, r ? r + i0 * ldr : NULL, ldr,
+                         false);
 }
 
 #define FINISH(R) finish_rows(R, i0, full, pairs, ap, lda, wp, c, ldc, nr, first, bias, r, ldr)

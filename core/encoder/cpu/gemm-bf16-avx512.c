@@ -63,7 +63,7 @@ static inline __attribute__((always_inline)) void tile_body(size_t kc, const uin
         m3_gemm_avx512_prefetch_c(mr, nr, c, ldc, first, r, ldr);
     Q_STEPS(q_pf, steps)
 #undef Q_STEPS
-    m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr);
+    m3_gemm_avx512_store(acc, mr, nr, c, ldc, first, bias, r, ldr, false);
 }
 
 #define TILE(R) tile_body(kc, ap, lda, wp, c, ldc, R, nr, first, bias, r, ldr, pf, pf_lines)

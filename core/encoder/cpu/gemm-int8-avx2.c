@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) __m256 dequantise(__m256i acc, __m2
 static inline __attribute__((always_inline)) void tile_body(
     size_t kp, const uint8_t *ap, size_t lda, const int8_t *wp, float *c, size_t ldc,
     const int mr, size_t nr, const float *a_scale, const float *w_scale, const int32_t *w_sum,
-    const float *bias, const float *r, size_t ldr) {
+    const float *bias, const float *r, size_t ldr, bool gelu) {
     _Static_assert(AVX2_MR == 6 && NV == 2, "the tile below is written out as up to 6 x 2");
     ACC_DECL(0) ACC_DECL(1) ACC_DECL(2) ACC_DECL(3) ACC_DECL(4) ACC_DECL(5)
     for (size_t g = 0; g < kp / 4; g++) {
@@ -103,18 +103,18 @@ static inline __attribute__((always_inline)) void tile_body(
     }
     __m256 out[AVX2_MR][AVX2_NV];
     ACC_OUT(0) ACC_OUT(1) ACC_OUT(2) ACC_OUT(3) ACC_OUT(4) ACC_OUT(5)
-    m3_gemm_avx2_store(out, mr, nr, c, ldc, true, bias, r, ldr);
+    m3_gemm_avx2_store(out, mr, nr, c, ldc, true, bias, r, ldr, gelu);
 }
 
 #define TILE(R)                                                                                \
     case R:                                                                                    \
-        tile_body(kp, ap, lda, wp, c, ldc, R, nr, a_scale, w_scale, w_sum, bias, r, ldr);      \
+        tile_body(kp, ap, lda, wp, c, ldc, R, nr, a_scale, w_scale, w_sum, bias, r, ldr, gelu); \
         break;
 
 static void FN(_tile)(size_t kp, const uint8_t *ap, size_t lda, const int8_t *wp, float *c,
                       size_t ldc, size_t mr, size_t nr, const float *a_scale,
                       const float *w_scale, const int32_t *w_sum, const float *bias,
-                      const float *r, size_t ldr) {
+                      const float *r, size_t ldr, bool gelu) {
     switch (mr) {
         TILE(1) TILE(2) TILE(3) TILE(4)
 #if MR > 4

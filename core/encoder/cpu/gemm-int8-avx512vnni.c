@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) __m512 dequantise(__m512i acc, __m5
 static inline __attribute__((always_inline)) void tile_body(
     size_t kp, const uint8_t *ap, size_t lda, const int8_t *wp, float *c, size_t ldc,
     const int mr, size_t nr, const float *a_scale, const float *w_scale, const int32_t *w_sum,
-    const float *bias, const float *r, size_t ldr) {
+    const float *bias, const float *r, size_t ldr, bool gelu) {
     _Static_assert(AVX512_MR == 6 && AVX512_NV == 4, "the tile below is written out as 6 x 4");
     ACC_DECL(0) ACC_DECL(1) ACC_DECL(2) ACC_DECL(3) ACC_DECL(4) ACC_DECL(5)
     for (size_t g = 0; g < kp / 4; g++) {
@@ -85,15 +85,16 @@ static inline __attribute__((always_inline)) void tile_body(
     }
     __m512 out[AVX512_MR][AVX512_NV];
     ACC_OUT(0) ACC_OUT(1) ACC_OUT(2) ACC_OUT(3) ACC_OUT(4) ACC_OUT(5)
-    m3_gemm_avx512_store(out, mr, nr, c, ldc, true, bias, r, ldr);
+    m3_gemm_avx512_store(out, mr, nr, c, ldc, true, bias, r, ldr, gelu);
 }
 
-#define TILE(R) tile_body(kp, ap, lda, wp, c, ldc, R, nr, a_scale, w_scale, w_sum, bias, r, ldr)
+#define TILE(R)                                                                                \
+    tile_body(kp, ap, lda, wp, c, ldc, R, nr, a_scale, w_scale, w_sum, bias, r, ldr, gelu)
 
 static void int8_avx512vnni_tile(size_t kp, const uint8_t *ap, size_t lda, const int8_t *wp,
                                  float *c, size_t ldc, size_t mr, size_t nr, const float *a_scale,
                                  const float *w_scale, const int32_t *w_sum, const float *bias,
-                                 const float *r, size_t ldr) {
+                                 const float *r, size_t ldr, bool gelu) {
     M3_GEMM_AVX512_DISPATCH(mr, TILE);
 }
 

@@ -71,12 +71,14 @@ typedef void (*m3_gemm_to_bf16_fn)(const float *a, size_t lda, size_t rows, size
 // int8: a micro-tile of mr rows × nr columns over all kp (a multiple of 4) of the quantised A
 // (kernel's format, row stride lda bytes) and the panel at wp (the panel's first byte):
 //   C = a_scale[i] * w_scale[j] * sum_k q(A)[i][k] q(W)[j][k] + bias[j] (NULL: 0) + R[i][j]
-// (r NULL: none; R may alias C exactly). w_sum: the panel's int32 sums (see the layout above).
+// (r NULL: none; R may alias C exactly), then C = gelu_erf(C) where gelu is true: in registers,
+// before the store, because reading the tile back stalls on its stores while C's lines are still
+// on their way from memory. w_sum: the panel's int32 sums (see the layout above).
 typedef void (*m3_gemm_tile_i8_fn)(size_t kp, const uint8_t *a, size_t lda, const int8_t *wp,
                                    float *c, size_t ldc, size_t mr, size_t nr,
                                    const float *a_scale, const float *w_scale,
                                    const int32_t *w_sum, const float *bias, const float *r,
-                                   size_t ldr);
+                                   size_t ldr, bool gelu);
 
 // int8: rows × kp bytes at dst (row stride ldd) from fp32 A (rows × k at a, row stride lda), and
 // each row's scale (see the layout above).

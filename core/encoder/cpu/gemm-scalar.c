@@ -91,7 +91,7 @@ static void bf16_scalar_to_bf16(const float *a, size_t lda, size_t rows, size_t 
 static void int8_scalar_tile(size_t kp, const uint8_t *av, size_t lda, const int8_t *wp, float *c,
                              size_t ldc, size_t mr, size_t nr, const float *a_scale,
                              const float *w_scale, const int32_t *w_sum, const float *bias,
-                             const float *r, size_t ldr) {
+                             const float *r, size_t ldr, bool gelu) {
     (void)w_sum;
     const int8_t *ap = (const int8_t *)av;
     int32_t acc[MR][NR] = {{0}};
@@ -105,6 +105,9 @@ static void int8_scalar_tile(size_t kp, const uint8_t *av, size_t lda, const int
         for (size_t j = 0; j < nr; j++)
             facc[i][j] = (float)acc[i][j] * (a_scale[i] * w_scale[j]);
     store_tile(facc, c, ldc, mr, nr, true, bias, r, ldr);
+    for (size_t i = 0; gelu && i < mr; i++)
+        for (size_t j = 0; j < nr; j++)
+            c[i * ldc + j] = gemm_gelu1(c[i * ldc + j]);
 }
 
 static void int8_scalar_to_int8(const float *a, size_t lda, size_t rows, size_t k, size_t kp,

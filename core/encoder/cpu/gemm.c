@@ -631,10 +631,7 @@ static void gemm_i8_task(const gemm_job *job, size_t m0, size_t m1, size_t n0, s
             kern->tile_i8(kp, job->qa + i0 * kp, kp, (const int8_t *)w->data + j0 * kp, c,
                           job->ldc, mr, cols, job->a_scale + i0, w->w_scale + j0, w->w_sum + j0,
                           job->bias ? job->bias + j0 : NULL,
-                          residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr);
-            if (gelu)
-                for (size_t i = 0; i < mr; i++)
-                    kern->gelu(c + i * job->ldc, cols);
+                          residual ? job->r + i0 * job->ldr + j0 : NULL, job->ldr, gelu);
         }
     }
 }
