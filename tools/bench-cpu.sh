@@ -27,6 +27,21 @@ if [[ ! -f $work/bge-m3-shape.onnx ]]; then
 fi
 cp tools/anchor/ort_bench.mjs "$work/ort_bench.mjs"
 
+# Each CPU's fp32 FMA peak alone (peak-flops on one thread, pinned), before and after: a VM's
+# vCPUs need not run at one speed (on the dev VM one ran at two-thirds of the other for an hour,
+# docs/performance.md, "Twelfth session"), and two threads are only as fast as what they share.
+cpu_peaks() {
+    local c out=()
+    command -v taskset >/dev/null && [[ -x build/tests/encoder/peak-flops ]] || { echo "unknown"; return; }
+    for c in $(seq 0 $(($(nproc) - 1))); do
+        out+=("$(taskset -c "$c" build/tests/encoder/peak-flops 1 2>/dev/null |
+            awk '/^fp32 FMA/ { for (i = 1; i < NF; i++) if ($(i + 1) == "GFLOP/s") { print $i; exit } }')")
+    done
+    local IFS=' '
+    echo "${out[*]}"
+}
+peaks_before=$(cpu_peaks)
+echo "fp32 FMA peak of each CPU alone, GFLOP/s: $peaks_before" >&2
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 precisions=(fp32)
 grep -qw avx512_bf16 /proc/cpuinfo && precisions+=(bf16)
@@ -48,12 +63,15 @@ for round in $(seq "$rounds"); do
     done
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+peaks_after=$(cpu_peaks)
 
 jq -s --slurpfile ort "$work/ort.jsonl" --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
-    --arg before "$load_before" --arg after "$load_after" --argjson rounds "$rounds" '
+    --arg before "$load_before" --arg after "$load_after" --argjson rounds "$rounds" \
+    --arg peaks_before "$peaks_before" --arg peaks_after "$peaks_after" '
   def median: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
   def r2: . * 100 | round / 100;
   { machine: $cpu, threads: .[0].threads, rounds: $rounds, load_average_before: $before, load_average_after: $after,
+    cpu_fp32_peak_gflops_before: $peaks_before, cpu_fp32_peak_gflops_after: $peaks_after,
     rows: [ group_by([.precision, .batch, .seq])[] as $g | $g[0] as $m
             | [ $ort[] | select(.batch == $m.batch and .seq == $m.seq) | .tokens_per_s ] as $o
             | [ $g[].tokens_per_s ] as $t
@@ -64,6 +82,7 @@ jq -s --slurpfile ort "$work/ort.jsonl" --arg cpu "$(grep -m1 'model name' /proc
                 m3_tokens_per_s_rounds: $t, ort_tokens_per_s_rounds: $o,
                 m3_peak_rss_mib: ([ $g[].peak_rss_mib ] | max) } ] }' "$work/m3.jsonl" >"$work/cpu-summary.json"
 jq -r '"\(.machine), \(.threads) threads, \(.rounds) rounds, load \(.load_average_before) -> \(.load_average_after)",
+  "fp32 FMA peak of each CPU alone, GFLOP/s: \(.cpu_fp32_peak_gflops_before) -> \(.cpu_fp32_peak_gflops_after)",
   "precision batch x seq   ORT best/median   m3 best/median   ratio best/median",
   (.rows | sort_by(.precision != "fp32", .precision != "bf16", .seq)[] |
    "\(.precision)\t\(.batch) x \(.seq)\t\(.ort_tokens_per_s_best) / \(.ort_tokens_per_s_median)\t\(.m3_tokens_per_s_best) / \(.m3_tokens_per_s_median)\t\(.ratio_best) / \(.ratio_median)")' \
