@@ -181,6 +181,7 @@ static m3_status extract_odf(const unsigned char *data, size_t size, const char 
         return docs_encrypted(path, err);
     }
     free(xml);
+    xml = NULL;  // content.xml is read into it below, or not at all (then freed again at the end)
     m3_text_builder b, notes;
     m3_text_builder_init(&b, DOCS_MAX_TEXT);
     m3_text_builder_init(&notes, DOCS_MAX_TEXT);
