@@ -28,7 +28,7 @@ fi
 cp tools/anchor/ort_bench.mjs "$work/ort_bench.mjs"
 
 # Each CPU's fp32 FMA peak alone (peak-flops on one thread, pinned), before and after: a VM's
-# vCPUs need not run at one speed (on the dev VM one ran at two-thirds of the other for an hour,
+# vCPUs need not run at one speed (on the dev VM one ran at times at two-thirds of the other,
 # docs/performance.md, "Twelfth session"), and two threads are only as fast as what they share.
 cpu_peaks() {
     local c out=()
@@ -37,7 +37,6 @@ cpu_peaks() {
         out+=("$(taskset -c "$c" build/tests/encoder/peak-flops 1 2>/dev/null |
             awk '/^fp32 FMA/ { for (i = 1; i < NF; i++) if ($(i + 1) == "GFLOP/s") { print $i; exit } }')")
     done
-    local IFS=' '
     echo "${out[*]}"
 }
 peaks_before=$(cpu_peaks)
