@@ -30,10 +30,18 @@ cp tools/anchor/ort_bench.mjs "$work/ort_bench.mjs"
 # Each CPU's fp32 FMA peak alone (peak-flops on one thread, pinned), before and after: a VM's
 # vCPUs need not run at one speed (on the dev VM one ran at times at two-thirds of the other,
 # docs/performance.md, "Twelfth session"), and two threads are only as fast as what they share.
+# The CPUs this script may run on ("0-3,8" in /proc's list gives 0 1 2 3 8), not 0 .. nproc - 1:
+# under a cpuset or taskset they need not start at 0 nor follow each other.
+cpus_allowed() {
+    local r
+    for r in $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status | tr ',' ' '); do
+        seq "${r%-*}" "${r#*-}"
+    done
+}
 cpu_peaks() {
     local c out=()
     command -v taskset >/dev/null && [[ -x build/tests/encoder/peak-flops ]] || { echo "unknown"; return; }
-    for c in $(seq 0 $(($(nproc) - 1))); do
+    for c in $(cpus_allowed); do
         out+=("$(taskset -c "$c" build/tests/encoder/peak-flops 1 2>/dev/null |
             awk '/^fp32 FMA/ { for (i = 1; i < NF; i++) if ($(i + 1) == "GFLOP/s") { print $i; exit } }')")
     done

@@ -175,13 +175,14 @@ static m3_status extract_odf(const unsigned char *data, size_t size, const char 
     }
     free(mime);
     // A password-protected document lists its encrypted parts in the manifest.
-    if (docs_zip_read(&z, "META-INF/manifest.xml", &xml, &len, NULL) == M3_STATUS_OK && strstr(xml, "encryption-data")) {
-        free(xml);
+    char *manifest = NULL;
+    if (docs_zip_read(&z, "META-INF/manifest.xml", &manifest, &len, NULL) == M3_STATUS_OK &&
+        strstr(manifest, "encryption-data")) {
+        free(manifest);
         docs_zip_close(&z);
         return docs_encrypted(path, err);
     }
-    free(xml);
-    xml = NULL;  // content.xml is read into it below, or not at all (then freed again at the end)
+    free(manifest);
     m3_text_builder b, notes;
     m3_text_builder_init(&b, DOCS_MAX_TEXT);
     m3_text_builder_init(&notes, DOCS_MAX_TEXT);
