@@ -42,19 +42,38 @@ static void peak_task(void *ctx, size_t task, int thread) {
     job->ops[task] = job->fn();
 }
 
-// The pool's peak for the precision's instruction (tools/peak-kernels.h), best of 3; 0 when the
-// CPU lacks it.
-static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
+// The instruction the kernel picked for a precision runs on (M3_GEMM_KERNEL may force one): its
+// name for the header and its peak loop (tools/peak-kernels.h); NULL for kernels without one
+// instruction to measure against (int8-avx2's VPMADDUBSW + VPMADDWD pairs, the scalar ones).
+typedef struct peak_instruction {
+    const char *name;
+    double (*fn)(void);
+} peak_instruction;
+
+static peak_instruction peak_for(m3_gemm_precision precision) {
+    const char *kernel = m3_gemm_kernel_name_for(precision);
 #if defined(__x86_64__)
-    // bf16 on AMX: the tiles' peak (the kernel has asked Linux for the tile state already).
-    bool amx = precision == M3_GEMM_BF16 && strcmp(m3_gemm_kernel_name_for(precision), "bf16-amx") == 0;
-    peak_job job = {.fn = amx                           ? peak_bf16_amx
-                          : precision == M3_GEMM_BF16 ? peak_bf16_zmm
-                          : precision == M3_GEMM_INT8 ? peak_int8_zmm
-                                                      : peak_fp32_zmm};
-    if (!__builtin_cpu_supports("avx512f") ||
-        (precision == M3_GEMM_BF16 && !__builtin_cpu_supports("avx512bf16")) ||
-        (precision == M3_GEMM_INT8 && !__builtin_cpu_supports("avx512vnni")))
+    if (strcmp(kernel, "avx512") == 0)
+        return (peak_instruction){"AVX-512 FMA", peak_fp32_zmm};
+    if (strcmp(kernel, "avx2") == 0)
+        return (peak_instruction){"AVX2 FMA (ymm)", peak_fp32_ymm};
+    if (strcmp(kernel, "bf16-avx512") == 0)
+        return (peak_instruction){"VDPBF16PS", peak_bf16_zmm};
+    // The kernel has asked Linux for the tile state already.
+    if (strcmp(kernel, "bf16-amx") == 0)
+        return (peak_instruction){"AMX TDPBF16PS", peak_bf16_amx};
+    if (strcmp(kernel, "int8-avx512vnni") == 0)
+        return (peak_instruction){"VPDPBUSD zmm", peak_int8_zmm};
+    if (strcmp(kernel, "int8-avxvnni") == 0)
+        return (peak_instruction){"VPDPBUSD ymm (AVX-VNNI)", peak_int8_ymm};
+#endif
+    return (peak_instruction){kernel, NULL};
+}
+
+// The pool's peak for the instruction of the precision's kernel, best of 3; 0 when there is none.
+static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
+    peak_job job = {.fn = peak_for(precision).fn};
+    if (!job.fn)
         return 0;
     int n = m3_threadpool_size(pool);
     double best = 0;
@@ -68,11 +87,6 @@ static double measure_peak(m3_threadpool *pool, m3_gemm_precision precision) {
             best = total / t / 1e9;
     }
     return best;
-#else
-    (void)pool;
-    (void)precision;
-    return 0;
-#endif
 }
 
 // Deterministic test data spread over [-half, half): element i is ((i · prime) mod 1000) / 1000,
@@ -395,11 +409,12 @@ int main(int argc, char **argv) {
         double peak[3];
         for (size_t pi = 0; pi < np; pi++) {
             peak[pi] = measure_peak(pool, precisions[pi]);
-            printf("threads %d: measured %s peak %.1f G(FL)OP/s\n", threads,
-                   precisions[pi] == M3_GEMM_BF16   ? "VDPBF16PS"
-                   : precisions[pi] == M3_GEMM_INT8 ? "VPDPBUSD zmm"
-                                                    : "AVX-512 FMA",
-                   peak[pi]);
+            if (peak[pi] > 0)
+                printf("threads %d: measured %s peak %.1f G(FL)OP/s\n", threads,
+                       peak_for(precisions[pi]).name, peak[pi]);
+            else
+                printf("threads %d: no single-instruction peak for kernel %s\n", threads,
+                       peak_for(precisions[pi]).name);
         }
         for (size_t s = 0; !only_stream && s < sizeof shapes / sizeof *shapes; s++) {
             size_t m = shapes[s].m, k = shapes[s].k, n = shapes[s].n;

@@ -79,7 +79,8 @@ __attribute__((target("avx512f,avx512bf16"), unused)) static double peak_bf16_zm
 __attribute__((target("avx512f,avx512vnni"), unused)) static double peak_int8_zmm(void) {
     __m512i x = _mm512_set1_epi8(1), y = _mm512_set1_epi8(1);
 #define DECL(i) __m512i a##i = _mm512_set1_epi32(i);
-#define STEP(i) a##i = _mm512_dpbusd_epi32(a##i, x, y);
+// The instruction in asm: GCC 12 compiled _mm512_dpbusd_epi32 here with a register copy per step.
+#define STEP(i) __asm__("vpdpbusd %2, %1, %0" : "+v"(a##i) : "v"(x), "v"(y));
 #define SUM(i) s += _mm512_reduce_add_epi32(a##i);
     REP12(DECL)
     for (long it = 0; it < PEAK_ITERS; it++) {
@@ -98,7 +99,10 @@ __attribute__((target("avx512f,avx512vnni"), unused)) static double peak_int8_zm
 __attribute__((target("avx2,avxvnni"), unused)) static double peak_int8_ymm(void) {
     __m256i x = _mm256_set1_epi8(1), y = _mm256_set1_epi8(1);
 #define DECL(i) __m256i a##i = _mm256_set1_epi32(i);
-#define STEP(i) a##i = _mm256_dpbusd_avx_epi32(a##i, x, y);
+// The instruction in asm: GCC 12 compiled _mm256_dpbusd_avx_epi32 here with copies and stack
+// stores every step, and the loop measured them (~1 instruction a cycle on Zen 5), not VPDPBUSD.
+// "x": ymm0-15, which the VEX form can encode.
+#define STEP(i) __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(a##i) : "x"(x), "x"(y));
 #define SUM(i) s += _mm256_extract_epi32(a##i, 0);
     REP12(DECL)
     for (long it = 0; it < PEAK_ITERS; it++) {
