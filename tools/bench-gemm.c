@@ -53,19 +53,20 @@ typedef struct peak_instruction {
 static peak_instruction peak_for(m3_gemm_precision precision) {
     const char *kernel = m3_gemm_kernel_name_for(precision);
 #if defined(__x86_64__)
-    if (strcmp(kernel, "avx512") == 0)
-        return (peak_instruction){"AVX-512 FMA", peak_fp32_zmm};
-    if (strcmp(kernel, "avx2") == 0)
-        return (peak_instruction){"AVX2 FMA (ymm)", peak_fp32_ymm};
-    if (strcmp(kernel, "bf16-avx512") == 0)
-        return (peak_instruction){"VDPBF16PS", peak_bf16_zmm};
-    // The kernel has asked Linux for the tile state already.
-    if (strcmp(kernel, "bf16-amx") == 0)
-        return (peak_instruction){"AMX TDPBF16PS", peak_bf16_amx};
-    if (strcmp(kernel, "int8-avx512vnni") == 0)
-        return (peak_instruction){"VPDPBUSD zmm", peak_int8_zmm};
-    if (strcmp(kernel, "int8-avxvnni") == 0)
-        return (peak_instruction){"VPDPBUSD ymm (AVX-VNNI)", peak_int8_ymm};
+    static const struct {
+        const char *kernel;
+        peak_instruction peak;
+    } table[] = {
+        {"avx512", {"AVX-512 FMA", peak_fp32_zmm}},
+        {"avx2", {"AVX2 FMA (ymm)", peak_fp32_ymm}},
+        {"bf16-avx512", {"VDPBF16PS", peak_bf16_zmm}},
+        {"bf16-amx", {"AMX TDPBF16PS", peak_bf16_amx}},  // the kernel has the tile state already
+        {"int8-avx512vnni", {"VPDPBUSD zmm", peak_int8_zmm}},
+        {"int8-avxvnni", {"VPDPBUSD ymm (AVX-VNNI)", peak_int8_ymm}},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (strcmp(kernel, table[i].kernel) == 0)
+            return table[i].peak;
 #endif
     return (peak_instruction){kernel, NULL};
 }
