@@ -45,6 +45,13 @@ bool m3_cli_parse_precision(const char *command, const char *value, struct m3_en
 #define M3_CLI_PRECISION_HELP                                                                      \
     "  --precision P      auto (default: bf16 where the CPU has AVX512_BF16, else fp32), fp32, bf16, int8\n"
 
+// Writes the n bytes at s as a JSON string, quotes included. Valid UTF-8 is written as it is
+// (control characters escaped); a byte that is not part of valid UTF-8 (a file name may hold any
+// bytes but '/' and NUL) becomes \udcXX, the lone surrogate U+DC00 + byte that Python's
+// surrogateescape uses: the output stays valid JSON and os.fsencode(json.loads(...)) gives back the
+// exact bytes.
+void m3_cli_put_json_string(FILE *out, const char *s, size_t n);
+
 // Writes a float as a JSON number that reads back as the same float (NaN/inf cannot occur in valid
 // output; they are written as null so that a consumer fails loudly instead of misparsing).
 void m3_cli_put_float(FILE *out, float v);

@@ -42,21 +42,6 @@ static double mib(uint64_t bytes)
     return (double)bytes / 1048576.0;
 }
 
-// A JSON string (device names are plain ASCII, but escape what JSON requires anyway).
-static void put_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
 
 static bool parse_shapes(const char *list, size_t shapes[][2], size_t *n)
 {
@@ -219,7 +204,7 @@ int m3_cmd_bench(int argc, char **argv)
                 if (gpu) {
                     m3_encoder_get_device(enc, &dev);
                     fputs(", \"device\": ", stdout);
-                    put_json_string(dev.name);
+                    m3_cli_put_json_string(stdout, dev.name, strlen(dev.name));
                     printf(", \"device_peak_mib\": %.1f, \"host_visible_peak_mib\": %.1f, \"heap_usage_mib\": %.1f, "
                            "\"heap_budget_mib\": %.1f",
                            mib(dev.peak_bytes), mib(dev.host_peak_bytes), mib(dev.heap_usage), mib(dev.heap_budget));
@@ -233,7 +218,7 @@ int m3_cmd_bench(int argc, char **argv)
                        prof.gemm * per, prof.attention * per, prof.other * per,
                        ms - (prof.gemm + prof.attention + prof.other) * per);
                 printf(", \"kernels\": ");
-                put_json_string(m3_encoder_kernel_name(enc));
+                m3_cli_put_json_string(stdout, m3_encoder_kernel_name(enc), strlen(m3_encoder_kernel_name(enc)));
                 printf("}\n");
             } else
                 printf("%5zu x %-5zu %10zu %12.2f %14.1f\n", b, t, runs, ms, tps);

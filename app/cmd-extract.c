@@ -24,23 +24,10 @@ static const char usage[] =
     "  --json         one JSON object: extractor, version, encoding, places, text (and chunks)\n"
     "  --model PATH   with --json: also the chunks, cut with this model's tokenizer\n";
 
-static void put_json_string(FILE *out, const char *s, size_t n)
-{
-    fputc('"', out);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-        else if (c == '\n') fputs("\\n", out);
-        else if (c == '\t') fputs("\\t", out);
-        else if (c < 0x20 || c == 0x7f) fprintf(out, "\\u%04x", c);
-        else fputc(c, out);
-    }
-    fputc('"', out);
-}
-
 static unsigned char *read_file(const char *path, size_t *size, m3_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO would otherwise block the open until something writes to it.
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         m3_error_errno(err, errno, "cannot open", path);
         return NULL;
@@ -125,29 +112,29 @@ int m3_cmd_extract(int argc, char **argv)
         if (doc.len && doc.text[doc.len - 1] != '\n') fputc('\n', stdout);
     } else {
         fputs("{\"path\":", stdout);
-        put_json_string(stdout, path, strlen(path));
+        m3_cli_put_json_string(stdout, path, strlen(path));
         fputs(",\"extractor\":", stdout);
-        put_json_string(stdout, who.name, strnlen(who.name, sizeof who.name));
+        m3_cli_put_json_string(stdout, who.name, strnlen(who.name, sizeof who.name));
         printf(",\"version\":%u,\"encoding\":", who.version);
-        put_json_string(stdout, doc.encoding, strnlen(doc.encoding, sizeof doc.encoding));
+        m3_cli_put_json_string(stdout, doc.encoding, strnlen(doc.encoding, sizeof doc.encoding));
         fputs(",\"places\":[", stdout);
         for (size_t i = 0; i < doc.n_marks; i++) {
             printf("%s{\"start\":%zu,\"location\":", i ? "," : "", doc.marks[i].text);
-            put_json_string(stdout, doc.marks[i].where, strlen(doc.marks[i].where));
+            m3_cli_put_json_string(stdout, doc.marks[i].where, strlen(doc.marks[i].where));
             fputc('}', stdout);
         }
         fputs("],\"text\":", stdout);
-        put_json_string(stdout, doc.text, doc.len);
+        m3_cli_put_json_string(stdout, doc.text, doc.len);
         if (model) {
             fputs(",\"chunks\":[", stdout);
             for (size_t i = 0; i < n_chunks; i++) {
                 const m3_text_chunk *k = &chunks[i];
                 printf("%s{\"start\":%zu,\"end\":%zu,\"tokens\":%zu,\"location\":", i ? "," : "", k->start, k->end,
                        k->tokens);
-                if (k->location) put_json_string(stdout, k->location, strlen(k->location));
+                if (k->location) m3_cli_put_json_string(stdout, k->location, strlen(k->location));
                 else fputs("null", stdout);
                 fputs(",\"text\":", stdout);
-                put_json_string(stdout, doc.text + k->start, k->end - k->start);
+                m3_cli_put_json_string(stdout, doc.text + k->start, k->end - k->start);
                 fputc('}', stdout);
             }
             fputc(']', stdout);

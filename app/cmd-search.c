@@ -28,19 +28,6 @@ static const char usage_text[] =
     "  --exhaustive       score every chunk exactly (slow; for checks)\n"
     "  --all-chunks       do not group results by file\n";
 
-static void put_json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", out);
-        else if (*p == '\t') fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(out, "\\u%04x", *p);
-        else fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
 void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json)
 {
     if (json) {
@@ -48,7 +35,7 @@ void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json
         for (size_t i = 0; i < n; i++) {
             const m3_search_hit *h = &hits[i];
             fputs(i ? ",{\"path\":" : "{\"path\":", out);
-            put_json_string(out, h->path);
+            m3_cli_put_json_string(out, h->path, strlen(h->path));
             fputs(",\"score\":", out);
             m3_cli_put_float(out, h->score);
             fputs(",\"dense\":", out);
@@ -59,10 +46,10 @@ void m3_cli_print_hits(FILE *out, const m3_search_hit *hits, size_t n, bool json
             m3_cli_put_float(out, h->colbert);
             fprintf(out, ",\"start\":%llu,\"end\":%llu,\"location\":", (unsigned long long)h->start,
                     (unsigned long long)h->end);
-            if (h->location) put_json_string(out, h->location);
+            if (h->location) m3_cli_put_json_string(out, h->location, strlen(h->location));
             else fputs("null", out);
             fputs(",\"snippet\":", out);
-            put_json_string(out, h->snippet ? h->snippet : "");
+            m3_cli_put_json_string(out, h->snippet ? h->snippet : "", h->snippet ? strlen(h->snippet) : 0);
             fputs(",\"highlights\":[", out);
             for (size_t k = 0; k < h->n_highlights; k++)
                 fprintf(out, "%s[%u,%u]", k ? "," : "", h->highlights[k][0], h->highlights[k][1]);

@@ -30,28 +30,18 @@ typedef struct list_ctx {
     bool json;
 } list_ctx;
 
-// The characters of a JSON string (without the quotes).
-static void put_json_chars(const char *s)
-{
-    for (const char *p = s; *p; p++) {
-        if (*p == '"' || *p == '\\') putchar('\\');
-        if ((unsigned char)*p < 0x20) printf("\\u%04x", (unsigned char)*p);
-        else putchar(*p);
-    }
-}
-
 static int list_cb(const char *path, const m3_index_file *f, void *user)
 {
     list_ctx *l = user;
     if (l->json) {
-        fputs("{\"path\":\"", stdout);
-        put_json_chars(path);
-        printf("\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 ",\"hash\":\"%016" PRIx64 "\",\"state\":\"%s\","
-               "\"extractor\":\"%s\",\"chunks\":%u,\"first_chunk\":%u,\"tokens\":%" PRIu64 ",\"reason\":\"",
+        fputs("{\"path\":", stdout);
+        m3_cli_put_json_string(stdout, path, strlen(path));
+        printf(",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 ",\"hash\":\"%016" PRIx64 "\",\"state\":\"%s\","
+               "\"extractor\":\"%s\",\"chunks\":%u,\"first_chunk\":%u,\"tokens\":%" PRIu64 ",\"reason\":",
                f->size, f->mtime_ns, f->hash, state_name(f->state), f->extractor, f->n_chunks, f->first_chunk,
                f->tokens);
-        put_json_chars(f->reason);
-        fputs("\"}\n", stdout);
+        m3_cli_put_json_string(stdout, f->reason, strnlen(f->reason, sizeof f->reason));
+        fputs("}\n", stdout);
     } else {
         printf("%-7s %6u chunks  %s%s%s\n", state_name(f->state), f->n_chunks, path, f->reason[0] ? ": " : "",
                f->reason);
@@ -107,13 +97,18 @@ int m3_cmd_status(int argc, char **argv)
     unsigned pool;
     const char *colbert = m3_colbert_storage_name(m3_index_get_colbert(idx, &pool));
     if (json) {
-        printf("{\"index\":\"%s\",\"model\":\"%s\",\"checksum\":\"%s\",\"dim\":%d,\"exact\":%s,"
+        // The folder and the model's name may hold any bytes (a quote, a name that is not UTF-8).
+        fputs("{\"index\":", stdout);
+        m3_cli_put_json_string(stdout, m3_index_get_dir(idx), strlen(m3_index_get_dir(idx)));
+        fputs(",\"model\":", stdout);
+        m3_cli_put_json_string(stdout, m->id, strnlen(m->id, sizeof m->id));
+        printf(",\"checksum\":\"%s\",\"dim\":%d,\"exact\":%s,"
                "\"colbert_storage\":\"%s\",\"colbert_pool\":%u,\"colbert_tokens\":%" PRIu64 ",\"files\":%" PRIu64
                ",\"failed\":%" PRIu64 ",\"skipped\":%" PRIu64 ",\"chunks\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"postings\":%" PRIu64
                ",\"colbert_vectors\":%" PRIu64 ",\"map_size\":%" PRIu64 ",\"used_bytes\":%" PRIu64
                ",\"file_bytes\":%" PRIu64 ",\"bytes\":{\"text\":%" PRIu64 ",\"dense\":%" PRIu64 ",\"bits\":%" PRIu64
                ",\"sparse\":%" PRIu64 ",\"colbert\":%" PRIu64 "}}\n",
-               m3_index_get_dir(idx), m->id, m->checksum, m->dim, m3_index_is_exact(idx) ? "true" : "false", colbert,
+               m->checksum, m->dim, m3_index_is_exact(idx) ? "true" : "false", colbert,
                pool, st.colbert_tokens, st.files - st.files_skipped,
                st.files_failed, st.files_skipped, st.chunks, st.tokens, st.postings, st.colbert_vectors, st.map_size, st.used_bytes,
                st.file_bytes, st.bytes_text, st.bytes_dense, st.bytes_bits, st.bytes_sparse, st.bytes_colbert);

@@ -122,6 +122,23 @@ static gboolean index_idle_cb(gpointer data)
 // From any thread: tell the main thread. The service rate-limits what it sends on the bus.
 static void post_status(M3Engine *e) { g_main_context_invoke(e->main_ctx, status_idle_cb, e); }
 
+// D-Bus strings must be UTF-8, and file names need not be (nor the messages that quote them): a
+// path goes out in its display form (bytes that are not UTF-8 as U+FFFD; results carry the exact
+// file in their "uri"), any other text with its invalid bytes replaced.
+static GVariant *path_string(const char *path)
+{
+    if (g_utf8_validate(path, -1, NULL)) return g_variant_new_string(path);
+    g_autofree char *shown = g_filename_display_name(path);
+    return g_variant_new_string(shown);
+}
+
+static GVariant *text_string(const char *text)
+{
+    if (g_utf8_validate(text, -1, NULL)) return g_variant_new_string(text);
+    g_autofree char *valid = g_utf8_make_valid(text, -1);
+    return g_variant_new_string(valid);
+}
+
 static void set_state(M3Engine *e, const char *state, const char *error)
 {
     g_mutex_lock(&e->mu);
@@ -156,7 +173,7 @@ GVariant *m3_engine_dup_status(M3Engine *e)
     const m3_index_stats *st = &e->stats;
     g_variant_builder_add(&b, "{sv}", "state", g_variant_new_string(state));
     g_variant_builder_add(&b, "{sv}", "paused-reason", g_variant_new_string(e->pause_reason ? e->pause_reason : ""));
-    g_variant_builder_add(&b, "{sv}", "error", g_variant_new_string(e->error ? e->error : ""));
+    g_variant_builder_add(&b, "{sv}", "error", text_string(e->error ? e->error : ""));
     g_variant_builder_add(&b, "{sv}", "model-missing", g_variant_new_boolean(e->model_missing));
     g_variant_builder_add(&b, "{sv}", "files-indexed",
                           g_variant_new_uint64(st->files - st->files_failed - st->files_skipped));
@@ -170,10 +187,12 @@ GVariant *m3_engine_dup_status(M3Engine *e)
     g_variant_builder_add(&b, "{sv}", "eta-seconds", g_variant_new_double(running ? e->prog.eta_seconds : -1));
     g_variant_builder_add(&b, "{sv}", "backend", g_variant_new_string(e->backend ? e->backend : ""));
     g_variant_builder_add(&b, "{sv}", "device", g_variant_new_string(e->device ? e->device : ""));
-    g_variant_builder_add(&b, "{sv}", "model", g_variant_new_string(e->config.model ? e->config.model : ""));
+    g_variant_builder_add(&b, "{sv}", "model", path_string(e->config.model ? e->config.model : ""));
     g_variant_builder_add(&b, "{sv}", "index-bytes", g_variant_new_uint64(st->file_bytes));
-    g_variant_builder_add(&b, "{sv}", "folders",
-                          g_variant_new_strv((const char *const *)(e->config.folders ? e->config.folders : (char *[]){NULL}), -1));
+    GVariantBuilder folders;
+    g_variant_builder_init(&folders, G_VARIANT_TYPE_STRING_ARRAY);
+    for (char **f = e->config.folders; f && *f; f++) g_variant_builder_add_value(&folders, path_string(*f));
+    g_variant_builder_add(&b, "{sv}", "folders", g_variant_builder_end(&folders));
     g_mutex_unlock(&e->mu);
     return g_variant_builder_end(&b);
 }
@@ -791,17 +810,17 @@ static GVariant *hits_to_variant(m3_index *idx, const m3_search_hit *hits, size_
         for (size_t k = 0; k < h->n_highlights; k++)
             g_variant_builder_add(&hl, "(uu)", h->highlights[k][0], h->highlights[k][1]);
         g_variant_builder_init(&hb, G_VARIANT_TYPE_VARDICT);
-        g_variant_builder_add(&hb, "{sv}", "path", g_variant_new_string(h->path));
+        g_variant_builder_add(&hb, "{sv}", "path", path_string(h->path));
         g_variant_builder_add(&hb, "{sv}", "uri", g_variant_new_string(uri ? uri : ""));
         g_variant_builder_add(&hb, "{sv}", "score", g_variant_new_double(h->score));
         g_variant_builder_add(&hb, "{sv}", "dense", g_variant_new_double(h->dense));
         g_variant_builder_add(&hb, "{sv}", "sparse", g_variant_new_double(h->sparse));
         g_variant_builder_add(&hb, "{sv}", "colbert", g_variant_new_double(h->colbert));
-        g_variant_builder_add(&hb, "{sv}", "snippet", g_variant_new_string(h->snippet ? h->snippet : ""));
+        g_variant_builder_add(&hb, "{sv}", "snippet", text_string(h->snippet ? h->snippet : ""));
         g_variant_builder_add(&hb, "{sv}", "highlights", g_variant_builder_end(&hl));
         g_variant_builder_add(&hb, "{sv}", "start", g_variant_new_uint64(h->start));
         g_variant_builder_add(&hb, "{sv}", "end", g_variant_new_uint64(h->end));
-        g_variant_builder_add(&hb, "{sv}", "location", g_variant_new_string(h->location ? h->location : ""));
+        g_variant_builder_add(&hb, "{sv}", "location", text_string(h->location ? h->location : ""));
         g_variant_builder_add(&hb, "{sv}", "mtime", g_variant_new_int64(mtime));
         g_variant_builder_add(&hb, "{sv}", "content-type", g_variant_new_string(mime ? mime : type));
         g_variant_builder_add(&b, "a{sv}", &hb);
@@ -929,13 +948,16 @@ static void search_thread(GTask *task, gpointer source, gpointer data, GCancella
     M3Engine *e = j->e;
     g_mutex_lock(&e->mu);
     Resources *r = res_ref(e->res);
-    gboolean missing = e->model_missing;
+    // Why there is nothing to search with: the problem the service reports (a model that cannot
+    // be used names its file and the reason), else no model set, else still opening.
+    g_autofree char *why = !r && e->error && *e->error ? g_strdup(e->error)
+                           : e->model_missing         ? g_strdup("No model yet: download BGE-M3 or choose one first")
+                                                      : g_strdup("The model and the index are still opening");
     g_mutex_unlock(&e->mu);
     GError *error = NULL;
     GVariant *v = NULL;
     if (!r)
-        g_set_error(&error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_NOT_READY, "%s",
-                    missing ? "No model yet: download BGE-M3 or choose one first" : "The index is not open yet");
+        g_set_error(&error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_NOT_READY, "%s", why);
     else
         v = run_search(j, r, cancel, &error);
     res_unref(r);
@@ -999,7 +1021,7 @@ static int failed_cb(const char *path, const m3_index_file *f, void *user)
 {
     failed_list *l = user;
     if (f->state == M3_FILE_FAILED || (f->state == M3_FILE_SKIPPED && strcmp(f->extractor, "none")))
-        g_variant_builder_add(&l->b, "(ss)", path, f->reason[0] ? f->reason : "failed");
+        g_variant_builder_add(&l->b, "(@s@s)", path_string(path), text_string(f->reason[0] ? f->reason : "failed"));
     return 0;
 }
 

@@ -16,32 +16,42 @@
 static m3_status read_whole(const char *path, unsigned char **data, size_t *size, m3_error *err)
 {
     enum { MAX_BYTES = 64 << 20 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
-    if (fd < 0) fd = open(path, O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever, while the
+    // service holds its search lock; it makes no difference to reading a regular file.
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         m3_status s = m3_error_errno(err, errno, "cannot read", path);
         if (fd >= 0) close(fd);
         return s;
     }
-    if (S_ISREG(st.st_mode) && st.st_size > MAX_BYTES) {
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return m3_error_set(err, M3_STATUS_INVALID, 0, "%s: not a regular file", path);
+    }
+    if (st.st_size > MAX_BYTES) {
         close(fd);
         return m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: larger than %d MiB, the most m3 index reads of a file", path,
                             MAX_BYTES >> 20);
     }
-    size_t want = S_ISREG(st.st_mode) ? (size_t)st.st_size : 0;
+    size_t want = (size_t)st.st_size;
     unsigned char *buf = malloc(want + 1);
     size_t got = 0;
+    int read_errno = 0;
     while (buf && got < want) {
         ssize_t r = read(fd, buf + got, want - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) read_errno = errno;
         if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
     if (!buf) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
-    if (!S_ISREG(st.st_mode) || got != want) {
+    if (got != want) {
         free(buf);
-        return m3_error_set(err, M3_STATUS_IO, 0, "%s: not a regular file, or it could not be read whole", path);
+        if (read_errno) return m3_error_errno(err, read_errno, "cannot read", path);
+        return m3_error_set(err, M3_STATUS_IO, 0, "%s: shorter than its size said (it changed while it was read)", path);
     }
     *data = buf;
     *size = got;

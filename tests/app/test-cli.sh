@@ -98,4 +98,30 @@ done
 [[ $(jq -r '.precision + " " + .kernels' "$tmp/bench8") == "int8 gemm int8-"* ]] \
     && pass "bench --precision int8" || fail "bench --precision int8: $(cat "$tmp/bench8")"
 
+# File names that are not UTF-8 (a name may hold any bytes but '/' and NUL): the JSON outputs stay
+# valid JSON, each such byte as Python's surrogateescape \udcXX, so the exact name comes back.
+mkdir -p "$tmp/names"
+odd=$tmp/names/$(printf 'bad\xffname "q".txt')
+printf 'whales sing in the deep ocean\n' >"$odd"
+"$m3" index --quiet --model "$model" --index "$tmp/nidx" "$tmp/names"
+check_names() {  # stdin: JSON lines; a "path" (or a result's) must name the odd file exactly (not jq: it
+                 # turns lone surrogates into U+FFFD)
+    python3 -c '
+import json, os, sys
+docs = [json.loads(l) for l in sys.stdin.buffer.read().splitlines() if l.strip()]
+paths = [r.get("path") for d in docs for r in d.get("results", [d])]
+sys.exit(0 if any(p and os.path.exists(os.fsencode(p)) and b"\xff" in os.fsencode(p) for p in paths) else 1)'
+}
+"$m3" status --index "$tmp/nidx" --files --json | check_names && pass "status --json: a name that is not UTF-8" \
+    || fail "status --json with a name that is not UTF-8: $("$m3" status --index "$tmp/nidx" --files --json | head -c 300)"
+"$m3" search --model "$model" --index "$tmp/nidx" --json whales | check_names \
+    && pass "search --json: a name that is not UTF-8" || fail "search --json with a name that is not UTF-8"
+"$m3" extract --json "$odd" | check_names && pass "extract --json: a name that is not UTF-8" \
+    || fail "extract --json with a name that is not UTF-8"
+
+# A FIFO is not a document: an error at once, not an open that waits for a writer forever.
+mkfifo "$tmp/names/pipe"
+expect_error 1 "not a regular file" -- timeout 20 "$m3" extract "$tmp/names/pipe" </dev/null
+expect_error 1 "not a regular file" -- timeout 20 "$m3" similar --model "$model" --index "$tmp/nidx" "$tmp/names/pipe" </dev/null
+
 [[ $fails -eq 0 ]] || { echo "$fails failure(s)" >&2; exit 1; }

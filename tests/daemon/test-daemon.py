@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 import dbusmock
 from gi.repository import Gio, GLib
@@ -200,6 +201,17 @@ ok(policy == 0, f"the main thread (searches, the bus) keeps the normal class (po
 stop()
 shutil.rmtree(index_dir, ignore_errors=True)
 
+# ---- a model that cannot be used -----------------------------------------------------------------
+# Search says why (the file and the problem), not that no model is set.
+start("--model", os.path.join(tmp, "no-such-model"))
+try:
+    search("x")
+    ok(False, "Search without a usable model fails")
+except GLib.Error as e:
+    ok("NotReady" in e.message and "no-such-model" in e.message,
+       "Search with a model that cannot be used names it: " + e.message.split(":", 2)[-1].strip())
+stop()
+
 # ---- crawl ---------------------------------------------------------------------------------------
 start()
 wait(lambda: idle() and status()["files-indexed"] == 5, "crawl: the 5 text files indexed")
@@ -248,6 +260,32 @@ ok(len(burst) == 12 and burst[11][0] == "ok" and burst[11][1] and burst[11][1][0
    "a burst of 12 searches: the newest answers with its results")
 ok(all(r[0] == "ok" or "Superseded" in r[1] for r in burst.values()),
    f"the older ones: results or Superseded ({sum(r[0] != 'ok' for r in burst.values())} superseded)")
+
+# ---- names that are not UTF-8, a FIFO -------------------------------------------------------------
+# D-Bus strings must be UTF-8: such a path goes out in its display form, the exact one in "uri".
+odd = os.path.join(docs, os.fsdecode(b"Lebensmittel-\xff.txt"))
+write(odd, "Der Wochenmarkt verkauft frisches Gemüse und Obst.\n")
+odd_broken = os.path.join(docs, os.fsdecode(b"kaputt-\xfe.txt"))
+write(odd_broken, "\x00\x00 binary \x00")
+wait(lambda: any(r.get("path", "").endswith("/Lebensmittel-\ufffd.txt") and
+                 urllib.parse.unquote_to_bytes(urllib.parse.urlparse(r["uri"]).path) == os.fsencode(odd)
+                 for r in search("Wochenmarkt Gemüse")),
+     "a name that is not UTF-8: found, its path in display form, its uri exact")
+wait(lambda: any(p.endswith("/kaputt-\ufffd.txt") for p, _ in call("FailedFiles", None, "(a(ss))")[0]),
+     "FailedFiles lists a failed name that is not UTF-8 (display form)")
+os.unlink(odd_broken)
+os.unlink(odd)
+fifo = os.path.join(docs2, "pipe")
+os.mkfifo(fifo)
+t = time.monotonic()
+try:
+    call("FindSimilar", GLib.Variant("(sa{sv})", (fifo, {})), "(aa{sv})", timeout=15000)
+    ok(False, "FindSimilar on a FIFO fails")
+except GLib.Error as e:
+    ok(time.monotonic() - t < 10 and "not a regular file" in e.message,
+       "FindSimilar on a FIFO: an error at once: " + e.message.split(":", 2)[-1].strip())
+ok(search("Steuererklärung Finanzamt")[0]["path"].endswith("/tax.txt"), "Search still answers after it")
+os.unlink(fifo)
 
 # ---- changes -------------------------------------------------------------------------------------
 new = os.path.join(docs, "new.txt")
