@@ -140,6 +140,11 @@ int m3_cmd_search(int argc, char **argv)
     eopt.threads = (int)threads;
     so.dense_candidates = so.sparse_candidates = candidates;
     const char *query = argv[optind];
+    // An empty query encodes to <s></s> alone, whose vectors rank the index in no useful order.
+    if (!query[strspn(query, " \t\n\r\f\v")]) {
+        m3_cli_fail("search", "the query is empty");
+        return M3_EXIT_USAGE;
+    }
     char *default_dir = index_dir ? NULL : m3_index_default_dir();
     if (!index_dir) index_dir = default_dir;
     m3_error err = {0};

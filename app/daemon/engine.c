@@ -655,6 +655,20 @@ void m3_engine_update(M3Engine *e, const char *const *paths, gsize n, gboolean f
     post_status(e);
 }
 
+gboolean m3_engine_covers(M3Engine *e, const char *path)
+{
+    g_autofree char *real = realpath(path, NULL);
+    const char *p = real ? real : path;
+    gboolean covered = FALSE;
+    g_mutex_lock(&e->mu);
+    for (char **f = e->config.folders; f && *f && !covered; f++) {
+        size_t n = strlen(*f);
+        covered = strncmp(p, *f, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n > 0 && (*f)[n - 1] == '/'));
+    }
+    g_mutex_unlock(&e->mu);
+    return covered;
+}
+
 void m3_engine_retry_failed(M3Engine *e)
 {
     g_mutex_lock(&e->mu);

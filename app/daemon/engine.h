@@ -47,6 +47,9 @@ void m3_engine_configure(M3Engine *e, const M3EngineConfig *config);
 
 // Queues paths (absolute) to look at again; force re-reads them even when unchanged (Reindex).
 void m3_engine_update(M3Engine *e, const char *const *paths, gsize n, gboolean force);
+// Whether path (absolute) is one of the configured folders or under one: what Reindex may ask for.
+// A path that exists is compared in its canonical form (symbolic links resolved), as the folders are.
+gboolean m3_engine_covers(M3Engine *e, const char *path);
 // Retries every failed file.
 void m3_engine_retry_failed(M3Engine *e);
 // Queues a sync (the periodic rescan of folders that could not be watched).

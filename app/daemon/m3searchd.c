@@ -323,6 +323,12 @@ static void method_cb(GDBusConnection *bus, const char *sender, const char *obje
                                                            "Reindex needs an absolute path, a file:// URI or \"\"");
                 return;
             }
+            if (!m3_engine_covers(s->engine, path)) {
+                g_autofree char *shown = g_filename_display_name(path);
+                g_autofree char *msg = g_strdup_printf("%s is not in the indexed folders", shown);
+                g_dbus_method_invocation_return_dbus_error(inv, INTERFACE ".Error.InvalidArgument", msg);
+                return;
+            }
             const char *p = path;
             m3_engine_update(s->engine, &p, 1, TRUE);
         }

@@ -203,6 +203,7 @@ static m3_status open_file(const char *path, m3_model **out, m3_error *err)
 m3_status m3_model_open(const char *dir, m3_model **out, m3_error *err)
 {
     *out = NULL;
+    if (!dir[0]) return m3_error_set(err, M3_STATUS_INVALID, 0, "the model path is empty");
     struct stat fsb;
     if (stat(dir, &fsb) == 0 && S_ISREG(fsb.st_mode)) return open_file(dir, out, err);
     m3_model_config config;

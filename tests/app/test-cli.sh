@@ -119,6 +119,9 @@ sys.exit(0 if any(p and os.path.exists(os.fsencode(p)) and b"\xff" in os.fsencod
 "$m3" extract --json "$odd" | check_names && pass "extract --json: a name that is not UTF-8" \
     || fail "extract --json with a name that is not UTF-8"
 
+expect_error 2 "the query is empty" -- "$m3" search --model "$model" --index "$tmp/nidx" " " </dev/null
+expect_error 1 "the model path is empty" -- "$m3" embed --model "" </dev/null
+
 # A FIFO is not a document: an error at once, not an open that waits for a writer forever.
 mkfifo "$tmp/names/pipe"
 expect_error 1 "not a regular file" -- timeout 20 "$m3" extract "$tmp/names/pipe" </dev/null

@@ -286,6 +286,11 @@ except GLib.Error as e:
        "FindSimilar on a FIFO: an error at once: " + e.message.split(":", 2)[-1].strip())
 ok(search("Steuererklärung Finanzamt")[0]["path"].endswith("/tax.txt"), "Search still answers after it")
 os.unlink(fifo)
+try:
+    call("Reindex", GLib.Variant("(s)", ("/etc",)))
+    ok(False, "Reindex of a folder outside the indexed ones is refused")
+except GLib.Error as e:
+    ok("InvalidArgument" in e.message, "Reindex outside the indexed folders: " + e.message.split(":", 2)[-1].strip())
 
 # ---- changes -------------------------------------------------------------------------------------
 new = os.path.join(docs, "new.txt")
