@@ -15,7 +15,9 @@
 
 #include "extract/docs-private.h"
 
-enum { OFFICE_VERSION = 2 };  // 2: headers, footers, footnotes, speaker notes
+// 2: headers, footers, footnotes, speaker notes. OpenDocument 3: flat files (fodt, fods, fodp),
+// which version 2 failed on or left to the text extractor; a new version has them read again.
+enum { OFFICE_VERSION = 2, ODF_VERSION = 3 };
 
 typedef enum kind { WRITER, CALC, IMPRESS } kind;
 
@@ -62,11 +64,12 @@ static bool append_once(m3_text_builder *out, m3_text_builder *b, char **seen, s
 
 enum { MAX_REPEATS = 16 };  // distinct headers (footers) kept per document
 
-// The headers (footer false) or footers of styles.xml's master pages, each distinct text once.
-static m3_status odf_header_footer(m3_text_builder *out, const char *xml, size_t len, bool footer, const char *path,
-                                   m3_error *err)
+// The headers (footer false) or footers of the master pages in part (styles.xml, or a flat file's
+// whole XML), each distinct text once.
+static m3_status odf_header_footer(m3_text_builder *out, const char *xml, size_t len, const char *part, bool footer,
+                                   const char *path, m3_error *err)
 {
-    xmlTextReaderPtr r = docs_xml_reader(xml, len, "styles.xml");
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, part);
     if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
     const char *want = footer ? "footer" : "header";
     size_t wl = strlen(want);
@@ -95,15 +98,15 @@ static m3_status odf_header_footer(m3_text_builder *out, const char *xml, size_t
     m3_text_builder_clear(&one);
     xmlFreeTextReader(r);
     if (!ok) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
-    return finish_read(rc, out, path, "styles.xml", err);
+    return finish_read(rc, out, path, part, err);
 }
 
-// content.xml's body into b; footnotes and endnotes (their bodies, not their citation marks) into
-// notes, for the caller to append after the body.
-static m3_status odf_content(m3_text_builder *b, m3_text_builder *notes, const char *xml, size_t len, kind k,
-                             const char *path, m3_error *err)
+// The office:body of part (content.xml, or a flat file's whole XML) into b; footnotes and endnotes
+// (their bodies, not their citation marks) into notes, for the caller to append after the body.
+static m3_status odf_content(m3_text_builder *b, m3_text_builder *notes, const char *xml, size_t len, const char *part,
+                             kind k, const char *path, m3_error *err)
 {
-    xmlTextReaderPtr r = docs_xml_reader(xml, len, "content.xml");
+    xmlTextReaderPtr r = docs_xml_reader(xml, len, part);
     if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
     m3_text_builder *main = b;
     int rc, skip = 0, cell = 0, slide = 0, in_note = 0;
@@ -112,7 +115,11 @@ static m3_status odf_content(m3_text_builder *b, m3_text_builder *notes, const c
         bool empty = type == XML_READER_TYPE_ELEMENT && xmlTextReaderIsEmptyElement(r);
         if (type == XML_READER_TYPE_ELEMENT) {
             // Annotations, change-tracked deletions and a note's citation mark ("1") are not text.
-            if (skip || is(r, "annotation") || is(r, "tracked-changes") || is(r, "note-citation")) {
+            // Nor is any child of the root but office:body: content.xml's others (scripts, font
+            // declarations, automatic styles) hold none, but a flat file's office:meta (title,
+            // generator, dates), office:settings and the master pages' headers (read apart) do.
+            if (skip || is(r, "annotation") || is(r, "tracked-changes") || is(r, "note-citation") ||
+                (xmlTextReaderDepth(r) == 1 && !is(r, "body"))) {
                 if (!empty) skip++;
                 continue;
             }
@@ -155,24 +162,152 @@ static m3_status odf_content(m3_text_builder *b, m3_text_builder *notes, const c
         if (m3_text_builder_failed(b)) break;
     }
     xmlFreeTextReader(r);
-    if (m3_text_builder_failed(notes)) return finish_read(rc, notes, path, "content.xml", err);
-    return finish_read(rc, main, path, "content.xml", err);
+    if (m3_text_builder_failed(notes)) return finish_read(rc, notes, path, part, err);
+    return finish_read(rc, main, path, part, err);
+}
+
+// The kind a document's MIME type names (the package's "mimetype" entry, a flat file's
+// office:mimetype); a text document when it names none.
+static kind odf_kind(const char *mime)
+{
+    if (mime && strstr(mime, "spreadsheet")) return CALC;
+    if (mime && strstr(mime, "presentation")) return IMPRESS;
+    return WRITER;
+}
+
+// The text of one document: for text documents the headers, the body, the notes, the footers (see
+// the top of this file); styles (styles.xml, or NULL) and content (content.xml) may be the same
+// bytes, a flat file's.
+static m3_status odf_text(m3_text_builder *b, kind k, const char *styles, size_t styles_len, const char *styles_part,
+                          const char *content, size_t content_len, const char *content_part, const char *path,
+                          m3_error *err)
+{
+    m3_text_builder notes;
+    m3_text_builder_init(&notes, DOCS_MAX_TEXT);
+    m3_status s = M3_STATUS_OK;
+    // Headers and footers: text documents only (a sheet's or slide's are fields: page numbers).
+    if (k != WRITER) styles = NULL;
+    if (styles) s = odf_header_footer(b, styles, styles_len, styles_part, false, path, err);
+    if (s == M3_STATUS_OK) s = odf_content(b, &notes, content, content_len, content_part, k, path, err);
+    if (s == M3_STATUS_OK && notes.len) docs_append_paragraphs(b, notes.text, notes.len);
+    if (s == M3_STATUS_OK && styles) s = odf_header_footer(b, styles, styles_len, styles_part, true, path, err);
+    m3_text_builder_clear(&notes);
+    return s;
+}
+
+// ---- flat OpenDocument -----------------------------------------------------------------------------
+
+// A flat file (fodt, fods, fodp) is one XML document whose root, office:document, holds what the
+// package's parts hold (office:meta, office:settings, office:styles, office:master-styles,
+// office:body), in the same vocabulary; so it is read by the same walkers. It has no password
+// protection (ODF encrypts the parts of a package) and no entries to inflate: its bytes are the
+// file's, read from memory under the same XML options and caps as a package's content.xml.
+
+#define ODF_OFFICE_NS "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+
+// Skips a UTF-8 byte order mark and white space; true when the next byte opens markup ('<') or the
+// bytes start with a UTF-16 byte order mark: the file is XML, not a zip package. *at receives the
+// offset of the '<' (0 for UTF-16).
+static bool odf_xml_start(const unsigned char *d, size_t n, size_t *at)
+{
+    if (n >= 2 && ((d[0] == 0xff && d[1] == 0xfe) || (d[0] == 0xfe && d[1] == 0xff))) {
+        *at = 0;
+        return true;
+    }
+    size_t i = n >= 3 && d[0] == 0xef && d[1] == 0xbb && d[2] == 0xbf ? 3 : 0;
+    while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) i++;
+    *at = i;
+    return i < n && d[i] == '<';
+}
+
+// True when the first bytes are XML whose root element is office:document (the prefix LibreOffice
+// and every ODF writer we know use: sniffing cannot resolve namespaces, the extractor does). The
+// XML declaration, comments, processing instructions and a document type may come before it.
+static bool sniff_flat_odf(const unsigned char *head, size_t n)
+{
+    size_t i;
+    // UTF-16 (which odf_xml_start lets through for the extractor) cannot be matched byte-wise.
+    if (!odf_xml_start(head, n, &i) || head[i] != '<') return false;
+    while (i < n) {
+        if (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n') {
+            i++;
+            continue;
+        }
+        if (head[i] != '<' || i + 1 >= n) return false;
+        const char *end = NULL;
+        if (head[i + 1] == '?') end = "?>";
+        else if (n - i >= 4 && !memcmp(head + i, "<!--", 4)) end = "-->";
+        else if (head[i + 1] == '!') end = ">";  // a document type without an internal subset
+        if (!end) {
+            static const char root[] = "<office:document";
+            size_t rl = sizeof root - 1;
+            return n - i > rl && !memcmp(head + i, root, rl) &&
+                   (head[i + rl] == ' ' || head[i + rl] == '\t' || head[i + rl] == '\r' || head[i + rl] == '\n' ||
+                    head[i + rl] == '>');
+        }
+        const unsigned char *e = memmem(head + i + 2, n - i - 2, end, strlen(end));
+        if (!e) return false;
+        i = (size_t)(e - head) + strlen(end);
+    }
+    return false;
+}
+
+static m3_status extract_flat_odf(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
+                                  m3_error *err)
+{
+    // The same cap as one decompressed entry of a package: the file is its own content.xml.
+    if (size > DOCS_MAX_ENTRY)
+        return m3_error_set(err, M3_STATUS_LIMIT, 0, "%s: flat OpenDocument file of %zu MiB (at most %d MiB)", path,
+                            size >> 20, DOCS_MAX_ENTRY >> 20);
+    const char *xml = (const char *)data;
+    const char *part = "the document";  // for messages: "PATH: damaged XML in the document"
+    // The root says what the file is and, in office:mimetype, its kind (the walkers need the kind
+    // before they meet the body); reading up to the root's start tag costs next to nothing.
+    xmlTextReaderPtr r = docs_xml_reader(xml, size, part);
+    if (!r) return m3_error_set(err, M3_STATUS_NOMEM, 0, "%s: out of memory", path);
+    int rc;
+    while ((rc = xmlTextReaderRead(r)) == 1 && xmlTextReaderNodeType(r) != XML_READER_TYPE_ELEMENT) {}
+    if (rc != 1) {
+        xmlFreeTextReader(r);
+        return docs_xml_error(path, part, err);
+    }
+    const xmlChar *ns = xmlTextReaderConstNamespaceUri(r);
+    if (!is(r, "document") || !ns || strcmp((const char *)ns, ODF_OFFICE_NS)) {
+        const xmlChar *name = xmlTextReaderConstName(r);
+        m3_status s = m3_error_set(err, M3_STATUS_FORMAT, 0,
+                                   "%s: not an OpenDocument file (XML whose root is <%s>, not a flat document's "
+                                   "office:document)", path, name ? (const char *)name : "?");
+        xmlFreeTextReader(r);
+        return s;
+    }
+    char *mime = docs_xml_attr(r, "mimetype");
+    kind k = odf_kind(mime);
+    xmlFree(mime);
+    xmlFreeTextReader(r);
+    m3_text_builder b;
+    m3_text_builder_init(&b, DOCS_MAX_TEXT);
+    m3_status s = odf_text(&b, k, xml, size, part, xml, size, part, path, err);
+    if (s != M3_STATUS_OK) {
+        m3_text_builder_clear(&b);
+        return s;
+    }
+    return m3_text_builder_finish(&b, path, out, err);
 }
 
 static m3_status extract_odf(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
                              m3_error *err)
 {
     memset(out, 0, sizeof *out);
+    // By content, not by name: a flat file is XML, a package a zip file (whatever they are called).
+    size_t at;
+    if (odf_xml_start(data, size, &at)) return extract_flat_odf(data, size, path, out, err);
     docs_zip z;
     m3_status s = docs_zip_open(&z, data, size, path, err);
     if (s != M3_STATUS_OK) return s;
     char *mime = NULL, *xml = NULL;
     size_t len;
     kind k = WRITER;
-    if (docs_zip_read(&z, "mimetype", &mime, &len, NULL) == M3_STATUS_OK) {
-        if (strstr(mime, "spreadsheet")) k = CALC;
-        else if (strstr(mime, "presentation")) k = IMPRESS;
-    }
+    if (docs_zip_read(&z, "mimetype", &mime, &len, NULL) == M3_STATUS_OK) k = odf_kind(mime);
     free(mime);
     // A password-protected document lists its encrypted parts in the manifest.
     char *manifest = NULL;
@@ -183,19 +318,16 @@ static m3_status extract_odf(const unsigned char *data, size_t size, const char 
         return docs_encrypted(path, err);
     }
     free(manifest);
-    m3_text_builder b, notes;
+    m3_text_builder b;
     m3_text_builder_init(&b, DOCS_MAX_TEXT);
-    m3_text_builder_init(&notes, DOCS_MAX_TEXT);
-    // Headers and footers: text documents only (a sheet's or slide's are fields: page numbers).
     char *styles = NULL;
     size_t styles_len = 0;
-    if (k == WRITER && docs_zip_read(&z, "styles.xml", &styles, &styles_len, NULL) == M3_STATUS_OK)
-        s = odf_header_footer(&b, styles, styles_len, false, path, err);
-    if (s == M3_STATUS_OK) s = docs_zip_read(&z, "content.xml", &xml, &len, err);
-    if (s == M3_STATUS_OK) s = odf_content(&b, &notes, xml, len, k, path, err);
-    if (s == M3_STATUS_OK && notes.len) docs_append_paragraphs(&b, notes.text, notes.len);
-    if (s == M3_STATUS_OK && styles) s = odf_header_footer(&b, styles, styles_len, true, path, err);
-    m3_text_builder_clear(&notes);
+    if (k != WRITER || docs_zip_read(&z, "styles.xml", &styles, &styles_len, NULL) != M3_STATUS_OK) {
+        free(styles);
+        styles = NULL;
+    }
+    s = docs_zip_read(&z, "content.xml", &xml, &len, err);
+    if (s == M3_STATUS_OK) s = odf_text(&b, k, styles, styles_len, "styles.xml", xml, len, "content.xml", path, err);
     free(styles);
     free(xml);
     docs_zip_close(&z);
@@ -206,8 +338,10 @@ static m3_status extract_odf(const unsigned char *data, size_t size, const char 
     return m3_text_builder_finish(&b, path, out, err);
 }
 
-static const char *const odf_ext[] = {"odt", "ods", "odp", "ott", "ots", "otp", "fodt", NULL};
-const m3_extractor m3_docs_odf = {"opendocument", OFFICE_VERSION, odf_ext, extract_odf, NULL};
+// Packages and flat files alike (extract_odf tells them apart by their bytes). Drawings (odg, fodg)
+// are not read, packaged or flat.
+static const char *const odf_ext[] = {"odt", "ods", "odp", "ott", "ots", "otp", "fodt", "fods", "fodp", NULL};
+const m3_extractor m3_docs_odf = {"opendocument", ODF_VERSION, odf_ext, extract_odf, sniff_flat_odf};
 
 // ---- Office Open XML -----------------------------------------------------------------------------
 

@@ -5,7 +5,9 @@
 //   text that decompresses, a dense value, a ColBERT value (of the index's storage kind and
 //   pooling, covering the chunk's tokens; none without multi-vectors) and a forward sparse vector;
 //   its live bit is set; every chunk record belongs to a file; the postings hold exactly the
-//   forward vectors' (term, chunk) pairs; chunk ids are below next_chunk.
+//   forward vectors' (term, chunk) pairs; chunk ids are below next_chunk. A file's chunks go
+//   forward (their starts and ends never decrease) and each range is what its kind of text allows
+//   (offsets_are_bytes).
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -36,6 +38,21 @@ static bool has_key(checker *c, MDB_dbi dbi, uint32_t id, MDB_val *v)
     MDB_val k, tmp;
     key_be32(&k, kb, id);
     return mdb_get(c->txn, dbi, &k, v ? v : &tmp) == 0;
+}
+
+// Whether a file's chunk offsets are bytes of the file. The index keeps the name of the extractor
+// that read a file, not the kind of its text, so the kind comes from that name: core/extract's own
+// extractors ("text", "markdown", "code") decode the file as text and map each chunk back to the
+// file's bytes, so a range lies within the file's size; every document extractor (PDF, office,
+// EPUB, HTML, mail, RTF, gzip: app/extract, registered on top) builds its text (derived text,
+// m3_extracted.derived), and its offsets are positions in that text, which may be longer than the
+// file (gzip) or shorter (PDF). A derived chunk's stored text is exactly the text between its
+// offsets, so its range must be as long as that text (the index does not keep the whole text's
+// length). A file written without an extractor name (the index's own tests, benchmarks) gave file
+// offsets.
+static bool offsets_are_bytes(const char *extractor)
+{
+    return !extractor[0] || !strcmp(extractor, "text") || !strcmp(extractor, "markdown") || !strcmp(extractor, "code");
 }
 
 static bool live_bit(checker *c, uint32_t id)
@@ -84,6 +101,8 @@ m3_status m3_index_check(m3_index *idx, void (*report)(const char *, void *), vo
             problem(&c, "%s: chunks %u..%u beyond the next chunk id %u", path, f.first_chunk,
                     f.first_chunk + f.n_chunks, next_chunk);
         chunks_of_files += f.n_chunks;
+        bool bytes = offsets_are_bytes(f.extractor);
+        uint64_t prev_start = 0, prev_end = 0;
         for (uint32_t i = 0; i < f.n_chunks; i++) {
             uint32_t id = f.first_chunk + i;
             chunk_rec r;
@@ -92,12 +111,29 @@ m3_status m3_index_check(m3_index *idx, void (*report)(const char *, void *), vo
                 continue;
             }
             if (r.file_id != f.file_id) problem(&c, "%s: chunk %u belongs to file %u", path, id, r.file_id);
-            if (r.start > r.end || r.end > f.size) problem(&c, "%s: chunk %u has byte range %llu..%llu", path, id,
-                                                           (unsigned long long)r.start, (unsigned long long)r.end);
             char *text;
             size_t len;
-            if (m3_index_read_text(idx, c.txn, id, &text, &len, NULL) != M3_STATUS_OK) problem(&c, "%s: chunk %u: bad text", path, id);
+            bool has_text = m3_index_read_text(idx, c.txn, id, &text, &len, NULL) == M3_STATUS_OK;
+            if (!has_text) problem(&c, "%s: chunk %u: bad text", path, id);
             else free(text);
+            if (r.start > r.end) {
+                problem(&c, "%s: chunk %u has the range %llu..%llu, which ends before it starts", path, id,
+                        (unsigned long long)r.start, (unsigned long long)r.end);
+            } else if (bytes && r.end > f.size) {
+                problem(&c, "%s: chunk %u has byte range %llu..%llu, past the file's %llu bytes", path, id,
+                        (unsigned long long)r.start, (unsigned long long)r.end, (unsigned long long)f.size);
+            } else if (!bytes && has_text && r.end - r.start != len) {
+                problem(&c, "%s: chunk %u has text range %llu..%llu of the %s extractor's text, but %zu bytes of text",
+                        path, id, (unsigned long long)r.start, (unsigned long long)r.end, f.extractor, len);
+            }
+            // Chunks are cut from the text front to back; a later one never starts or ends before
+            // an earlier one (they may overlap: the chunker repeats sentences).
+            if (i && (r.start < prev_start || r.end < prev_end))
+                problem(&c, "%s: chunk %u (%llu..%llu) goes back before chunk %u (%llu..%llu)", path, id,
+                        (unsigned long long)r.start, (unsigned long long)r.end, id - 1, (unsigned long long)prev_start,
+                        (unsigned long long)prev_end);
+            prev_start = r.start;
+            prev_end = r.end;
             m3_embedding e;
             if (m3_index_read_embedding(idx, c.txn, id, M3_OUTPUT_ALL, &e, NULL) != M3_STATUS_OK) {
                 problem(&c, "%s: chunk %u: vectors missing or bad", path, id);

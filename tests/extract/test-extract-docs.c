@@ -10,6 +10,8 @@
 //     spaces, Arabic and Hebrew in logical order;
 //   - places: pages, slides, sheets, chapters, messages, attachments, at the right offsets, and
 //     chunks located by the place they start in;
+//   - flat OpenDocument (fodt, fods, fodp: one XML file) reads as its package does: the same text,
+//     places, header and notes, no markup, no metadata or settings; found by its root element too;
 //   - hostile files end in a clear per-file state and never crash the helper: encrypted PDF,
 //     OpenDocument and OOXML → "skipped: encrypted"; zip and gzip bombs → limit; XML external and
 //     exponential entities never expanded; deep nesting; every file truncated at several lengths.
@@ -240,12 +242,16 @@ static void test_real_corpus(void)
         {"lighthouse.odp", "office/slides-expected.txt", NULL},
         {"lighthouse.pptx", "office/slides-expected.txt", NULL},
         {"neomutt.eml", "office/expected.txt", NULL},  // the attachment notes.odt
+        // The sources themselves, LibreOffice's flat files: read as the packages are.
+        {"office/writer.fodt", "office/expected.txt", NULL},
+        {"office/impress.fodp", "office/slides-expected.txt", NULL},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         m3_extracted doc;
         m3_status s = extract_file(files[i].name, &doc);
         if (s == M3_STATUS_OK) check_order(files[i].name, &doc, files[i].expected, files[i].skip);
-        if (s == M3_STATUS_OK && (strstr(files[i].name, ".odt") || strstr(files[i].name, ".docx"))) {
+        if (s == M3_STATUS_OK &&
+            (strstr(files[i].name, ".odt") || strstr(files[i].name, ".fodt") || strstr(files[i].name, ".docx"))) {
             // The header once, and the footnote's citation mark not glued into the sentence.
             const char *h = strstr(doc.text, "The lighthouse keeper's logbook.");
             CHECK(h && !strstr(h + 1, "The lighthouse keeper's logbook."), "%s: the header not once", files[i].name);
@@ -253,7 +259,8 @@ static void test_real_corpus(void)
         }
         if (s == M3_STATUS_OK && strstr(files[i].name, ".epub"))
             CHECK(strstr(doc.text, "Since then the lamp has turned by itself."), "%s: the footnote", files[i].name);
-        if (s == M3_STATUS_OK && (strstr(files[i].name, ".odp") || strstr(files[i].name, ".pptx"))) {
+        if (s == M3_STATUS_OK &&
+            (strstr(files[i].name, ".odp") || strstr(files[i].name, ".fodp") || strstr(files[i].name, ".pptx"))) {
             // Speaker notes belong to their slide.
             check_place(files[i].name, &doc, "Show the photograph", "slide 1");
             check_place(files[i].name, &doc, "प्रकाशस्तंभ का रक्षक", "slide 3");
@@ -300,8 +307,9 @@ static void test_real_corpus(void)
 
 static void test_sheets_and_mail(void)
 {
-    static const char *const sheets[] = {"sample.xlsx", "sample.ods", "lighthouse.xlsx", "lighthouse.ods"};
-    for (int i = 0; i < 4; i++) {
+    static const char *const sheets[] = {"sample.xlsx", "sample.ods", "lighthouse.xlsx", "lighthouse.ods",
+                                         "office/calc.fods"};
+    for (size_t i = 0; i < sizeof sheets / sizeof sheets[0]; i++) {
         size_t size;
         unsigned char *d = slurp(sheets[i], &size);
         m3_extracted doc;
@@ -446,6 +454,15 @@ static void expect_file(const char *name, m3_status want, const char *message)
     free(d);
 }
 
+// A corpus file under another name (the extractor is chosen by that name).
+static void expect_file_as(const char *file, const char *name, m3_status want)
+{
+    size_t size;
+    unsigned char *d = slurp(file, &size);
+    expect(name, d, size, want, NULL);
+    free(d);
+}
+
 static void test_hostile(void)
 {
     expect_file("encrypted.pdf", M3_STATUS_UNSUPPORTED, "skipped: encrypted");
@@ -517,6 +534,78 @@ static void test_hostile(void)
     }
 }
 
+// Flat OpenDocument: the text without a trace of the XML around it, the format by the root element
+// when the name does not say it, the parts of the root that are not the body (metadata, settings)
+// not read, and files that are not flat OpenDocument refused with their name and what is wrong.
+static void test_flat_odf(void)
+{
+    static const char *const flat[] = {"office/writer.fodt", "office/calc.fods", "office/impress.fodp"};
+    static const char *const words[] = {"northern cape", "Lamp oil for the winter", "Show the photograph"};
+    for (size_t i = 0; i < sizeof flat / sizeof flat[0]; i++) {
+        size_t size;
+        unsigned char *d = slurp(flat[i], &size);
+        CHECK(m3_extract_find(flat[i], d, size < 4096 ? size : 4096) == &m3_docs_odf, "%s: not the OpenDocument extractor",
+              flat[i]);
+        CHECK(m3_extract_find("untitled", d, size < 4096 ? size : 4096) == &m3_docs_odf,
+              "%s: not sniffed by its root element", flat[i]);
+        m3_extracted doc;
+        m3_error err;
+        CHECK(extract_both(flat[i], d, size, &doc, &err) == M3_STATUS_OK, "%s: %s", flat[i], err.message);
+        if (doc.text) {
+            CHECK(strstr(doc.text, words[i]), "%s: '%s' missing: %s", flat[i], words[i], doc.text);
+            CHECK(!strchr(doc.text, '<') && !strchr(doc.text, '>') && !strstr(doc.text, "xmlns") &&
+                      !strstr(doc.text, "urn:oasis") && !strstr(doc.text, "style:"),
+                  "%s: markup in the text: %s", flat[i], doc.text);
+        }
+        m3_extracted_clear(&doc);
+        // Named otherwise (sniffed), the same text.
+        m3_extracted un;
+        CHECK(extract_both("untitled", d, size, &un, &err) == M3_STATUS_OK, "untitled %s: %s", flat[i], err.message);
+        m3_extracted_clear(&un);
+        free(d);
+    }
+    // A package is still a package when it is named like a flat file, and the other way round.
+    expect_file_as("lighthouse.odt", "renamed.fodt", M3_STATUS_OK);
+    expect_file_as("office/writer.fodt", "renamed.odt", M3_STATUS_OK);
+    // office:meta (title, generator), office:settings and office:scripts hold words that are not the
+    // document's text; an entity declared in the file is not expanded, an external one not read.
+    static const char meta[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<!DOCTYPE office:document [<!ENTITY secret SYSTEM \"file:///etc/passwd\"><!ENTITY word \"Expanded\">]>\n"
+        "<office:document xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\"\n"
+        "  xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\"\n"
+        "  xmlns:dc=\"http://purl.org/dc/elements/1.1/\"\n"
+        "  xmlns:config=\"urn:oasis:names:tc:opendocument:xmlns:config:1.0\"\n"
+        "  office:mimetype=\"application/vnd.oasis.opendocument.text\">\n"
+        " <office:meta><dc:title>Metatitle</dc:title><meta:generator xmlns:meta=\"m\">Generatorname</meta:generator></office:meta>\n"
+        " <office:settings><config:config-item config:name=\"x\">Settingvalue</config:config-item></office:settings>\n"
+        " <office:scripts><office:script>Macrosource</office:script></office:scripts>\n"
+        " <office:body><office:text><text:p>Body text &secret; &word;.</text:p></office:text></office:body>\n"
+        "</office:document>\n";
+    m3_extracted doc;
+    m3_error err;
+    m3_status s = extract_both("meta.fodt", (const unsigned char *)meta, sizeof meta - 1, &doc, &err);
+    CHECK(s == M3_STATUS_OK || s == M3_STATUS_FORMAT, "meta.fodt: %s (%s)", m3_status_name(s), err.message);
+    if (doc.text) {
+        CHECK(strstr(doc.text, "Body text"), "meta.fodt: the body missing: %s", doc.text);
+        CHECK(!strstr(doc.text, "Metatitle") && !strstr(doc.text, "Generatorname") && !strstr(doc.text, "Settingvalue") &&
+                  !strstr(doc.text, "Macrosource"),
+              "meta.fodt: metadata, settings or scripts read as text: %s", doc.text);
+        CHECK(!strstr(doc.text, "root:") && !strstr(doc.text, "Expanded"), "meta.fodt: an entity expanded: %s", doc.text);
+    }
+    m3_extracted_clear(&doc);
+    // XML that is not flat OpenDocument, and a flat file cut short (its end tags missing).
+    static const char other[] = "<?xml version=\"1.0\"?><office:document-content "
+                                "xmlns:office=\"urn:oasis:names:tc:opendocument:xmlns:office:1.0\"/>";
+    expect("other.fodt", (const unsigned char *)other, sizeof other - 1, M3_STATUS_FORMAT, "not an OpenDocument file");
+    CHECK(m3_extract_find("other", (const unsigned char *)other, sizeof other - 1) != &m3_docs_odf,
+          "office:document-content sniffed as a flat document");
+    size_t size;
+    unsigned char *d = slurp("office/writer.fodt", &size);
+    expect("cut.fodt", d, size / 2, M3_STATUS_FORMAT, "damaged XML");
+    free(d);
+}
+
 int main(int argc, char **argv)
 {
     m3_error err = {0};
@@ -540,6 +629,7 @@ int main(int argc, char **argv)
     test_corpus();
     test_real_corpus();
     test_sheets_and_mail();
+    test_flat_odf();
     test_charsets();
     test_chunk_places();
     test_hostile();
