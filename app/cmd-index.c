@@ -26,7 +26,9 @@ static const char usage_text[] =
     "usage: m3 index [--index DIR] --model DIR [--backend auto] [--precision P] [--rebuild]\n"
     "                [--exact] [--colbert int8|bits|none] [--colbert-pool 1|2] PATH...\n\n"
     "Indexes the text files under each PATH (files or folders) for 'm3 search'.\n"
-    "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped.\n\n"
+    "Unchanged files are skipped, changed ones re-indexed, deleted ones dropped (also\n"
+    "when a PATH itself was deleted). Files that cannot be read are listed as failed.\n"
+    "Exit status 1 when a PATH named here could not be indexed.\n\n"
     "  --index DIR          the index folder (default $XDG_DATA_HOME/m3search/index)\n"
     "  --model PATH         the model folder (BAAI/bge-m3 layout) or its converted .gguf file;\n"
     "                       default $M3_MODEL\n"
@@ -53,6 +55,9 @@ static const char usage_text[] =
 typedef struct cli_progress {
     bool tty;
     m3_indexer_progress last;
+    char **roots;        // the PATHs named, resolved
+    size_t n_roots;
+    bool root_failed;    // one of them could not be indexed: the exit status says so
 } cli_progress;
 
 static void progress_cb(const m3_indexer_progress *p, void *user)
@@ -69,11 +74,70 @@ static void progress_cb(const m3_indexer_progress *p, void *user)
 static void file_cb(const char *path, m3_file_outcome outcome, const char *reason, void *user)
 {
     cli_progress *c = user;
-    (void)path;
+    for (size_t i = 0; outcome == M3_OUTCOME_FAILED && i < c->n_roots; i++)
+        if (!strcmp(path, c->roots[i])) c->root_failed = true;
     // Unsupported types are expected in any folder; failures and size limits are worth a line.
     if (outcome == M3_OUTCOME_FAILED || (outcome == M3_OUTCOME_SKIPPED && reason && !strstr(reason, "not supported")))
         fprintf(stderr, "%sm3 index: %s%s%s\n", c->tty ? "\r\033[K" : "", reason && strstr(reason, path) ? "" : path,
                 reason && strstr(reason, path) ? "" : ": ", reason ? reason : "failed");
+}
+
+// ---- a PATH that no longer exists ---------------------------------------------------------------
+
+// The absolute path a PATH that no longer exists had: its deepest existing folder resolved (as
+// realpath resolved it when it was indexed), the rest taken as written, with "." and ".." applied
+// to the names (nothing is left on disk to say where a deleted symlink pointed). False when the
+// result does not fit in PATH_MAX.
+static bool absolute_missing_path(const char *arg, char out[PATH_MAX])
+{
+    char norm[PATH_MAX] = "", cwd[PATH_MAX];
+    size_t n = 0;
+    if (arg[0] != '/' && !getcwd(cwd, sizeof cwd)) return false;
+    char joined[2 * PATH_MAX];
+    if (snprintf(joined, sizeof joined, "%s/%s", arg[0] == '/' ? "" : cwd, arg) >= (int)sizeof joined) return false;
+    for (char *save = NULL, *name = strtok_r(joined, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(name, ".")) continue;
+        if (!strcmp(name, "..")) {
+            while (n > 0 && norm[n - 1] != '/') n--;
+            if (n > 0) n--;  // the slash before the name
+            norm[n] = 0;
+            continue;
+        }
+        size_t l = strlen(name);
+        if (n + 1 + l >= sizeof norm) return false;
+        norm[n++] = '/';
+        memcpy(norm + n, name, l + 1);
+        n += l;
+    }
+    if (!n) return realpath("/", out) != NULL;  // "/" exists: not reached for a missing path
+    // The deepest existing folder above it, resolved; then the names below it.
+    char prefix[PATH_MAX], real[PATH_MAX];
+    for (size_t cut = n; cut > 0;) {
+        while (cut > 0 && norm[cut - 1] != '/') cut--;
+        if (cut == 0) break;
+        cut--;  // at the slash before the last name left
+        memcpy(prefix, norm, cut);
+        prefix[cut] = 0;
+        if (realpath(cut ? prefix : "/", real))
+            return snprintf(out, PATH_MAX, "%s%s", strcmp(real, "/") ? real : "", norm + cut) < PATH_MAX;
+    }
+    return false;
+}
+
+static int count_cb(const char *path, const m3_index_file *f, void *user)
+{
+    (void)path;
+    (void)f;
+    ++*(size_t *)user;
+    return 0;
+}
+
+// How many files the index holds at path or under it.
+static size_t count_files_under(m3_index *idx, const char *path)
+{
+    size_t n = 0;
+    if (m3_index_list_files_under(idx, path, count_cb, &n, NULL) != M3_STATUS_OK) return 0;
+    return n;
 }
 
 int m3_cmd_index(int argc, char **argv)
@@ -188,13 +252,21 @@ int m3_cmd_index(int argc, char **argv)
         m3_cli_fail("index", "%s: the model has no tokenizer", model_dir);
         goto out;
     }
-    // Roots: absolute, resolved.
+    // Roots: absolute, resolved. A PATH deleted since it was indexed is still a root, so that the
+    // sync drops its files; one the index knows nothing of is a mistake.
     for (int i = optind; i < argc; i++) {
         char real[PATH_MAX];
         struct stat st;
         if (!realpath(argv[i], real) || stat(real, &st) != 0) {
-            m3_cli_fail("index", "%s: %s", argv[i], strerror(errno));
-            goto out;
+            int e = errno;
+            size_t held = 0;
+            if ((e != ENOENT && e != ENOTDIR) || !absolute_missing_path(argv[i], real) ||
+                (held = count_files_under(idx, real)) == 0) {
+                m3_cli_fail("index", "%s: %s", argv[i], strerror(e));
+                goto out;
+            }
+            fprintf(stderr, "m3 index: note: %s no longer exists: dropping its %zu file%s from the index\n", argv[i],
+                    held, held == 1 ? "" : "s");
         }
         roots[n_roots++] = strdup(real);
         if (!roots[n_roots - 1]) {
@@ -218,6 +290,8 @@ int m3_cmd_index(int argc, char **argv)
         xopt.on_progress = progress_cb;
         xopt.on_file = file_cb;
         xopt.user = &prog;
+        prog.roots = roots;
+        prog.n_roots = n_roots;
         prog.tty = !quiet && isatty(2);
         if (m3_indexer_new(idx, wr, enc, m3_model_get_tokenizer(model), &xopt, &ix, &err) != M3_STATUS_OK) {
             m3_cli_fail_error("index", &err);
@@ -238,7 +312,7 @@ int m3_cmd_index(int argc, char **argv)
                 p->indexed, p->chunks, (unsigned long long)p->tokens, p->unchanged, p->removed, p->failed, p->seconds,
                 p->tokens_per_second);
     }
-    rc = M3_EXIT_OK;
+    rc = prog.root_failed ? M3_EXIT_FAILURE : M3_EXIT_OK;
 out:
     m3_indexer_free(ix);
     m3_index_writer_free(wr);

@@ -79,6 +79,10 @@ typedef struct m3_extractor {
 // sniff functions, then: text without NULs, or a UTF-16 BOM, is "text"). NULL when none applies.
 const m3_extractor *m3_extract_find(const char *path, const unsigned char *head, size_t n);
 
+// The extractor path's extension names (as m3_extract_find picks it), NULL when the extension names
+// none or there is none.
+const m3_extractor *m3_extract_find_ext(const char *path);
+
 // Adds an extractor, consulted before the built-in ones. At most 32. Not thread-safe.
 m3_status m3_extract_register(const m3_extractor *ex);
 

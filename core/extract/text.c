@@ -314,7 +314,7 @@ static bool has_ext(const m3_extractor *ex, const char *ext)
     return false;
 }
 
-const m3_extractor *m3_extract_find(const char *path, const unsigned char *head, size_t n)
+const m3_extractor *m3_extract_find_ext(const char *path)
 {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
@@ -325,6 +325,13 @@ const m3_extractor *m3_extract_find(const char *path, const unsigned char *head,
         for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
             if (has_ext(&builtin[i], dot + 1)) return &builtin[i];
     }
+    return NULL;
+}
+
+const m3_extractor *m3_extract_find(const char *path, const unsigned char *head, size_t n)
+{
+    const m3_extractor *by_ext = m3_extract_find_ext(path);
+    if (by_ext) return by_ext;
     // Unknown or no extension: a registered format that recognises its first bytes, else text
     // when it looks like text.
     for (size_t i = 0; i < n_registered; i++)

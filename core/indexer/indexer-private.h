@@ -13,6 +13,11 @@
 
 enum { M3_INDEXER_PATH_MAX = 511 };  // the index's key limit
 
+// The extractor name recorded for a file or folder that could not be opened or looked into. Such an
+// entry is looked at again at every run: making it readable (chmod, chown) changes its ctime only,
+// not the size and mtime that decide whether a file is looked at again.
+#define M3_INDEXER_UNOPENED "open"
+
 typedef struct m3_strvec {
     char **v;
     size_t n, cap;
@@ -59,8 +64,30 @@ struct m3_indexer {
     double t0, paused_s;
 };
 
+// What a walk saw: the regular files to look at, and the paths it could not look into (an
+// unreadable folder or file, a folder nested too deep), each with its reason (failed[i] has
+// reasons[i]; neither is sorted). The failed paths fit the index's key limit: longer ones cannot be
+// recorded, and the walk reports them itself (on_file, counted as failed).
+typedef struct m3_crawl {
+    m3_strvec files;
+    m3_strvec failed, reasons;
+} m3_crawl;
+
+void m3_crawl_clear(m3_crawl *c);
+// The failure recorded for path or for a folder above it, or NULL.
+const char *m3_crawl_failed_at(const m3_crawl *c, const char *path);
+
 const char *m3_indexer_root_of(const m3_indexer *ix, const char *path);
-void m3_indexer_walk(const m3_indexer *ix, const char *path, m3_strvec *out);
+// Adds what is under path (a wanted path; silently nothing for one that is not) to out. A path
+// that vanished during the walk is simply not there; any other problem is reported, not skipped.
+// Returns false when out of memory.
+bool m3_indexer_walk(m3_indexer *ix, const char *path, m3_crawl *out);
+// Tells the on_file callback that path was not indexed (counted as failed) without recording it:
+// for paths the index cannot hold (longer than its key limit).
+void m3_indexer_report_failed(m3_indexer *ix, const char *path, const char *reason);
+// Records path as failed (M3_INDEXER_UNOPENED, the size and mtime lstat gives) with its reason,
+// and reports it; the next commit writes it. Indexing thread.
+m3_status m3_indexer_record_failed(m3_indexer *ix, const char *path, const char *reason, m3_error *err);
 // True for a folder on a network file system (f_type: its statfs magic) or removable medium (by
 // the mount points udisks and users use): the crawler skips those unless index_remote is set.
 bool m3_indexer_remote_fs(const char *path, unsigned long f_type);

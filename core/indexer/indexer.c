@@ -220,6 +220,7 @@ static bool gone_push(m3_gone_list *g, const char *path, const m3_index_file *f)
 typedef struct compare_ctx {
     m3_indexer *ix;
     const m3_strvec *found;   // sorted files found on disk
+    const m3_crawl *crawl;    // and what the walk could not look into
     m3_gone_list *gone;
     m3_strvec *to_index;
     bool force, nomem;
@@ -229,12 +230,18 @@ typedef struct compare_ctx {
 // (another version) re-reads the files it read, and a change in the set of extractors gives the
 // files none could read another look. A file skipped for its size or failed before any extractor
 // ran has no extractor to compare.
-static bool extractor_current(const m3_index_file *f)
+// A file the plain-text fallback read (an extension no extractor named then) whose extension names
+// another extractor now (a format added since: flat OpenDocument's fods and fodp were read as
+// XML text before) is read again by that one.
+static bool extractor_current(const char *path, const m3_index_file *f)
 {
     if (!strcmp(f->extractor, "none")) return f->extractor_version == m3_extract_set_version();
+    if (!strcmp(f->extractor, M3_INDEXER_UNOPENED)) return false;  // could not be opened: try again
     if (!f->extractor[0] || !strcmp(f->extractor, "read")) return true;
     const m3_extractor *ex = m3_extract_find_name(f->extractor);
-    return ex && ex->version == f->extractor_version;
+    if (!ex || ex->version != f->extractor_version) return false;
+    const m3_extractor *by_ext = m3_extract_find_ext(path);
+    return !by_ext || !strcmp(by_ext->name, ex->name);
 }
 
 // For each indexed file: gone (not found, or not wanted any more), changed, or unchanged.
@@ -244,6 +251,10 @@ static int compare_cb(const char *path, const m3_index_file *f, void *user)
     m3_indexer *ix = c->ix;
     bool under_root = m3_indexer_root_of(ix, path) != NULL;
     if (!under_root && !ix->prune) return 0;
+    // A path the walk could not look into is recorded again with its reason; what the index holds
+    // under an unreadable folder stays as it is: a folder that cannot be read says nothing about
+    // whether its files are still there (a permission or an I/O error may pass).
+    if (m3_crawl_failed_at(c->crawl, path)) return 0;
     if (!m3_strvec_contains(c->found, path)) {
         if (!gone_push(c->gone, path, f)) c->nomem = true;
         return c->nomem;
@@ -254,7 +265,7 @@ static int compare_cb(const char *path, const m3_index_file *f, void *user)
     if (lstat(path, &st) == 0 && !c->force) {
         int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         if (f->size == (uint64_t)st.st_size && f->mtime_ns == mt && f->state != M3_FILE_PENDING &&
-            (f->model_version == ix->model_version || f->state != M3_FILE_DONE) && extractor_current(f)) {
+            (f->model_version == ix->model_version || f->state != M3_FILE_DONE) && extractor_current(path, f)) {
             ix->prog.unchanged++;
             return 0;
         }
@@ -273,16 +284,18 @@ static int known_cb(const char *path, const m3_index_file *f, void *user)
     return !m3_strvec_push(((known_ctx *)user)->known, path);
 }
 
-// The shared part of sync and update: found = what the walk saw under `scopes` (sorted); files the
-// index holds under the scopes are compared with it; new files are added.
-static m3_status reconcile(m3_indexer *ix, const m3_strvec *scopes, m3_strvec *found, bool whole, bool force,
+// The shared part of sync and update: crawl = what the walk saw under `scopes`; files the index
+// holds under the scopes are compared with it; new files are added; what the walk could not look
+// into is recorded as failed.
+static m3_status reconcile(m3_indexer *ix, const m3_strvec *scopes, m3_crawl *crawl, bool whole, bool force,
                            m3_error *err)
 {
     m3_strvec to_index = {0}, known = {0};
+    m3_strvec *found = &crawl->files;
     m3_gone_list gone = {0};
     m3_status s = M3_STATUS_OK;
     m3_strvec_sort_unique(found);
-    compare_ctx c = {ix, found, &gone, &to_index, force, false};
+    compare_ctx c = {ix, found, crawl, &gone, &to_index, force, false};
     known_ctx kc = {&known};
     for (size_t i = 0; s == M3_STATUS_OK && i < (whole ? 1 : scopes->n); i++) {
         const char *scope = whole ? NULL : scopes->v[i];
@@ -299,7 +312,10 @@ static m3_status reconcile(m3_indexer *ix, const m3_strvec *scopes, m3_strvec *f
             goto out;
         }
     m3_strvec_sort_unique(&to_index);
-    s = m3_indexer_run(ix, &to_index, &gone, force, err);
+    // Written by the run's commits (the writer belongs to this thread).
+    for (size_t i = 0; i < crawl->failed.n && s == M3_STATUS_OK; i++)
+        s = m3_indexer_record_failed(ix, crawl->failed.v[i], crawl->reasons.v[i], err);
+    if (s == M3_STATUS_OK) s = m3_indexer_run(ix, &to_index, &gone, force, err);
 out:
     m3_strvec_clear(&to_index);
     m3_strvec_clear(&known);
@@ -310,29 +326,33 @@ out:
 m3_status m3_indexer_sync(m3_indexer *ix, m3_error *err)
 {
     start_run(ix);
-    m3_strvec found = {0};
-    for (size_t i = 0; i < ix->roots.n && !m3_indexer_cancelled(ix); i++) m3_indexer_walk(ix, ix->roots.v[i], &found);
-    m3_status s = m3_indexer_cancelled(ix) ? m3_error_set(err, M3_STATUS_CANCELLED, 0, "indexing cancelled")
-                                           : reconcile(ix, &ix->roots, &found, ix->prune, false, err);
-    m3_strvec_clear(&found);
+    m3_crawl found = {0};
+    bool ok = true;
+    for (size_t i = 0; ok && i < ix->roots.n && !m3_indexer_cancelled(ix); i++)
+        ok = m3_indexer_walk(ix, ix->roots.v[i], &found);
+    m3_status s = !ok                        ? m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory")
+                  : m3_indexer_cancelled(ix) ? m3_error_set(err, M3_STATUS_CANCELLED, 0, "indexing cancelled")
+                                             : reconcile(ix, &ix->roots, &found, ix->prune, false, err);
+    m3_crawl_clear(&found);
     return s;
 }
 
 m3_status m3_indexer_update(m3_indexer *ix, const char *const *paths, size_t n, unsigned flags, m3_error *err)
 {
     start_run(ix);
-    m3_strvec found = {0}, scopes = {0};
+    m3_crawl found = {0};
+    m3_strvec scopes = {0};
     m3_status s = M3_STATUS_OK;
     for (size_t i = 0; i < n && s == M3_STATUS_OK; i++) {
         const char *p = paths[i];
         if (!p || p[0] != '/' || !m3_indexer_root_of(ix, p)) continue;
         // The scope: what the index holds there is compared with what is there now (nothing, if
         // the path is gone or no longer wanted).
-        if (!m3_strvec_push(&scopes, p)) s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
-        m3_indexer_walk(ix, p, &found);
+        if (!m3_strvec_push(&scopes, p) || !m3_indexer_walk(ix, p, &found))
+            s = m3_error_set(err, M3_STATUS_NOMEM, 0, "out of memory");
     }
     if (s == M3_STATUS_OK) s = reconcile(ix, &scopes, &found, false, (flags & M3_INDEXER_FORCE) != 0, err);
-    m3_strvec_clear(&found);
+    m3_crawl_clear(&found);
     m3_strvec_clear(&scopes);
     return s;
 }

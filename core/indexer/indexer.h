@@ -15,7 +15,12 @@
 //
 // The walk (crawl.c) lists regular files under the roots: never following symlinks, skipping
 // hidden names (unless asked), names matching the exclusion patterns, the index folder itself and,
-// unless asked, network and removable file systems. A file is looked at again only when its size or
+// unless asked, network and removable file systems. What it cannot look at is not left out unsaid:
+// an unreadable file or folder (or one nested more than 64 folders deep) is recorded as failed with
+// its reason ("cannot open: Permission denied") and looked at again at every run, and a path longer
+// than the index's key limit (511 bytes), which cannot be recorded, is reported through on_file
+// (failed, "path longer than 511 bytes: not indexed") at every run. A path deleted while the walk
+// or the reader reaches it is simply gone. A file is looked at again only when its size or
 // mtime changed; then its content hash decides between re-encoding and only updating its
 // metadata (a renamed or moved file with the same content keeps its vectors: see
 // m3_indexer_update). A reader thread reads, extracts (in the sandboxed helper), chunks and
@@ -61,7 +66,8 @@ typedef struct m3_indexer_progress {
 typedef enum m3_file_outcome {
     M3_OUTCOME_INDEXED = 0,
     M3_OUTCOME_UNCHANGED = 1,  // same content: only metadata updated
-    M3_OUTCOME_FAILED = 2,     // reason says why (damaged, unreadable, extractor crashed...)
+    M3_OUTCOME_FAILED = 2,     // reason says why (damaged, unreadable, extractor crashed, path too
+                               // long: that one alone is not recorded in the index)
     M3_OUTCOME_SKIPPED = 3,    // reason says why (too large, type not supported)
     M3_OUTCOME_REMOVED = 4,    // gone from disk (or excluded now): dropped from the index
 } m3_file_outcome;
@@ -101,7 +107,10 @@ m3_status m3_indexer_new(m3_index *idx, m3_index_writer *writer, m3_encoder *enc
 m3_status m3_indexer_configure(m3_indexer *ix, const m3_indexer_options *opt, m3_error *err);
 
 // Walks every root, drops indexed files that are gone (or now excluded, or, with
-// prune_outside_roots, under no root), then indexes new and changed files and commits.
+// prune_outside_roots, under no root), then indexes new and changed files and commits. A root that
+// no longer exists drops everything the index holds under it. What the index holds under a folder
+// that cannot be read stays (the folder itself is recorded as failed): an unreadable folder does
+// not say that its files were deleted.
 // Returns M3_STATUS_CANCELLED when cancelled (what was committed stays), else the first error that
 // stopped it (a file that fails only fails itself and is recorded with its reason).
 m3_status m3_indexer_sync(m3_indexer *ix, m3_error *err);
@@ -113,8 +122,9 @@ m3_status m3_indexer_sync(m3_indexer *ix, m3_error *err);
 enum { M3_INDEXER_FORCE = 1u << 0 };
 m3_status m3_indexer_update(m3_indexer *ix, const char *const *paths, size_t n, unsigned flags, m3_error *err);
 
-// True when path (absolute) is under a root and not excluded by name; the service uses it to decide
-// what to watch. Does not touch the file system.
+// True when path (absolute) is under a root, not excluded by name and at most 511 bytes long
+// (the index's key limit); the service uses it to decide what to watch. Does not touch the file
+// system.
 bool m3_indexer_wants(const m3_indexer *ix, const char *path);
 
 // Pause blocks the running sync/update between files and batches until resume; cancel makes it

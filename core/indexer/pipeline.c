@@ -70,10 +70,12 @@ static void work_free(work_file *w)
     free(w);
 }
 
+// O_NONBLOCK: the walk saw a regular file, but a FIFO put in its place since would block the open
+// until something writes to it (the fstat after it refuses anything but a regular file).
 static int open_noatime(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_NOATIME | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0 && errno == EPERM) fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     return fd;
 }
 
@@ -140,8 +142,21 @@ static work_file *prepare(job *j, const char *path)
     }
     int fd = open_noatime(path);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0) close(fd);
+    if (fd < 0) {
+        int e = errno;
+        // Deleted since the walk (or a folder on its way replaced, or the file replaced by a
+        // symlink): simply gone, nothing to record.
+        if (e == ENOENT || e == ENOTDIR || e == ELOOP) return finish(w, ACTION_IGNORE, NULL, NULL);
+        // Unreadable (permissions, I/O error): a failure the user should see, looked at again at
+        // every run (M3_INDEXER_UNOPENED) since a chmod that fixes it leaves size and mtime alone.
+        if (lstat(path, &st) == 0) {
+            w->info.size = (uint64_t)st.st_size;
+            w->info.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        }
+        return finish(w, ACTION_FAILED, M3_INDEXER_UNOPENED, "cannot open: %s", strerror(e));
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         return finish(w, ACTION_IGNORE, NULL, NULL);
     }
     w->info.size = (uint64_t)st.st_size;
@@ -374,6 +389,26 @@ static m3_status record(m3_indexer *ix, work_file *w, m3_error *err)
     default:
         return M3_STATUS_OK;
     }
+}
+
+void m3_indexer_report_failed(m3_indexer *ix, const char *path, const char *reason)
+{
+    ix->prog.failed++;
+    if (ix->opt.on_file) ix->opt.on_file(path, M3_OUTCOME_FAILED, reason, ix->opt.user);
+}
+
+m3_status m3_indexer_record_failed(m3_indexer *ix, const char *path, const char *reason, m3_error *err)
+{
+    m3_index_file info = {.state = M3_FILE_FAILED};
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        info.size = (uint64_t)st.st_size;
+        info.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    snprintf(info.extractor, sizeof info.extractor, "%s", M3_INDEXER_UNOPENED);
+    snprintf(info.reason, sizeof info.reason, "%s", reason);
+    m3_indexer_report_failed(ix, path, reason);
+    return m3_index_writer_put_file(ix->wr, path, &info, NULL, 0, err);
 }
 
 static m3_status drop_gone(m3_indexer *ix, m3_gone_list *gone, m3_error *err)

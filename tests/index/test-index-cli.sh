@@ -110,6 +110,82 @@ grep -q "2 indexed.*1 removed" <<<"$msg" && pass "modified + added re-indexed, d
 o=$("$m3" search "${T[@]}" --index "$idx" --model "$model" --json --limit 3 --mode sparse "volcanoes")
 jq -e --arg p "$docs/new.txt" '.results[0].path == $p' <<<"$o" >/dev/null && pass "new file found" || fail "new file not found: $o"
 
+# ---- a deleted PATH: its files are dropped -----------------------------------------------------
+mkdir -p "$tmp/gone/sub"
+echo "A kept file about owls in the barn." >"$tmp/gone/sub/owls.txt"
+run_index "$tmp/idx-gone" "$tmp/gone" || fail "index of the folder to delete"
+rm -rf "$tmp/gone"
+# Relative, as typed: realpath cannot resolve a deleted path, so it is made absolute by its name.
+m3_abs=$(realpath "$m3")
+msg=$(cd "$tmp" && "$m3_abs" index "${T[@]}" --index "$tmp/idx-gone" --model "$model" ./gone/ 2>&1); rc=$?
+o=$("$m3" search "${T[@]}" --index "$tmp/idx-gone" --model "$model" --json "owls barn")
+if [[ $rc -eq 0 ]] && grep -q "no longer exists" <<<"$msg" && grep -q "1 removed" <<<"$msg" &&
+   jq -e '.results | length == 0' <<<"$o" >/dev/null && [[ $("$m3" status --index "$tmp/idx-gone" --json | jq .files) -eq 0 ]]; then
+  pass "a deleted PATH: its files are dropped"
+else
+  fail "deleted PATH: rc $rc: $msg; search: $o"
+fi
+msg=$(cd "$tmp" && "$m3_abs" index "${T[@]}" --index "$tmp/idx-gone" --model "$model" never-there 2>&1); rc=$?
+[[ $rc -eq 1 ]] && grep -q "never-there: No such file or directory" <<<"$msg" && pass "a PATH the index never held is an error" || fail "missing PATH: rc $rc: $msg"
+
+# ---- paths longer than the index's key limit are said, not skipped ------------------------------
+lp=$(realpath "$tmp")/lp
+deep=$lp/$(printf 'b%.0s' {1..200})/$(printf 'c%.0s' {1..200})/$(printf 'e%.0s' {1..200})
+mkdir -p "$deep"
+echo "Penguins on the ice." >"$deep/penguins.txt"
+echo "A short file about horses." >"$lp/horses.txt"
+msg=$("$m3" index "${T[@]}" --index "$tmp/idx-lp" --model "$model" "$lp" 2>&1); rc=$?
+[[ $rc -eq 0 ]] && grep -qF "$deep: path longer than 511 bytes: not indexed" <<<"$msg" && grep -q "1 indexed.* 1 failed" <<<"$msg" &&
+  pass "a folder path over 511 bytes is reported" || fail "long folder path: rc $rc: $msg"
+msg=$("$m3" index "${T[@]}" --index "$tmp/idx-lp" --model "$model" "$deep/penguins.txt" 2>&1); rc=$?
+[[ $rc -eq 1 ]] && grep -qF "$deep/penguins.txt: path longer than 511 bytes: not indexed" <<<"$msg" &&
+  pass "a file path over 511 bytes named directly: reported, exit 1" || fail "long file path named: rc $rc: $msg"
+rm -rf "$lp" "$tmp/idx-lp"
+
+# ---- unreadable files and folders are failures, not left out --------------------------------------
+# Root reads anything: as root the checks run as nobody (setpriv), in a folder nobody can reach.
+perm=$(mktemp -d)
+trap 'chmod -R u+rwX "$perm" 2>/dev/null; rm -rf "$tmp" "$perm"' EXIT
+as_user=() skip=""
+if [[ $(id -u) -eq 0 ]]; then
+  if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+    as_user=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups)
+  else
+    skip="running as root, who reads anything, without setpriv or the user nobody"
+  fi
+fi
+mkdir -p "$perm/c/locked"
+echo "A readable file about dolphins." >"$perm/c/ok.txt"
+echo "A secret about tigers." >"$perm/c/noread.txt"
+echo "Zebras on the savanna." >"$perm/c/locked/z.txt"
+[[ -z $skip && ${#as_user[@]} -gt 0 ]] && chown -R nobody "$perm" && chmod 755 "$perm"
+if [[ -z $skip ]] && ! "${as_user[@]}" test -x "$m3" -a -r "$model/config.json"; then
+  skip="running as root, and nobody cannot reach $m3 or $model"
+fi
+if [[ -n $skip ]]; then
+  echo "SKIP unreadable files: $skip"
+else
+  chmod 000 "$perm/c/noread.txt" "$perm/c/locked"
+  pidx=$perm/idx
+  msg=$("${as_user[@]}" "$m3" index "${T[@]}" --index "$pidx" --model "$model" "$perm/c" 2>&1); rc=$?
+  files=$("${as_user[@]}" "$m3" status --index "$pidx" --files --json | tail -n +2)
+  if [[ $rc -eq 0 ]] && grep -q "noread.txt: cannot open: Permission denied" <<<"$msg" &&
+     grep -q "locked: cannot open the folder: Permission denied" <<<"$msg" && grep -q "1 indexed.* 2 failed" <<<"$msg" &&
+     jq -se 'any(.[]; (.path | endswith("/noread.txt")) and .state == "failed" and .reason == "cannot open: Permission denied") and
+             any(.[]; (.path | endswith("/c/locked")) and .state == "failed")' <<<"$files" >/dev/null; then
+    pass "an unreadable file and folder are recorded as failed, with the reason"
+  else
+    fail "unreadable: rc $rc: $msg; files: $files"
+  fi
+  msg=$("${as_user[@]}" "$m3" index "${T[@]}" --index "$pidx" --model "$model" "$perm/c/noread.txt" 2>&1); rc=$?
+  [[ $rc -eq 1 ]] && grep -q "noread.txt: cannot open: Permission denied" <<<"$msg" && pass "an unreadable file named directly: exit 1" || fail "unreadable named: rc $rc: $msg"
+  chmod 644 "$perm/c/noread.txt"; chmod 755 "$perm/c/locked"
+  msg=$("${as_user[@]}" "$m3" index "${T[@]}" --index "$pidx" --model "$model" "$perm/c" 2>&1); rc=$?
+  n=$("${as_user[@]}" "$m3" status --index "$pidx" --files --json | tail -n +2 | jq -s '[.[] | select(.state == "done")] | length')
+  [[ $rc -eq 0 && $n -eq 3 ]] && grep -q "2 indexed.* 0 failed" <<<"$msg" && pass "made readable (chmod only): indexed at the next run" || fail "after chmod: rc $rc, $n done: $msg"
+fi
+rm -rf "$perm"
+
 # ---- another model is refused ---------------------------------------------------------------
 cp -r "$model" "$tmp/other-model"
 printf '\n' >>"$tmp/other-model/config.json"

@@ -8,12 +8,20 @@
 //     another look;
 //   - the per-file callback reports every outcome; a cancelled run returns M3_STATUS_CANCELLED;
 //   - exclusions and hidden names (m3_indexer_wants);
-//   - which folders count as network or removable (skipped unless the user allows them).
+//   - which folders count as network or removable (skipped unless the user allows them);
+//   - an unreadable file or folder is recorded as failed with its reason and looked at again at
+//     every run; what the index holds under an unreadable folder stays (run as `nobody` when the
+//     test runs as root, who reads anything);
+//   - a path longer than the index's key limit is reported as failed at every run, never skipped
+//     unsaid, also when named directly.
 // usage: test-indexer M3_EXECUTABLE   (its `extract-helper` is the sandboxed extraction helper)
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "encoder/encoder.h"
@@ -34,19 +42,20 @@ static int failures;
         }                                                                                 \
     } while (0)
 
-// Outcomes of the last run, per file name.
+// Outcomes of the last run, per file name (the last component of the path).
 typedef struct seen {
-    char names[16][64];
+    char names[16][256];
+    char reasons[16][256];
     int outcome[16];
     int n;
 } seen;
 
 static void on_file(const char *path, m3_file_outcome outcome, const char *reason, void *user)
 {
-    (void)reason;
     seen *s = user;
     if (s->n < 16) {
         snprintf(s->names[s->n], sizeof s->names[0], "%s", strrchr(path, '/') + 1);
+        snprintf(s->reasons[s->n], sizeof s->reasons[0], "%s", reason ? reason : "");
         s->outcome[s->n++] = (int)outcome;
     }
 }
@@ -58,6 +67,13 @@ static int outcome_of(const seen *s, const char *name)
     return -1;
 }
 
+static const char *reason_of(const seen *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!strcmp(s->names[i], name)) return s->reasons[i];
+    return "";
+}
+
 static m3_status read_as_text(const unsigned char *data, size_t size, const char *path, m3_extracted *out,
                               m3_error *err)
 {
@@ -66,15 +82,22 @@ static m3_status read_as_text(const unsigned char *data, size_t size, const char
 
 static const char *const fk_ext[] = {"fk", NULL};
 static const char *const zz_ext[] = {"zz", NULL};
+static const char *const yy_ext[] = {"yy", NULL};
 static const m3_extractor fake_v1 = {.name = "fakefmt", .version = 1, .extensions = fk_ext, .extract = read_as_text};
 static const m3_extractor fake_v2 = {.name = "fakefmt", .version = 2, .extensions = fk_ext, .extract = read_as_text};
 static const m3_extractor zz_v1 = {.name = "zzfmt", .version = 1, .extensions = zz_ext, .extract = read_as_text};
+static const m3_extractor yy_v1 = {.name = "yyfmt", .version = 1, .extensions = yy_ext, .extract = read_as_text};
 
 static void write_file(const char *dir, const char *name, const char *text, size_t len)
 {
-    char path[512];
+    char path[1500];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
+    if (!f) {
+        printf("FAIL: cannot write %s\n", path);
+        failures++;
+        return;
+    }
     fwrite(text, 1, len, f);
     fclose(f);
 }
@@ -95,6 +118,235 @@ static void test_remote_fs(void)
               network[i]);
 }
 
+// The model, an encoder and an index with its writer.
+typedef struct rig {
+    m3_model *model;
+    m3_encoder *enc;
+    m3_index *idx;
+    m3_index_writer *wr;
+} rig;
+
+static bool rig_open(rig *r, const char *model_dir, const char *idx_dir)
+{
+    m3_error err = {0};
+    m3_index_model mid;
+    m3_encoder_options eo = m3_encoder_options_default();
+    eo.threads = 1;
+    *r = (rig){0};
+    if (m3_model_open(model_dir, &r->model, &err) || m3_index_model_identify(model_dir, &mid, &err) ||
+        m3_encoder_new(r->model, &eo, &r->enc, &err)) {
+        printf("FAIL: model: %s\n", err.message);
+        return false;
+    }
+    m3_index_options io = {.flags = M3_INDEX_CREATE, .model = &mid};
+    if (m3_index_open(idx_dir, &io, &r->idx, &err) || m3_index_writer_new(r->idx, &r->wr, &err)) {
+        printf("FAIL: index: %s\n", err.message);
+        return false;
+    }
+    return true;
+}
+
+static void rig_close(rig *r)
+{
+    m3_index_writer_free(r->wr);
+    m3_index_close(r->idx);
+    m3_encoder_free(r->enc);
+    m3_model_close(r->model);
+}
+
+static m3_indexer *indexer_over(rig *r, const char *root, const char *const *helper, seen *s)
+{
+    const char *roots[] = {root};
+    m3_indexer_options o = m3_indexer_options_default();
+    o.roots = roots;
+    o.n_roots = 1;
+    o.helper_argv = helper;
+    o.on_file = on_file;
+    o.user = s;
+    m3_indexer *ix = NULL;
+    m3_error err = {0};
+    CHECK(m3_indexer_new(r->idx, r->wr, r->enc, m3_model_get_tokenizer(r->model), &o, &ix, &err) == M3_STATUS_OK,
+          "indexer over %s: %s", root, err.message);
+    return ix;
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "chmod -R u+rwX '%s' 2>/dev/null; rm -rf '%s'", dir, dir);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
+}
+
+// Unreadable files and folders are failures the user sees (recorded with the reason, looked at
+// again at every run), never left out unsaid. Needs a user whom permissions stop.
+static void test_unreadable(const char *m3, const char *model_dir)
+{
+    char tmpl[] = "/tmp/m3-indexer-perm-XXXXXX", docs[600], locked[700], idx_dir[600], path[800];
+    if (!mkdtemp(tmpl)) {
+        CHECK(false, "mkdtemp");
+        return;
+    }
+    snprintf(docs, sizeof docs, "%s/docs", tmpl);
+    snprintf(locked, sizeof locked, "%s/locked", docs);
+    snprintf(idx_dir, sizeof idx_dir, "%s/index", tmpl);
+    mkdir(docs, 0700);
+    mkdir(locked, 0700);
+    write_file(docs, "ok.txt", "A readable file about dolphins.\n", 32);
+    write_file(docs, "noread.txt", "A secret about tigers.\n", 23);
+    write_file(locked, "z.txt", "Zebras on the savanna.\n", 23);
+    snprintf(path, sizeof path, "%s/noread.txt", docs);
+    chmod(path, 0);
+    rig r;
+    const char *helper[] = {m3, "extract-helper", NULL};
+    seen s = {0};
+    m3_indexer *ix = rig_open(&r, model_dir, idx_dir) ? indexer_over(&r, docs, helper, &s) : NULL;
+    m3_error err = {0};
+    m3_index_file f;
+    if (!ix) goto out;
+
+    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync with an unreadable file: %s", err.message);
+    CHECK(outcome_of(&s, "ok.txt") == M3_OUTCOME_INDEXED && outcome_of(&s, "z.txt") == M3_OUTCOME_INDEXED,
+          "the readable files are indexed");
+    CHECK(outcome_of(&s, "noread.txt") == M3_OUTCOME_FAILED &&
+              !strcmp(reason_of(&s, "noread.txt"), "cannot open: Permission denied"),
+          "an unreadable file fails with its reason (%d, '%s')", outcome_of(&s, "noread.txt"),
+          reason_of(&s, "noread.txt"));
+    CHECK(m3_index_get_file(r.idx, path, &f, NULL) == M3_STATUS_OK && f.state == M3_FILE_FAILED &&
+              !strcmp(f.reason, "cannot open: Permission denied"),
+          "the index records the unreadable file as failed, with the reason");
+    CHECK(ix->prog.failed == 1, "the run counts it as failed (%zu)", ix->prog.failed);
+
+    // The folder becomes unreadable: it fails, and what the index holds in it stays.
+    chmod(locked, 0);
+    memset(&s, 0, sizeof s);
+    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync with an unreadable folder: %s", err.message);
+    CHECK(outcome_of(&s, "locked") == M3_OUTCOME_FAILED && strstr(reason_of(&s, "locked"), "Permission denied"),
+          "an unreadable folder fails with its reason (%d, '%s')", outcome_of(&s, "locked"), reason_of(&s, "locked"));
+    CHECK(m3_index_get_file(r.idx, locked, &f, NULL) == M3_STATUS_OK && f.state == M3_FILE_FAILED,
+          "the index records the unreadable folder as failed");
+    CHECK(outcome_of(&s, "z.txt") == -1, "a file in an unreadable folder is not dropped (%d)", outcome_of(&s, "z.txt"));
+    CHECK(outcome_of(&s, "noread.txt") == M3_OUTCOME_FAILED, "the unreadable file is looked at again at every run");
+    CHECK(outcome_of(&s, "ok.txt") == -1, "an unchanged file is not (%d)", outcome_of(&s, "ok.txt"));
+
+    // Readable again (a chmod changes neither size nor mtime): both are picked up.
+    chmod(path, 0644);
+    chmod(locked, 0755);
+    memset(&s, 0, sizeof s);
+    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync after chmod: %s", err.message);
+    CHECK(outcome_of(&s, "noread.txt") == M3_OUTCOME_INDEXED, "the file is indexed once readable (%d)",
+          outcome_of(&s, "noread.txt"));
+    CHECK(outcome_of(&s, "locked") == M3_OUTCOME_REMOVED && m3_index_get_file(r.idx, locked, &f, NULL) == M3_STATUS_NOT_FOUND,
+          "the folder's failure is dropped once it can be read (%d)", outcome_of(&s, "locked"));
+    snprintf(path, sizeof path, "%s/z.txt", locked);
+    CHECK(m3_index_get_file(r.idx, path, &f, NULL) == M3_STATUS_OK && f.state == M3_FILE_DONE, "its file is still indexed");
+    CHECK(ix->prog.failed == 0, "nothing failed (%zu)", ix->prog.failed);
+
+    // Deleted between the walk and the read: gone, not failed (the walk of a vanished path too).
+    memset(&s, 0, sizeof s);
+    snprintf(path, sizeof path, "%s/never-there.txt", docs);
+    const char *paths[] = {path};
+    CHECK(m3_indexer_update(ix, paths, 1, 0, &err) == M3_STATUS_OK && s.n == 0 && ix->prog.failed == 0,
+          "a path that does not exist is no failure (%d outcomes)", s.n);
+out:
+    m3_indexer_free(ix);
+    rig_close(&r);
+    remove_tree(tmpl);
+}
+
+// Runs test_unreadable in a child that permissions stop: this user, or `nobody` for root.
+static void test_unreadable_as_user(const char *m3, const char *model_dir)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        CHECK(false, "fork");
+        return;
+    }
+    if (pid == 0) {
+        if (geteuid() == 0) {
+            const struct passwd *pw = getpwnam("nobody");
+            if (!pw || setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 || geteuid() == 0) {
+                printf("SKIP unreadable files: running as root, who reads anything, and cannot become nobody\n");
+                fflush(stdout);
+                _exit(0);
+            }
+            char probe[700];
+            snprintf(probe, sizeof probe, "%s/config.json", model_dir);
+            if (access(m3, X_OK) != 0 || access(probe, R_OK) != 0) {
+                printf("SKIP unreadable files: running as root, and nobody cannot reach %s or %s\n", m3, model_dir);
+                fflush(stdout);
+                _exit(0);
+            }
+        }
+        test_unreadable(m3, model_dir);
+        fflush(stdout);
+        _exit(failures ? 1 : 0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the unreadable-files checks failed (status %#x)", status);
+}
+
+// A name of n times c (n < 256), valid until the next call.
+static const char *repeat(char c, size_t n)
+{
+    static char buf[256];
+    memset(buf, c, n);
+    buf[n] = 0;
+    return buf;
+}
+
+// Paths longer than the index's key limit cannot be indexed, nor recorded: each run says so.
+static void test_long_paths(rig *r, const char *const *helper, const char *base)
+{
+    char root[600], dir[1200], file[1400], name[300];
+    snprintf(root, sizeof root, "%s/long", base);
+    mkdir(root, 0700);
+    write_file(root, "horses.txt", "A short file about horses.\n", 27);
+    // root/bbb…/ccc… fits; a file of 120 characters in it does not, nor does the folder eee… .
+    snprintf(dir, sizeof dir, "%s/%s", root, repeat('b', 200));
+    mkdir(dir, 0700);
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/%s", repeat('c', 200));
+    mkdir(dir, 0700);
+    snprintf(name, sizeof name, "%s.txt", repeat('f', 120));
+    write_file(dir, name, "A file too deep about owls.\n", 28);
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    char deep[1400];
+    snprintf(deep, sizeof deep, "%s/%s", dir, repeat('e', 200));
+    mkdir(deep, 0700);
+    write_file(deep, "penguins.txt", "Penguins on the ice.\n", 21);
+    CHECK(strlen(dir) <= M3_INDEXER_PATH_MAX && strlen(file) > M3_INDEXER_PATH_MAX &&
+              strlen(deep) > M3_INDEXER_PATH_MAX,
+          "the long paths are as long as the test needs (%zu, %zu, %zu)", strlen(dir), strlen(file), strlen(deep));
+    seen s = {0};
+    m3_indexer *ix = indexer_over(r, root, helper, &s);
+    m3_error err = {0};
+    if (!ix) return;
+    const char *deep_name = strrchr(deep, '/') + 1;
+    for (int run = 0; run < 2; run++) {
+        memset(&s, 0, sizeof s);
+        CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync with long paths: %s", err.message);
+        CHECK(outcome_of(&s, "horses.txt") == (run ? -1 : M3_OUTCOME_INDEXED), "run %d: the short file (%d)", run,
+              outcome_of(&s, "horses.txt"));
+        CHECK(outcome_of(&s, name) == M3_OUTCOME_FAILED &&
+                  !strcmp(reason_of(&s, name), "path longer than 511 bytes: not indexed"),
+              "run %d: a file path over 511 bytes is reported (%d, '%s')", run, outcome_of(&s, name),
+              reason_of(&s, name));
+        CHECK(outcome_of(&s, deep_name) == M3_OUTCOME_FAILED && strstr(reason_of(&s, deep_name), "longer than 511 bytes"),
+              "run %d: a folder path over 511 bytes is reported once for what is in it (%d, '%s')", run,
+              outcome_of(&s, deep_name), reason_of(&s, deep_name));
+        CHECK(outcome_of(&s, "penguins.txt") == -1, "run %d: not each file in it", run);
+        CHECK(ix->prog.failed == 2, "run %d: both are counted as failed (%zu)", run, ix->prog.failed);
+    }
+    // Named directly (the service's update of a path it was told about).
+    memset(&s, 0, sizeof s);
+    const char *paths[] = {file};
+    CHECK(m3_indexer_update(ix, paths, 1, 0, &err) == M3_STATUS_OK && s.n == 1 &&
+              outcome_of(&s, name) == M3_OUTCOME_FAILED,
+          "a long path named directly is reported (%d outcomes)", s.n);
+    m3_indexer_free(ix);
+}
+
 int main(int argc, char **argv)
 {
     test_remote_fs();
@@ -104,10 +356,11 @@ int main(int argc, char **argv)
         return 2;
     }
     char tmpl[] = "/tmp/m3-indexer-XXXXXX", docs[600], idx_dir[600], model_dir[600];
+    snprintf(model_dir, sizeof model_dir, "%s/m3-tiny", data);
+    test_unreadable_as_user(argv[1], model_dir);  // first: a child forked before any thread starts
     if (!mkdtemp(tmpl)) return 2;
     snprintf(docs, sizeof docs, "%s/docs", tmpl);
     snprintf(idx_dir, sizeof idx_dir, "%s/index", tmpl);
-    snprintf(model_dir, sizeof model_dir, "%s/m3-tiny", data);
     mkdir(docs, 0700);
     mkdir(strcat(strcpy((char[700]){0}, docs), "/node_modules"), 0700);
     write_file(docs, "a.fk", "Die Steuererklärung muss bis Ende Mai beim Finanzamt sein.\n", 59);
@@ -115,6 +368,7 @@ int main(int argc, char **argv)
     write_file(docs, "c.txt", "The compiler builds the program from its sources.\n", 50);
     write_file(docs, "d.txt", "El gato duerme en el sofá todo el día.\n", 40);
     write_file(docs, "e.zz", "binary\0\1\2 data", 15);
+    write_file(docs, "f.yy", "Tomatoes and beans grow in the garden.\n", 39);  // text, for now
     write_file(docs, ".hidden.txt", "hidden\n", 7);
     char nm[700];
     snprintf(nm, sizeof nm, "%s/node_modules", docs);
@@ -186,12 +440,25 @@ int main(int argc, char **argv)
               !strcmp(f.extractor, "fakefmt"),
           "the index records the new version");
 
-    // A new extractor: the file none could read gets another look (and only it).
-    CHECK(m3_extract_register(&zz_v1) == M3_STATUS_OK, "register zzfmt");
+    // New extractors: the file none could read gets another look, and so does the file the text
+    // fallback read whose extension one of them names now (flat OpenDocument's fods and fodp were
+    // read as XML text before they had an extractor); nothing else.
+    char ypath[700];
+    snprintf(ypath, sizeof ypath, "%s/f.yy", docs);
+    CHECK(m3_index_get_file(idx, ypath, &f, NULL) == M3_STATUS_OK && !strcmp(f.extractor, "text"),
+          "f.yy was read as text (%s)", f.extractor);
+    CHECK(m3_extract_register(&zz_v1) == M3_STATUS_OK && m3_extract_register(&yy_v1) == M3_STATUS_OK,
+          "register zzfmt and yyfmt");
     memset(&s, 0, sizeof s);
-    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync after a new extractor: %s", err.message);
-    CHECK(s.n == 1 && outcome_of(&s, "e.zz") != -1 && outcome_of(&s, "e.zz") != M3_OUTCOME_UNCHANGED,
-          "a new extractor gives the unreadable file another look (%d files, outcome %d)", s.n, outcome_of(&s, "e.zz"));
+    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "sync after new extractors: %s", err.message);
+    CHECK(s.n == 2 && outcome_of(&s, "e.zz") != -1 && outcome_of(&s, "e.zz") != M3_OUTCOME_UNCHANGED &&
+              outcome_of(&s, "f.yy") == M3_OUTCOME_INDEXED,
+          "new extractors: the unreadable file and the one their extension now names are read again (%d files, "
+          "outcomes %d %d)", s.n, outcome_of(&s, "e.zz"), outcome_of(&s, "f.yy"));
+    CHECK(m3_index_get_file(idx, ypath, &f, NULL) == M3_STATUS_OK && !strcmp(f.extractor, "yyfmt"),
+          "f.yy is now read by yyfmt (%s)", f.extractor);
+    memset(&s, 0, sizeof s);
+    CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK && s.n == 0, "then nothing to do (%d files)", s.n);
 
     // Cancelled before it starts: the run says so.
     m3_indexer_cancel(ix);
@@ -200,6 +467,7 @@ int main(int argc, char **argv)
     CHECK(m3_indexer_sync(ix, &err) == M3_STATUS_OK, "after uncancel it runs: %s", err.message);
 
     m3_indexer_free(ix);
+    test_long_paths(&(rig){model, enc, idx, wr}, helper, tmpl);
     m3_index_writer_free(wr);
     m3_index_close(idx);
     m3_encoder_free(enc);
