@@ -16,3 +16,7 @@ char *m3_display_path(const char *path) {
         return g_strconcat("~", display + n, NULL);
     return g_steal_pointer(&display);
 }
+
+char *m3_display_path_isolate(const char *text) {
+    return g_strconcat("\u2066", text, "\u2069", NULL);
+}

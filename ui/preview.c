@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "preview.h"
+
+#include "display-path.h"
 #include "passage.h"
 #include "plain-label.h"
 #include "stack-page.h"
@@ -187,7 +189,8 @@ void m3_preview_set_result(M3Preview *self, M3Result *result) {
     m3_result_get_parts(result, &d, &s, &c);
     g_autofree char *type = g_content_type_get_description(m3_result_get_content_type(result));
     GString *details = g_string_new(NULL);
-    g_string_append_printf(details, "%s\n%s · %s", folder, type, date);
+    g_autofree char *isolated = m3_display_path_isolate(folder);  // a path reads left to right
+    g_string_append_printf(details, "%s\n%s · %s", isolated, type, date);
     if (location && *location)
         g_string_append_printf(details, " · %s", location);
     g_string_append_printf(details, "\n");

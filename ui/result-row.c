@@ -3,6 +3,7 @@
 
 #include <glib/gi18n.h>
 
+#include "display-path.h"
 #include "plain-label.h"
 #include "score-bar.h"
 #include "snippet-view.h"
@@ -64,6 +65,7 @@ void m3_result_row_set_result(M3ResultRow *self, M3Result *result) {
         m3_snippet_view_set_markup(self->snippet, NULL);
         gtk_image_clear(self->icon);
         g_clear_pointer(&self->content_type, g_free);
+        m3_score_bar_clear(self->score_bar);  // a blank row keeps no score of the last result
         gtk_accessible_reset_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL);
         return;
     }
@@ -80,11 +82,12 @@ void m3_result_row_set_result(M3ResultRow *self, M3Result *result) {
     g_autofree char *markup = m3_result_dup_snippet_markup(result);
     const char *location = m3_result_get_location(result);
     m3_plain_label_set_text(self->name, name);
+    g_autofree char *isolated = m3_display_path_isolate(folder);  // a path reads left to right
     if (location && *location) {
-        g_autofree char *where = g_strdup_printf("%s · %s", folder, location);
+        g_autofree char *where = g_strdup_printf("%s · %s", isolated, location);
         m3_plain_label_set_text(self->folder, where);
     } else {
-        m3_plain_label_set_text(self->folder, folder);
+        m3_plain_label_set_text(self->folder, isolated);
     }
     m3_plain_label_set_text(self->date, date);
     m3_snippet_view_set_markup(self->snippet, markup);

@@ -90,3 +90,12 @@ void m3_score_bar_set_parts(M3ScoreBar *self, double score, double dense, double
     gtk_accessible_update_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL, self->text, -1);
     gtk_widget_queue_draw(GTK_WIDGET(self));
 }
+
+void m3_score_bar_clear(M3ScoreBar *self) {
+    if (!self->text)
+        return;
+    self->parts[0] = self->parts[1] = self->parts[2] = 0;
+    g_clear_pointer(&self->text, g_free);
+    gtk_accessible_reset_property(GTK_ACCESSIBLE(self), GTK_ACCESSIBLE_PROPERTY_LABEL);
+    gtk_widget_queue_draw(GTK_WIDGET(self));
+}

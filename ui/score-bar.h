@@ -16,5 +16,7 @@ G_DECLARE_FINAL_TYPE(M3ScoreBar, m3_score_bar, M3, SCORE_BAR, GtkWidget)
 GtkWidget *m3_score_bar_new(void);
 // Sets the score and its three parts (each in [-1, 1]; negative parts draw as nothing).
 void m3_score_bar_set_parts(M3ScoreBar *self, double score, double dense, double sparse, double colbert);
+// Shows no score: an empty track, no tooltip and no accessible label (a blank row's bar).
+void m3_score_bar_clear(M3ScoreBar *self);
 
 G_END_DECLS

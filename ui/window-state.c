@@ -24,6 +24,11 @@ gboolean m3_state_has_model(GVariant *status) {
     return *str(status, "model") != '\0';
 }
 
+gboolean m3_state_model_missing(GVariant *status) {
+    gboolean missing = FALSE;
+    return !m3_state_has_model(status) || (g_variant_lookup(status, "model-missing", "b", &missing) && missing);
+}
+
 gboolean m3_state_has_folders(GVariant *status) {
     g_autoptr(GVariant) folders = status ? g_variant_lookup_value(status, "folders", G_VARIANT_TYPE_STRING_ARRAY) : NULL;
     return folders && g_variant_n_children(folders) > 0;

@@ -19,6 +19,9 @@ typedef struct m3_progress {
 } m3_progress;
 
 gboolean m3_state_has_model(GVariant *status);
+// No model the service can use: none configured, or the configured one could not be opened (the
+// service's "model-missing"). A model configured and not (yet) said missing is loading or loaded.
+gboolean m3_state_model_missing(GVariant *status);
 gboolean m3_state_has_folders(GVariant *status);
 guint64 m3_state_files_indexed(GVariant *status);
 // Crawling or indexing now.

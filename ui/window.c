@@ -27,6 +27,11 @@
 #define ROW_MIN_HEIGHT 64  // px: a result row is 76 px with the default fonts; less errs towards more rows
 #define REFRESH_INTERVAL_MS 1000  // the most often IndexChanged asks for the listed results again
 #define RESULTS_BATCH 8
+#define NOT_READY_RETRY_MS 1000  // a query the service was not ready for is sent again at least this often
+// The results list keeps this width (window.ui gives it as its width-request); below this much and
+// the preview's least width, the preview gives way: it is hidden and the list takes the window.
+#define LIST_MIN_WIDTH 360
+#define PREVIEW_MIN_WIDTH 280
 
 struct _M3Window {
     AdwApplicationWindow parent_instance;
@@ -44,6 +49,8 @@ struct _M3Window {
     GtkListView *list;
     AdwStatusPage *status_page;
     GtkButton *status_button;
+    GtkPaned *paned;
+    GtkWidget *preview_pane;  // the paned's end child: the preview and its action bar
     M3Preview *preview;
     GtkRevealer *progress_bar_revealer;
     GtkLabel *progress_label;
@@ -80,7 +87,16 @@ struct _M3Window {
     gint64 pending_frame;            // the frame the first places are drawn in: no batch joins it
     guint refresh_timer;      // a throttled refresh after IndexChanged
     gint64 last_refresh_us;
-    gboolean not_ready;   // the service said NotReady (no model, or still loading)
+    // The service said NotReady to the current query: no model, or (with a model configured, by
+    // Status) still loading it. The query is sent again on each StatusChanged and every
+    // NOT_READY_RETRY_MS (retry_timer) until it is answered or there is no query.
+    gboolean not_ready;
+    guint retry_timer;
+    // Narrow windows (fit_panes_cb): the paned's position the user chose (or window.ui's), which a
+    // narrower window lowers for the preview's least width and a wider one restores.
+    int wanted_position;
+    gboolean setting_position;
+    guint fit_idle;
     gboolean setup_offered;  // the first-run assistant was opened
 
     // M3SEARCH_TRACE=1: keystroke-to-list latency and main-loop gaps on stderr; =2 also prints every
@@ -118,6 +134,7 @@ static void refresh_status(M3Window *self);
 static guint places_shown(M3Window *self);
 static void update_view(M3Window *self);
 static void selection_changed_cb(M3Window *self);
+static gboolean retry_query_cb(gpointer user);
 
 static const char *const text_types[] = {"text/*", NULL};
 static const char *const pdf_types[] = {"application/pdf", NULL};
@@ -156,15 +173,14 @@ static void toast(M3Window *self, const char *text) {
     adw_toast_overlay_add_toast(self->toasts, t);
 }
 
-// Handles a failed call: the service unreachable or not ready changes the view; anything else is a
-// toast with the service's own message (which names the file and the problem).
+// Handles a failed call: the service unreachable changes the view; anything else is a toast with
+// the service's own message (which names the file and the problem). A query's NotReady is
+// query_done_cb's: the query waits for the service.
 static void call_failed(M3Window *self, GError *error, const char *what) {
     if (is_unreachable(error)) {
         g_dbus_error_strip_remote_error(error);
         g_free(self->unreachable);
         self->unreachable = g_strdup(error->message);
-    } else if (is_remote(error, "org.m3search.Indexer1.Error.NotReady")) {
-        self->not_ready = TRUE;
     } else {
         g_dbus_error_strip_remote_error(error);
         g_autofree char *text = g_strdup_printf("%s: %s", what, error->message);
@@ -437,12 +453,23 @@ static void query_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     if (serial != self->serial)
         return;
     g_clear_object(&self->query);
+    if (!ok && is_remote(error, "org.m3search.Indexer1.Error.NotReady")) {
+        // No model, or the service is still loading it (after a start or restart): the query is
+        // asked again when the service's state changes (status_changed_cb) and every
+        // NOT_READY_RETRY_MS, which also covers a service that says nothing more once ready.
+        self->not_ready = TRUE;
+        if (!self->retry_timer)
+            self->retry_timer = g_timeout_add(NOT_READY_RETRY_MS, retry_query_cb, self);
+        update_view(self);
+        return;
+    }
     if (!ok) {
         call_failed(self, error, self->similar ? _("Finding similar files failed") : _("Search failed"));
         return;
     }
     g_clear_pointer(&self->unreachable, g_free);
     self->not_ready = FALSE;
+    g_clear_handle_id(&self->retry_timer, g_source_remove);
     self->trace_shown_key_us = key_us;
     show_results(self, results, generation);
 }
@@ -467,6 +494,8 @@ static void send_query(M3Window *self) {
         drop_pending(self);
         blank_places(self);
         self->searched = FALSE;
+        self->not_ready = FALSE;  // no query waits for the service
+        g_clear_handle_id(&self->retry_timer, g_source_remove);
         update_view(self);
         if (self->trace_verbose)
             g_printerr("m3search-trace: list emptied in %.1f ms\n", (g_get_monotonic_time() - t0) / 1000.0);
@@ -489,6 +518,11 @@ static void send_query(M3Window *self) {
 }
 
 static void search_changed_cb(M3Window *self) {
+    // Typing leaves find-similar mode: the typed text is what is asked for now.
+    if (self->similar && *gtk_editable_get_text(GTK_EDITABLE(self->entry))) {
+        g_clear_pointer(&self->similar, g_free);
+        set_similar_chip(self, NULL, NULL);
+    }
     if (self->trace)
         self->trace_key_us = g_get_monotonic_time();
     self->trace_started |= self->trace_drawn;  // the first change after start-up: the user types
@@ -514,9 +548,10 @@ static void status_done_cb(GObject *source, GAsyncResult *res, gpointer user) {
     g_clear_pointer(&self->unreachable, g_free);
     g_clear_pointer(&self->status, g_variant_unref);
     self->status = g_variant_ref_sink(g_steal_pointer(&status));
-    self->not_ready = FALSE;
     update_view(self);
-    if (was_unreachable || !self->searched)
+    // Back after the service was gone (the query typed meanwhile), or no answer yet; a query the
+    // service was not ready for is sent again by status_changed_cb and retry_query_cb instead.
+    if (was_unreachable || (!self->searched && !self->not_ready))
         run_query(self);
 }
 
@@ -525,16 +560,29 @@ static void refresh_status(M3Window *self) {
         m3_dbus_indexer1_call_status(self->indexer, self->life, status_done_cb, self);
 }
 
+// The service's state changed (loaded its model, opened its index, indexes): a query it was not
+// ready for is asked again, the same generation (the service says NotReady until it is ready; no
+// Status key says "ready"); a model newly configured asks anew.
 static void status_changed_cb(M3DbusIndexer1 *proxy, GVariant *status, M3Window *self) {
     (void)proxy;
     gboolean had_model = self->status && m3_state_has_model(self->status);
     g_clear_pointer(&self->status, g_variant_unref);
     self->status = g_variant_ref(status);
     g_clear_pointer(&self->unreachable, g_free);
-    self->not_ready = FALSE;
     update_view(self);
     if (!had_model && m3_state_has_model(status))
         run_query(self);
+    else if (self->not_ready && !m3_state_model_missing(status))
+        send_query(self);
+}
+
+static gboolean retry_query_cb(gpointer user) {
+    M3Window *self = user;
+    self->retry_timer = 0;
+    // Not while the service says it has no model: status_changed_cb asks when it gets one.
+    if (self->not_ready && !self->unreachable && !(self->status && m3_state_model_missing(self->status)))
+        send_query(self);
+    return G_SOURCE_REMOVE;
 }
 
 // While the service indexes, the index changes with every commit (several times a second): the
@@ -688,7 +736,9 @@ static void update_view(M3Window *self) {
         set_status_page(self, "system-search-symbolic", _("Starting the Search Service…"), NULL, NULL, NULL);
         return;
     }
-    if (self->not_ready || (self->status && !m3_state_has_model(self->status))) {
+    // A query the service was not ready for, with a model it could not open: missing as well.
+    if (self->status && (!m3_state_has_model(self->status) ||
+                         (self->not_ready && m3_state_model_missing(self->status)))) {
         set_status_page(self, "dialog-warning-symbolic", _("The Language Model Is Missing"),
                         _("m3search needs the BGE-M3 model (about 2.3 GB) to understand your documents. "
                           "Download it, or choose a copy you already have."),
@@ -698,6 +748,13 @@ static void update_view(M3Window *self) {
             self->setup_offered = TRUE;
             gtk_widget_activate_action(GTK_WIDGET(self), "app.first-run", NULL);
         }
+        return;
+    }
+    if (self->not_ready) {
+        // NotReady with a model configured: the service is still loading it (or opening the
+        // index). The query runs when it is ready; the model is not missing.
+        set_status_page(self, "system-search-symbolic", _("Loading the Language Model…"),
+                        _("The search service is getting ready. Your search runs as soon as it is."), NULL, NULL);
         return;
     }
     if (self->status && !m3_state_has_folders(self->status)) {
@@ -724,7 +781,12 @@ static void update_view(M3Window *self) {
         }
         return;
     }
-    if (!has_results && self->searched) {
+    if (!has_results && !self->searched) {
+        // The query's first answer is on its way (the list was emptied): no stale or blank rows.
+        set_status_page(self, "system-search-symbolic", _("Searching…"), NULL, NULL, NULL);
+        return;
+    }
+    if (!has_results) {
         g_autofree char *desc = self->similar
             ? g_strdup(_("No other indexed file is like this one."))
             : g_strdup_printf(_("Nothing matched “%s”. Try other words or fewer filters."), text);
@@ -736,6 +798,19 @@ static void update_view(M3Window *self) {
 
 // ---- Actions on the selected result ----
 
+// Why a file did not open, short enough for a toast: GIO's messages repeat the whole path ("Error
+// when getting information for file “/home/…/x.txt”: No such file or directory"), which cut the
+// reason off; the file is named once, by its name, and the reason is the message's last part.
+static char *open_failed_text(const char *name, const GError *error) {
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return g_strdup_printf(_("“%s” no longer exists"), name);
+    const char *reason = error->message;
+    const char *colon = g_strrstr(reason, ": ");
+    if (colon && colon[2])
+        reason = colon + 2;
+    return g_strdup_printf(_("Could not open “%s”: %s"), name, reason);
+}
+
 static void launched_cb(GObject *source, GAsyncResult *res, gpointer user) {
     (void)source;
     g_autoptr(GError) error = NULL;
@@ -744,7 +819,7 @@ static void launched_cb(GObject *source, GAsyncResult *res, gpointer user) {
         GApplication *app = g_application_get_default();
         GtkWindow *win = app ? gtk_application_get_active_window(GTK_APPLICATION(app)) : NULL;
         if (win && M3_IS_WINDOW(win)) {
-            g_autofree char *text = g_strdup_printf(_("Could not open “%s”: %s"), name, error->message);
+            g_autofree char *text = open_failed_text(name, error);
             toast(M3_WINDOW(win), text);
         }
     }
@@ -970,20 +1045,47 @@ static void clear_folder_filter_action(GtkWidget *widget, const char *action, GV
     run_query(self);
 }
 
+// The ranking popover's sliders are this window's weights, starting from the "weights" setting (the
+// default ranking, also the service's default) and following it whenever it changes (Preferences):
+// moving a slider adjusts this window until the default changes or Reset to Defaults.
 static void load_default_weights(M3Window *self) {
     g_autoptr(GVariant) w = g_settings_get_value(self->settings, "weights");
     gsize n = 0;
     const double *v = g_variant_get_fixed_array(w, &n, sizeof(double));
     GtkRange *scales[3] = {self->wd_scale, self->ws_scale, self->wc_scale};
-    for (gsize i = 0; i < 3; i++)
+    for (gsize i = 0; i < 3; i++) {
+        // One query for the three, not one per slider.
+        g_signal_handlers_block_by_func(scales[i], run_query, self);
         gtk_range_set_value(scales[i], i < n ? v[i] : 0.0);
+        g_signal_handlers_unblock_by_func(scales[i], run_query, self);
+    }
+}
+
+static void weights_changed_cb(GSettings *settings, const char *key, M3Window *self) {
+    (void)settings, (void)key;
+    load_default_weights(self);
+    run_query(self);
+}
+
+// The weights count only when the three scores are combined: the sliders are off in the other
+// modes, and their tooltip says why.
+static void mode_changed_cb(M3Window *self) {
+    gboolean hybrid = gtk_drop_down_get_selected(self->mode_drop) == 0;
+    GtkWidget *scales[3] = {GTK_WIDGET(self->wd_scale), GTK_WIDGET(self->ws_scale), GTK_WIDGET(self->wc_scale)};
+    for (int i = 0; i < 3; i++) {
+        gtk_widget_set_sensitive(scales[i], hybrid);
+        gtk_widget_set_tooltip_text(scales[i], hybrid ? NULL : _("Weights apply only when ranking by all three"));
+    }
 }
 
 static void reset_ranking_action(GtkWidget *widget, const char *action, GVariant *param) {
     (void)action, (void)param;
     M3Window *self = M3_WINDOW(widget);
+    g_signal_handlers_block_by_func(self->mode_drop, run_query, self);
     gtk_drop_down_set_selected(self->mode_drop, 0);
+    g_signal_handlers_unblock_by_func(self->mode_drop, run_query, self);
     load_default_weights(self);
+    run_query(self);
 }
 
 // ---- List, keyboard, context menu ----
@@ -1253,6 +1355,54 @@ static void trace_realize_cb(GtkWidget *widget, gpointer user) {
     g_signal_connect_after(clock, "after-paint", G_CALLBACK(frame_after_paint_cb), self);
 }
 
+// ---- Narrow windows ----
+
+// Whether the panes need fitting to the paned's width: the preview shown only with room for it
+// beside the list, and then at least PREVIEW_MIN_WIDTH wide, the list as wide as wanted otherwise.
+static gboolean panes_fit(M3Window *self, int *position) {
+    int width = gtk_widget_get_width(GTK_WIDGET(self->paned));
+    gboolean room = width >= LIST_MIN_WIDTH + PREVIEW_MIN_WIDTH;
+    *position = MAX(LIST_MIN_WIDTH, MIN(self->wanted_position, width - PREVIEW_MIN_WIDTH));
+    if (room != gtk_widget_get_visible(self->preview_pane))
+        return FALSE;
+    return !room || gtk_paned_get_position(self->paned) == *position;
+}
+
+static gboolean fit_panes_cb(gpointer user) {
+    M3Window *self = user;
+    self->fit_idle = 0;
+    int position;
+    if (panes_fit(self, &position))
+        return G_SOURCE_REMOVE;
+    int width = gtk_widget_get_width(GTK_WIDGET(self->paned));
+    gboolean room = width >= LIST_MIN_WIDTH + PREVIEW_MIN_WIDTH;
+    gtk_widget_set_visible(self->preview_pane, room);
+    if (room) {
+        self->setting_position = TRUE;
+        gtk_paned_set_position(self->paned, position);
+        self->setting_position = FALSE;
+    }
+    return G_SOURCE_REMOVE;
+}
+
+// A position the user chose (dragging the handle) is the one to come back to in a wider window;
+// the paned's own clamping in a narrow one, and fit_panes_cb's, are not.
+static void position_changed_cb(M3Window *self) {
+    int width = gtk_widget_get_width(GTK_WIDGET(self->paned)), position = gtk_paned_get_position(self->paned);
+    if (!self->setting_position && width >= LIST_MIN_WIDTH + PREVIEW_MIN_WIDTH &&
+        position <= width - PREVIEW_MIN_WIDTH)
+        self->wanted_position = position;
+}
+
+// After each layout: a change of the window's width is fitted in an idle (not within the layout).
+static void m3_window_size_allocate(GtkWidget *widget, int width, int height, int baseline) {
+    GTK_WIDGET_CLASS(m3_window_parent_class)->size_allocate(widget, width, height, baseline);
+    M3Window *self = M3_WINDOW(widget);
+    int position;
+    if (!self->fit_idle && !panes_fit(self, &position))
+        self->fit_idle = g_idle_add(fit_panes_cb, self);
+}
+
 // ---- Object ----
 
 static gboolean close_request_cb(GtkWindow *window, gpointer user) {
@@ -1284,6 +1434,10 @@ static void m3_window_dispose(GObject *object) {
     g_clear_object(&self->query);
     drop_pending(self);
     g_clear_handle_id(&self->refresh_timer, g_source_remove);
+    g_clear_handle_id(&self->retry_timer, g_source_remove);
+    g_clear_handle_id(&self->fit_idle, g_source_remove);
+    if (self->settings)
+        g_signal_handlers_disconnect_by_data(self->settings, self);
     if (self->indexer)
         g_signal_handlers_disconnect_by_data(self->indexer, self);
     g_clear_object(&self->indexer);
@@ -1311,13 +1465,15 @@ static void m3_window_class_init(M3WindowClass *klass) {
     GtkWidgetClass *wc = GTK_WIDGET_CLASS(klass);
     G_OBJECT_CLASS(klass)->dispose = m3_window_dispose;
     G_OBJECT_CLASS(klass)->finalize = m3_window_finalize;
+    wc->size_allocate = m3_window_size_allocate;
     g_type_ensure(M3_TYPE_PREVIEW);
     gtk_widget_class_set_template_from_resource(wc, "/org/m3search/Search/window.ui");
 #define CHILD(name) gtk_widget_class_bind_template_child(wc, M3Window, name)
     CHILD(entry), CHILD(similar_chip), CHILD(type_drop), CHILD(age_drop);
     CHILD(mode_drop), CHILD(folder_button), CHILD(wd_scale), CHILD(ws_scale), CHILD(wc_scale);
     CHILD(banner), CHILD(toasts), CHILD(stack), CHILD(list);
-    CHILD(status_page), CHILD(status_button), CHILD(preview), CHILD(progress_bar_revealer);
+    CHILD(status_page), CHILD(status_button), CHILD(paned), CHILD(preview_pane), CHILD(preview);
+    CHILD(progress_bar_revealer);
     CHILD(progress_label), CHILD(progress), CHILD(pause_button), CHILD(result_menu), CHILD(failed_list);
 #undef CHILD
     gtk_widget_class_install_action(wc, "win.open", NULL, open_action);
@@ -1382,10 +1538,16 @@ static void m3_window_init(M3Window *self) {
     g_signal_connect(keys, "key-pressed", G_CALLBACK(window_key_cb), self);
     gtk_widget_add_controller(GTK_WIDGET(self), keys);
 
+    self->wanted_position = gtk_paned_get_position(self->paned);
+    g_signal_connect_swapped(self->paned, "notify::position", G_CALLBACK(position_changed_cb), self);
+
     load_default_weights(self);
+    g_signal_connect(self->settings, "changed::weights", G_CALLBACK(weights_changed_cb), self);
     g_signal_connect_swapped(self->type_drop, "notify::selected", G_CALLBACK(run_query), self);
     g_signal_connect_swapped(self->age_drop, "notify::selected", G_CALLBACK(run_query), self);
+    g_signal_connect_swapped(self->mode_drop, "notify::selected", G_CALLBACK(mode_changed_cb), self);
     g_signal_connect_swapped(self->mode_drop, "notify::selected", G_CALLBACK(run_query), self);
+    mode_changed_cb(self);
     g_signal_connect_swapped(self->wd_scale, "value-changed", G_CALLBACK(run_query), self);
     g_signal_connect_swapped(self->ws_scale, "value-changed", G_CALLBACK(run_query), self);
     g_signal_connect_swapped(self->wc_scale, "value-changed", G_CALLBACK(run_query), self);

@@ -6,11 +6,13 @@
 # result shows the service's FindSimilar list without the file itself; adding a folder in the
 # preferences (through the file chooser) makes the service index it and the window shows its file.
 # Screenshots: results with preview, similar, preferences, indexing progress.
+import fcntl
 import os
+import signal
 import subprocess
 import time
 
-from gi.repository import Gio, GLib
+from gi.repository import Atspi, Gio, GLib
 
 import a11y
 import harness
@@ -51,8 +53,14 @@ settings.set_strv("folders", [docs])
 Gio.Settings.sync()
 
 env = dict(os.environ, M3SEARCHD_QUIET_MS="300", M3SEARCHD_COMMIT_MS="100", M3SEARCHD_RESCAN_S="2")
-daemon = subprocess.Popen([os.path.join(BUILD, "app", "m3searchd"), "--model", os.environ["M3_TINY_MODEL"],
-                           "--index", os.path.join(tmp, "index")], env=env)
+
+
+def start_daemon():
+    return subprocess.Popen([os.path.join(BUILD, "app", "m3searchd"), "--model", os.environ["M3_TINY_MODEL"],
+                             "--index", os.path.join(tmp, "index")], env=env)
+
+
+daemon = start_daemon()
 bus = Gio.bus_get_sync(Gio.BusType.SESSION)
 
 
@@ -109,6 +117,48 @@ def menu_items(app):
     return a11y.texts(app, role="menu item")
 
 
+def search(query, options=None):
+    opts = {"limit": GLib.Variant("u", 50)}
+    opts.update(options or {})
+    return names(call("Search", GLib.Variant("(sa{sv})", (query, opts)), "(aa{sv})")[0])
+
+
+def sliders(app):
+    """The ranking popover's three weights (Meaning, Words, Passages) as (value, sensitive)."""
+    out = []
+    for name in ("Meaning", "Words", "Passages"):
+        n = a11y.find(app, role="slider", name=name)
+        if n is None:
+            return None
+        out.append((round(n.get_value_iface().get_current_value(), 2),
+                    n.get_state_set().contains(Atspi.StateType.SENSITIVE)))
+    return out
+
+
+def press(node):
+    """Clicks NODE: its action, or the pointer at its middle (a menu button has no action)."""
+    act = node.get_action_iface()
+    if act is not None and act.get_n_actions() > 0:
+        act.do_action(0)
+        return
+    # GTK 4.8 gives positions in the window only; the window's own is X's (run-gui.sh has no
+    # window manager: the window stays where it was mapped).
+    e = node.get_component_iface().get_extents(Atspi.CoordType.WINDOW)
+    x = y = 0
+    ids = subprocess.run(["xdotool", "search", "--name", "^m3search$"], capture_output=True, text=True).stdout.split()
+    for wid in ids:
+        geo = subprocess.run(["xdotool", "getwindowgeometry", "--shell", wid], capture_output=True, text=True)
+        at = dict(line.split("=", 1) for line in geo.stdout.split() if "=" in line)
+        if geo.returncode == 0 and "X" in at:
+            x, y = int(at["X"]), int(at["Y"])
+    subprocess.run(["xdotool", "mousemove", str(x + e.x + e.width // 2), str(y + e.y + e.height // 2), "click", "1"],
+                   check=True)
+
+
+def width_of(node):
+    return node.get_component_iface().get_extents(Atspi.CoordType.WINDOW).width
+
+
 def shown(app):
     """The file names of the result rows the window shows, top to bottom."""
     rows = a11y.find(app, role="list", name="Results")
@@ -163,6 +213,12 @@ try:
     check("the preview shows the passage in its file's context",
           wait("the file's text in the preview", lambda: " ".join((passage(app) or "").split()) == whole))
     screenshot("results")
+    # A path reads left to right as a unit whatever surrounds it (a right-to-left UI, a Hebrew
+    # place): the row's folder and the preview's details hold it between U+2066 and U+2069.
+    check("the row's folder is a left-to-right isolate",
+          a11y.find(app, role="label", name="\u2066~/Documents\u2069") is not None)
+    check("the preview's folder is a left-to-right isolate",
+          a11y.find(app, role="label", contains="\u2066~/Documents\u2069\n") is not None)
     # Down moves into the results onto the selected row; the next Down selects the row below it.
     key("Down")
     time.sleep(0.3)
@@ -237,8 +293,73 @@ try:
     check(f"find similar lists the service's similar files without the file itself: {got}",
           got == sim and "tax.txt" not in got)
     screenshot("similar")
+    # Typing in similar mode leaves it: the chip goes and the typed text is searched.
+    type_text("compiler program")
+    typed = search("compiler program")
+    check("typing in similar mode ends it (the chip goes)",
+          wait("the chip to go", lambda: a11y.find(app, role="label", name="Similar to tax.txt") is None))
+    got = wait("the typed query's results", lambda: shown(app) if shown(app) == typed else None)
+    check(f"typing in similar mode shows the typed query's results: {got}", got == typed)
+    key("ctrl+m")
+    check("find similar again shows “Similar to compiler.txt”",
+          label_shown(app, "Similar to compiler.txt") is not None)
     key("Escape")
-    wait("similar mode to end", lambda: a11y.find(app, role="label", name="Similar to tax.txt") is None)
+    wait("similar mode to end", lambda: a11y.find(app, role="label", name="Similar to compiler.txt") is None)
+    check("the search entry holds the query after find similar", type_query(app, "compiler program") is not None)
+    wait("the typed query's results", lambda: shown(app) == typed)
+
+    # The ranking popover: its weights follow the default ranking (the "weights" setting, changed
+    # in Preferences, here directly), and the results are ranked by them; they are off when the
+    # ranking is not hybrid (they count only there).
+    # The menu button and, inside it, the button that opens the popover: the innermost one.
+    ranking = wait("the Ranking button", lambda: [n for n, _ in a11y.walk(app) if n.get_name() == "Ranking"
+                                                   and n.get_role_name() in ("push button", "toggle button")
+                                                   and a11y.showing(n)])
+    press(ranking[-1])
+    before = wait("the ranking sliders", lambda: sliders(app))
+    check(f"the sliders start at the default weights and are on: {before}", all(sens for _, sens in before))
+    settings.set_value("weights", GLib.Variant("ad", [0.2, 0.7, 0.1]))
+    Gio.Settings.sync()
+    after = wait("the sliders to follow the setting",
+                 lambda: (lambda v: v if v and [x for x, _ in v] == [0.2, 0.7, 0.1] else None)(sliders(app)))
+    check(f"a new default ranking moves the sliders: {after}", after is not None)
+    reranked = search("compiler program", {"weights": GLib.Variant("ad", [0.2, 0.7, 0.1])})
+    got = wait("the results ranked by the new weights", lambda: shown(app) if shown(app) == reranked else None)
+    check(f"the query is ranked by the new weights: {got}", got == reranked)
+    # Rank by: the drop-down (focused first in the popover), its second item, Meaning (dense).
+    press(wait("the Rank by drop-down", lambda: a11y.find(app, role="combo box")))
+    wait("the drop-down's list", lambda: a11y.find(app, name="Meaning (dense)", role="label"))
+    time.sleep(0.3)
+    key("Down", "Return")  # its list's second item (positions inside a popover are the popover's)
+    off = wait("the sliders to turn off", lambda: (lambda v: v if v and not any(s for _, s in v) else None)(sliders(app)))
+    check(f"ranking by meaning only turns the weights off: {off}", off is not None)
+    screenshot("ranking-dense")
+    a11y.click(wait("Reset to Defaults", lambda: a11y.find(app, role="push button", contains="Reset to Defaults")))
+    on = wait("the sliders to turn on", lambda: (lambda v: v if v and all(s for _, s in v) else None)(sliders(app)))
+    check(f"Reset to Defaults ranks hybrid again, the weights on: {on}", on is not None)
+    settings.reset("weights")
+    Gio.Settings.sync()
+    wait("the sliders back at the default", lambda: [x for x, _ in sliders(app)] == [x for x, _ in before])
+    key("Escape")
+    focus_window()
+
+    # A narrow window: the list keeps a readable width; the preview gives way.
+    def resize(width):
+        ids = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^m3search$"], capture_output=True,
+                             text=True).stdout.split()
+        for wid in ids:
+            subprocess.run(["xdotool", "windowsize", wid, str(width), "640"])
+
+    resize(600)
+    rows = wait("the narrow list", lambda: (lambda n: n if n and width_of(n) <= 600 else None)(
+        a11y.find(app, role="list", name="Results")))
+    time.sleep(0.5)
+    width = width_of(a11y.find(app, role="list", name="Results"))
+    check(f"at 600 px the results list is at least 360 px wide: {width}", width >= 360)
+    check("at 600 px the preview is hidden", wait("the preview to go", lambda: passage(app) is None))
+    screenshot("narrow")
+    resize(960)
+    check("at 960 px the preview is back", wait("the preview", lambda: passage(app) is not None))
 
     if not REDUCED:
         # Paused first (as from another window), so that the progress can be seen and resumed.
@@ -284,6 +405,50 @@ try:
         type_text("garden tomatoes")
         got = wait("garden.txt in the results", lambda: "garden.txt" in shown(app))
         check("the added folder's file is found", bool(got))
+    # The service restarts while a query is typed: the window says the service is not running,
+    # then, while the service gets ready (its index held by another writer here, so that the
+    # service says NotReady until it retries), that it is loading, never that the model is missing;
+    # once ready, the query typed meanwhile runs and its results show.
+    focus_window()
+    daemon.send_signal(signal.SIGKILL)
+    daemon.wait()
+    check("the window says the service is not running",
+          label_shown(app, "The Search Service Is Not Running", DEADLINE) is not None)
+    key("ctrl+f")
+    type_text("chat canape")
+    lock = open(os.path.join(tmp, "index", "writer.lock"), "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    daemon = start_daemon()
+    check("while the service gets ready the window says it is loading",
+          label_shown(app, "Loading the Language Model…", DEADLINE) is not None)
+    check("the window does not say the model is missing",
+          a11y.find(app, role="label", name="The Language Model Is Missing") is None)
+    screenshot("service-loading")
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    wait("the service to open its index", lambda: status()["state"] != "error", DEADLINE + 15)
+    after_restart = search("chat canape")
+    got = wait("the query typed meanwhile", lambda: shown(app) if shown(app) == after_restart else None, DEADLINE)
+    check(f"after the restart the query typed meanwhile shows its results: {got}", got == after_restart)
+    scores = {call("Search", GLib.Variant("(sa{sv})", ("chat canape", {"limit": GLib.Variant("u", 50)})),
+                   "(aa{sv})")[0][i]["score"] for i in range(len(after_restart))}
+    read = [n for n in a11y.texts(app, role="image") if n.startswith("Score")]
+    check(f"every score bar reads a score of the query shown: {read[:3]}",
+          all(any(n.startswith(f"Score {v:.3f} ") for v in scores) for n in read))
+
+    # A file deleted after it was indexed (the service paused, so it is still found): opening it
+    # says so, short, with the file's name.
+    call("Pause")
+    os.remove(os.path.join(docs, "gato.txt"))
+    check("the search entry holds the query for the deleted file", type_query(app, TEXTS["gato.txt"]) is not None)
+    rows = wait("gato.txt in the results", lambda: (lambda r: r if "gato.txt" in r else None)(shown(app)))
+    if rows[0] != "gato.txt":  # the notes hold its sentence too: its row, from the first one down
+        key("Down", *["Down"] * rows.index("gato.txt"))
+        check("gato.txt is selected", previewed(app, "gato.txt"))
+    key("Return")
+    check("opening a deleted file says ““gato.txt” no longer exists”",
+          label_shown(app, "“gato.txt” no longer exists") is not None)
+    screenshot("deleted-file")
 except BaseException:
     screenshot("failure-search")  # what the window showed when the test gave up
     harness.show_window_log()

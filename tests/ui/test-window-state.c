@@ -47,6 +47,16 @@ static void test_states(void) {
     g_assert_false(m3_state_has_model(empty));
     g_assert_false(m3_state_progress(empty, &p));
     g_assert_false(m3_state_has_folders(NULL));
+    // A model configured is loading or loaded unless the service says it could not open it.
+    g_assert_true(m3_state_model_missing(none));
+    g_assert_true(m3_state_model_missing(NULL));
+    g_assert_false(m3_state_model_missing(idle));
+    GVariantDict d;
+    g_variant_dict_init(&d, idle);
+    g_variant_dict_insert(&d, "model-missing", "b", TRUE);
+    g_autoptr(GVariant) unusable = g_variant_ref_sink(g_variant_dict_end(&d));
+    g_assert_true(m3_state_has_model(unusable));
+    g_assert_true(m3_state_model_missing(unusable));
 }
 
 static void test_progress(void) {
