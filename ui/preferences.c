@@ -158,7 +158,8 @@ static void backend_selected_cb(M3Preferences *self) {
 static void fill_backends(M3Preferences *self, char **devices) {
     GtkStringList *names = gtk_string_list_new(NULL);
     g_autoptr(GStrvBuilder) values = g_strv_builder_new();
-    gtk_string_list_append(names, _("Automatic (a graphics card if there is one)"));
+    // Short: the row shows the choice beside its title (its subtitle says what automatic picks).
+    gtk_string_list_append(names, _("Automatic"));
     g_strv_builder_add(values, "auto");
     gtk_string_list_append(names, _("Processor (CPU)"));
     g_strv_builder_add(values, "cpu");
