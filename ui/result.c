@@ -47,9 +47,13 @@ M3Result *m3_result_new_from_variant(GVariant *dict) {
     if (!g_variant_dict_lookup(d, "path", "&s", &path) || path[0] != '/')
         return NULL;
     M3Result *self = g_object_new(M3_TYPE_RESULT, NULL);
-    self->path = g_strdup(path);
     const char *s;
     self->uri = g_variant_dict_lookup(d, "uri", "&s", &s) ? g_strdup(s) : g_filename_to_uri(path, NULL, NULL);
+    // The file itself from the URI, which is exact: "path" is for display, and the service shows a
+    // name that is not UTF-8 there with U+FFFD in place of its other bytes.
+    self->path = self->uri ? g_filename_from_uri(self->uri, NULL, NULL) : NULL;
+    if (!self->path)
+        self->path = g_strdup(path);
     self->snippet = g_strdup(g_variant_dict_lookup(d, "snippet", "&s", &s) ? s : "");
     if (!g_utf8_validate(self->snippet, -1, NULL)) {
         char *valid = g_utf8_make_valid(self->snippet, -1);

@@ -896,7 +896,9 @@ static void copy_path_action(GtkWidget *widget, const char *action, GVariant *pa
     M3Result *r = selected(self);
     if (!r)
         return;
-    gdk_clipboard_set_text(gtk_widget_get_clipboard(widget), m3_result_get_path(r));
+    // Clipboard text is UTF-8: a name that is not shows in its display form.
+    g_autofree char *text = g_filename_display_name(m3_result_get_path(r));
+    gdk_clipboard_set_text(gtk_widget_get_clipboard(widget), text);
     toast(self, _("Path copied"));
 }
 

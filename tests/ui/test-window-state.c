@@ -184,6 +184,21 @@ static void test_slot(void) {
     g_assert_cmpint(notified, ==, 2);
 }
 
+// A name that is not UTF-8: the service's "path" is its display form (U+FFFD), the URI is exact,
+// and the result names the file itself (opened, previewed) by the URI.
+static void test_path_from_uri(void) {
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(&b, "{sv}", "path", g_variant_new_string("/tmp/Liste-\uFFFD.txt"));
+    g_variant_builder_add(&b, "{sv}", "uri", g_variant_new_string("file:///tmp/Liste-%FF.txt"));
+    g_variant_builder_add(&b, "{sv}", "snippet", g_variant_new_string("x"));
+    g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_builder_end(&b));
+    g_autoptr(M3Result) r = m3_result_new_from_variant(v);
+    g_assert_nonnull(r);
+    g_assert_cmpstr(m3_result_get_path(r), ==, "/tmp/Liste-\xff.txt");
+    g_assert_cmpstr(m3_result_get_uri(r), ==, "file:///tmp/Liste-%FF.txt");
+}
+
 int main(int argc, char **argv) {
     setlocale(LC_ALL, "C.UTF-8");
     g_test_init(&argc, &argv, NULL);
@@ -193,5 +208,6 @@ int main(int argc, char **argv) {
     g_test_add_func("/result/markup", test_result);
     g_test_add_func("/result/slot", test_slot);
     g_test_add_func("/result/display-path", test_display_path);
+    g_test_add_func("/result/path-from-uri", test_path_from_uri);
     return g_test_run();
 }
