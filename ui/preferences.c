@@ -19,6 +19,9 @@ struct _M3Preferences {
     GDBusProxy *indexer;
     GCancellable *life;
     GStrv backends;  // the setting value of each backend_row item
+    // What the running service says it indexes (its Status): its folders may be others than the
+    // settings' (m3searchd --folder); NULL until a Status reply came.
+    GStrv service_folders;
     gboolean syncing;
 };
 
@@ -254,7 +257,9 @@ static void status_cb(GObject *source, GAsyncResult *res, gpointer user) {
     show_index(M3_PREFERENCES(user), reply);
 }
 
-// The index row: where the index is and, from the service's Status reply, how big it is.
+// The index row: where the index is and, from the service's Status reply, how big it is. The
+// running service's own model, index folder and folders win over the settings where they differ (a
+// service started with --model, --index or --folder).
 static void show_index(M3Preferences *self, GVariant *reply) {
     g_autofree char *folder = g_settings_get_string(self->settings, "index-folder");
     if (!*folder) {
@@ -266,6 +271,18 @@ static void show_index(M3Preferences *self, GVariant *reply) {
     if (reply) {
         g_autoptr(GVariant) status = g_variant_get_child_value(reply, 0);
         g_variant_lookup(status, "index-bytes", "t", &bytes);
+        const char *s = NULL;
+        if (g_variant_lookup(status, "index-folder", "&s", &s) && *s) {
+            g_free(folder);
+            folder = g_strdup(s);
+        }
+        if (g_variant_lookup(status, "model", "&s", &s) && *s) {
+            g_autofree char *escaped = g_markup_escape_text(s, -1);
+            adw_action_row_set_subtitle(self->model_row, escaped);
+        }
+        g_strfreev(self->service_folders);
+        self->service_folders = NULL;
+        g_variant_lookup(status, "folders", "^as", &self->service_folders);
         g_autofree char *size = g_format_size(bytes);
         text = g_strdup_printf(_("%s — %s"), folder, size);
     } else {
@@ -279,7 +296,9 @@ static void rebuild_response_cb(AdwMessageDialog *dialog, const char *response, 
     (void)dialog;
     if (!g_str_equal(response, "rebuild") || !self->indexer)
         return;
-    g_auto(GStrv) folders = g_settings_get_strv(self->settings, "folders");
+    // The service's folders (Reindex refuses paths outside them), else the settings'.
+    g_auto(GStrv) folders = self->service_folders ? g_strdupv(self->service_folders)
+                                                  : g_settings_get_strv(self->settings, "folders");
     for (char **f = folders; *f; f++) {
         g_autofree char *path = m3_preferences_expand_folder(*f);
         if (path)
@@ -331,6 +350,7 @@ static void m3_preferences_finalize(GObject *object) {
     g_clear_object(&self->settings);
     g_clear_object(&self->indexer);
     g_strfreev(self->backends);
+    g_strfreev(self->service_folders);
     G_OBJECT_CLASS(m3_preferences_parent_class)->finalize(object);
 }
 

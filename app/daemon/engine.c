@@ -189,6 +189,7 @@ GVariant *m3_engine_dup_status(M3Engine *e)
     g_variant_builder_add(&b, "{sv}", "device", g_variant_new_string(e->device ? e->device : ""));
     g_variant_builder_add(&b, "{sv}", "model", path_string(e->config.model ? e->config.model : ""));
     g_variant_builder_add(&b, "{sv}", "index-bytes", g_variant_new_uint64(st->file_bytes));
+    g_variant_builder_add(&b, "{sv}", "index-folder", path_string(e->config.index_dir ? e->config.index_dir : ""));
     GVariantBuilder folders;
     g_variant_builder_init(&folders, G_VARIANT_TYPE_STRING_ARRAY);
     for (char **f = e->config.folders; f && *f; f++) g_variant_builder_add_value(&folders, path_string(*f));

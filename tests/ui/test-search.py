@@ -385,6 +385,15 @@ try:
             a11y.click(add_button)
         check("the folder appears in the preferences (as ~/Other)", label_shown(app, "~/Other", DEADLINE) is not None)
         screenshot("preferences-folders")
+        # The Indexing page shows the model and index the running service uses (it was started with
+        # --model and --index, which the settings do not hold).
+        tab = a11y.find(app, name="Indexing")
+        if tab is not None:
+            a11y.click(tab)
+        check("Preferences show the service's model", label_shown(app, os.environ["M3_TINY_MODEL"]) is not None)
+        check("Preferences show the service's index folder",
+              wait("the index row", lambda: a11y.find(app, role="label", contains=os.path.join(tmp, "index")))
+              is not None)
         key("Escape")
         focus_window()
         screenshot("paused")
