@@ -35,29 +35,25 @@ static void print_status(GVariant *st, gboolean json)
         gboolean first = TRUE;
         g_variant_iter_init(&it, st);
         while (g_variant_iter_next(&it, "{&sv}", &key, &v)) {
-            g_autofree char *val = NULL;
+            printf("%s\"%s\":", first ? "" : ",", key);
             if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING)) {
-                g_autoptr(GString) q = g_string_new("\"");
-                for (const char *c = g_variant_get_string(v, NULL); *c; c++) {
-                    if (*c == '"' || *c == '\\') g_string_append_printf(q, "\\%c", *c);
-                    else if ((unsigned char)*c < 0x20) g_string_append_printf(q, "\\u%04x", *c);
-                    else g_string_append_c(q, *c);
-                }
-                g_string_append_c(q, '"');
-                val = g_string_free(g_steal_pointer(&q), FALSE);
+                gsize n;
+                const char *text = g_variant_get_string(v, &n);
+                m3_cli_put_json_string(stdout, text, n);
             } else if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING_ARRAY)) {
-                g_autoptr(GString) q = g_string_new("[");
-                const char **sv = g_variant_get_strv(v, NULL);
-                for (int i = 0; sv[i]; i++) g_string_append_printf(q, "%s\"%s\"", i ? "," : "", sv[i]);
-                g_free(sv);
-                g_string_append_c(q, ']');
-                val = g_string_free(g_steal_pointer(&q), FALSE);
+                g_autofree const char **sv = g_variant_get_strv(v, NULL);
+                putchar('[');
+                for (int i = 0; sv[i]; i++) {
+                    if (i) putchar(',');
+                    m3_cli_put_json_string(stdout, sv[i], strlen(sv[i]));
+                }
+                putchar(']');
             } else if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN)) {
-                val = g_strdup(g_variant_get_boolean(v) ? "true" : "false");
+                fputs(g_variant_get_boolean(v) ? "true" : "false", stdout);
             } else {
-                val = g_variant_print(v, FALSE);
+                g_autofree char *val = g_variant_print(v, FALSE);
+                fputs(val, stdout);
             }
-            printf("%s\"%s\":%s", first ? "" : ",", key, val);
             first = FALSE;
             g_variant_unref(v);
         }
@@ -92,6 +88,9 @@ static void print_status(GVariant *st, gboolean json)
     printf("model    %s\n", *model ? model : "(none yet)");
     if (*backend) printf("encoder  %s (%s)\n", backend, device);
     if (limited) printf("watching some folders are rescanned periodically: the inotify watch limit is reached\n");
+    g_autofree const char **missing = NULL;
+    if (g_variant_lookup(st, "missing-folders", "^a&s", &missing))
+        for (int i = 0; missing && missing[i]; i++) printf("missing  %s: the folder does not exist, nothing in it is indexed\n", missing[i]);
 }
 
 int m3_cmd_daemon(int argc, char **argv)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "window-state.h"
 
+#include "display-path.h"
+
 #include <math.h>
 
 #include <glib/gi18n.h>
@@ -105,6 +107,19 @@ char *m3_state_banner(GVariant *status, const char **button, const char **action
     const char *error = str(status, "error");
     if (*error && m3_state_has_model(status)) {
         return g_strdup_printf(_("Indexing stopped: %s"), error);
+    }
+    // A folder the user chose that is not there (deleted, renamed, a drive not mounted).
+    g_autofree const char **missing = NULL;
+    if (status && g_variant_lookup(status, "missing-folders", "^a&s", &missing) && missing && missing[0]) {
+        *button = _("_Preferences");
+        *action = "app.preferences";
+        guint n = g_strv_length((char **)missing);
+        if (n == 1) {
+            g_autofree char *shown = m3_display_path(missing[0]);
+            return g_strdup_printf(_("“%s” does not exist: nothing in it is indexed"), shown);
+        }
+        return g_strdup_printf(g_dngettext(NULL, "%u folder does not exist: nothing in it is indexed",
+                                           "%u folders do not exist: nothing in them is indexed", n), n);
     }
     guint64 failed = count(status, "files-failed");
     if (failed) {

@@ -197,13 +197,31 @@ static void upower_vanished_cb(GDBusConnection *bus, const char *name, gpointer 
 
 // ---- signals ----------------------------------------------------------------------------------
 
+// The folders the user chose that do not exist (Status "missing-folders"), looked at anew for each
+// Status, since one may be created or mounted any time. The XDG folders of the default list
+// (&DESKTOP...) are left out: a machine need not have them all.
+static GVariant *missing_folders(Service *s)
+{
+    g_auto(GStrv) chosen = s->opt_folders ? NULL : g_settings_get_strv(s->settings, "folders");
+    GVariantBuilder b;
+    g_variant_builder_init(&b, G_VARIANT_TYPE_STRING_ARRAY);
+    for (char **f = s->opt_folders ? s->opt_folders : chosen; f && *f; f++) {
+        if ((*f)[0] == '&') continue;
+        g_autofree char *real = resolve_folder(*f);
+        g_autofree char *shown = real ? NULL : g_filename_display_name(*f);  // argv need not be UTF-8
+        if (!real) g_variant_builder_add(&b, "s", shown);
+    }
+    return g_variant_builder_end(&b);
+}
+
 static GVariant *dup_status(Service *s)
 {
     GVariant *st = m3_engine_dup_status(s->engine);
-    // The watcher's part of the status.
+    // The watcher's part of the status, and the folders that are not there.
     GVariantDict d;
     g_variant_dict_init(&d, st);
     g_variant_dict_insert(&d, "watch-limited", "b", m3_watcher_is_limited(s->watcher));
+    g_variant_dict_insert_value(&d, "missing-folders", missing_folders(s));
     g_variant_unref(g_variant_ref_sink(st));
     return g_variant_dict_end(&d);
 }

@@ -330,6 +330,19 @@ settings.set_strv("folders", [docs])
 Gio.Settings.sync()
 wait(lambda: not any(p.endswith("garden.txt") for p in paths(search("tomatoes garden", limit=50))),
      "a folder removed in settings leaves the index")
+# A chosen folder that does not exist is in Status (the window's banner says so) until it does.
+gone = os.path.join(home, "Archiv")
+settings.set_strv("folders", [docs, gone])
+Gio.Settings.sync()
+wait(lambda: status()["missing-folders"] == [gone], "Status lists a chosen folder that does not exist")
+txt = subprocess.run([M3, "daemon", "status"], capture_output=True, text=True, env=env).stdout
+js = json.loads(subprocess.run([M3, "daemon", "status", "--json"], capture_output=True, text=True, env=env).stdout)
+ok(f"missing  {gone}" in txt and js["missing-folders"] == [gone], "m3 daemon status names it (text and JSON)")
+os.makedirs(gone)
+wait(lambda: status()["missing-folders"] == [], "once it exists, it is no longer listed")
+os.rmdir(gone)
+settings.set_strv("folders", [docs])
+Gio.Settings.sync()
 
 # ---- battery and pause ---------------------------------------------------------------------------
 set_battery(True)

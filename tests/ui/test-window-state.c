@@ -94,6 +94,20 @@ static void test_banner(void) {
     g_autoptr(GVariant) broken = status("error", 10, 0, 3, "/m.gguf", TRUE, "", "the disk is full");
     g_autofree char *text2 = m3_state_banner(broken, &button, &action);
     g_assert_cmpstr(text2, ==, "Indexing stopped: the disk is full");
+    // A chosen folder that is not there comes before the failed files, with Preferences at hand.
+    GVariantDict d;
+    g_variant_dict_init(&d, failed);
+    const char *one[] = {"/nowhere/Archiv", NULL}, *two[] = {"/nowhere/a", "/nowhere/b", NULL};
+    g_variant_dict_insert_value(&d, "missing-folders", g_variant_new_strv(one, -1));
+    g_autoptr(GVariant) missing = g_variant_ref_sink(g_variant_dict_end(&d));
+    g_autofree char *text3 = m3_state_banner(missing, &button, &action);
+    g_assert_cmpstr(text3, ==, "“/nowhere/Archiv” does not exist: nothing in it is indexed");
+    g_assert_cmpstr(action, ==, "app.preferences");
+    g_variant_dict_init(&d, failed);
+    g_variant_dict_insert_value(&d, "missing-folders", g_variant_new_strv(two, -1));
+    g_autoptr(GVariant) missing2 = g_variant_ref_sink(g_variant_dict_end(&d));
+    g_autofree char *text4 = m3_state_banner(missing2, &button, &action);
+    g_assert_cmpstr(text4, ==, "2 folders do not exist: nothing in them is indexed");
 }
 
 static M3Result *result(const char *path, const char *snippet, guint32 a, guint32 b) {
