@@ -27,6 +27,7 @@ typedef struct Resources {
     m3_index *idx;
     GMutex search_mu;        // one search at a time on the search encoder (not thread-safe)
     m3_encoder *search_enc;  // made on first use, normal priority
+    GMutex sandbox_mu;       // one extraction at a time in the sandbox, apart from search_mu
     m3_sandbox *sandbox;     // extraction for FindSimilar on files outside the index
     char *backend;
     m3_precision precision;
@@ -99,6 +100,7 @@ static void res_unref(Resources *r)
     m3_index_close(r->idx);
     m3_model_close(r->model);
     g_mutex_clear(&r->search_mu);
+    g_mutex_clear(&r->sandbox_mu);
     g_free(r->backend);
     g_free(r);
 }
@@ -318,6 +320,7 @@ static gboolean open_resources(Worker *w)
     Resources *r = g_new0(Resources, 1);
     r->refs = 1;
     g_mutex_init(&r->search_mu);
+    g_mutex_init(&r->sandbox_mu);
     r->backend = g_strdup(c->backend);
     // Both paths compute in one precision, so that they share the packed weights and a query's
     // vectors match the indexed ones'.
@@ -879,8 +882,34 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
     m3_search_hit *hits = NULL;
     size_t n = 0;
     m3_status s = M3_STATUS_OK;
+    // FindSimilar on a file the index does not hold (or holds an older copy of): read, extracted
+    // and tokenized before the search lock, under the sandbox's own, so that a slow extraction (up
+    // to the sandbox's timeout) does not hold up the searches behind it.
+    m3_index_file info;
+    GStatBuf st;
+    gboolean current = FALSE, exists = FALSE;
+    int lstat_errno = 0;
+    m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS] = {0};
+    size_t n_seqs = 0;
+    if (!j->query) {
+        exists = g_lstat(j->path, &st) == 0;
+        lstat_errno = exists ? 0 : errno;
+        current = exists && m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK &&
+                  info.state == M3_FILE_DONE && (uint64_t)st.st_size == info.size;
+        if (exists && !current && !g_cancellable_is_cancelled(cancel)) {
+            g_mutex_lock(&r->sandbox_mu);
+            if (!r->sandbox) {
+                m3_sandbox_options sopt = m3_sandbox_options_default();
+                sopt.argv = helper_argv();
+                s = m3_sandbox_new(&sopt, &r->sandbox, &err);
+            }
+            if (s == M3_STATUS_OK) s = m3_indexer_file_queries(j->path, r->sandbox, so.tokenizer, seqs, &n_seqs, &err);
+            g_mutex_unlock(&r->sandbox_mu);
+        }
+    }
     g_mutex_lock(&r->search_mu);
     if (g_cancellable_set_error_if_cancelled(cancel, error)) goto out;
+    if (s != M3_STATUS_OK) goto failed;
     if (j->client) {
         g_mutex_lock(&j->e->mu);
         guint latest = GPOINTER_TO_UINT(g_hash_table_lookup(j->e->latest, j->client));
@@ -912,34 +941,21 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
         }
         m3_embedding_clear(&q);
         free(ids);
+    } else if (current) {
+        s = m3_index_similar(r->idx, j->path, &so, &hits, &n, &err);
+    } else if (!exists) {
+        g_set_error(error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_NOT_FOUND, "%s: %s", j->path, g_strerror(lstat_errno));
+        goto out;
     } else {
-        m3_index_file info;
-        GStatBuf st;
-        gboolean current = m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK &&
-                           info.state == M3_FILE_DONE && g_lstat(j->path, &st) == 0 &&
-                           (uint64_t)st.st_size == info.size;
-        if (current) {
-            s = m3_index_similar(r->idx, j->path, &so, &hits, &n, &err);
-        } else if (g_lstat(j->path, &st) != 0) {
-            g_set_error(error, M3_INDEXER_ERROR, M3_INDEXER_ERROR_NOT_FOUND, "%s: %s", j->path, g_strerror(errno));
-            goto out;
-        } else {
-            if (!r->sandbox) {
-                m3_sandbox_options sopt = m3_sandbox_options_default();
-                sopt.argv = helper_argv();
-                s = m3_sandbox_new(&sopt, &r->sandbox, &err);
-            }
-            m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
-            size_t ne = 0;
-            if (s == M3_STATUS_OK)
-                s = m3_indexer_encode_file(j->path, r->sandbox, so.tokenizer, r->search_enc, emb, &ne, &err);
-            if (s == M3_STATUS_OK) {
-                so.exclude_file_id = m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK ? (int64_t)info.file_id : -1;
-                s = m3_index_similar_to(r->idx, emb, ne, &so, &hits, &n, &err);
-            }
-            for (size_t i = 0; i < ne; i++) m3_embedding_clear(&emb[i]);
+        m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
+        s = m3_encoder_encode(r->search_enc, seqs, n_seqs, M3_OUTPUT_ALL, emb, &err);
+        if (s == M3_STATUS_OK) {
+            so.exclude_file_id = m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK ? (int64_t)info.file_id : -1;
+            s = m3_index_similar_to(r->idx, emb, n_seqs, &so, &hits, &n, &err);
         }
+        for (size_t i = 0; i < n_seqs; i++) m3_embedding_clear(&emb[i]);
     }
+failed:
     if (s != M3_STATUS_OK) {
         g_set_error(error, M3_INDEXER_ERROR,
                     s == M3_STATUS_NOT_FOUND ? M3_INDEXER_ERROR_NOT_FOUND
@@ -951,6 +967,7 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
     if (!result) result = hits_to_variant(r->idx, hits, n, &f);
 out:
     g_mutex_unlock(&r->search_mu);
+    for (size_t i = 0; i < n_seqs; i++) free((void *)seqs[i].ids);
     m3_search_hits_free(hits, n);
     filters_clear(&f);
     return result;

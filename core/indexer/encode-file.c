@@ -58,15 +58,14 @@ static m3_status read_whole(const char *path, unsigned char **data, size_t *size
     return M3_STATUS_OK;
 }
 
-m3_status m3_indexer_encode_file(const char *path, m3_sandbox *sandbox, const m3_tokenizer *tok, m3_encoder *enc,
-                                  m3_embedding out[M3_SIMILAR_QUERY_CHUNKS], size_t *n_out, m3_error *err)
+m3_status m3_indexer_file_queries(const char *path, m3_sandbox *sandbox, const m3_tokenizer *tok,
+                                  m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS], size_t *n_out, m3_error *err)
 {
     unsigned char *data = NULL;
     size_t size = 0, n = 0, n_chunks = 0;
     m3_extracted doc = {0};
     m3_text_chunk *chunks = NULL;
-    int32_t *ids[M3_SIMILAR_QUERY_CHUNKS] = {0};
-    m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS];
+    memset(seqs, 0, M3_SIMILAR_QUERY_CHUNKS * sizeof *seqs);
     *n_out = 0;
     m3_status s = read_whole(path, &data, &size, err);
     if (s != M3_STATUS_OK) goto out;
@@ -83,18 +82,33 @@ m3_status m3_indexer_encode_file(const char *path, m3_sandbox *sandbox, const m3
         goto out;
     }
     for (; n < n_chunks && n < M3_SIMILAR_QUERY_CHUNKS; n++) {
+        int32_t *ids = NULL;
         size_t len;
-        if ((s = m3_tokenizer_encode(tok, doc.text + chunks[n].start, chunks[n].end - chunks[n].start, 8192, &ids[n],
+        if ((s = m3_tokenizer_encode(tok, doc.text + chunks[n].start, chunks[n].end - chunks[n].start, 8192, &ids,
                                      &len, err)))
-            goto out;
-        seqs[n] = (m3_sequence){ids[n], len};
+            break;
+        seqs[n] = (m3_sequence){ids, len};
     }
-    memset(out, 0, M3_SIMILAR_QUERY_CHUNKS * sizeof *out);
-    if ((s = m3_encoder_encode(enc, seqs, n, M3_OUTPUT_ALL, out, err)) == M3_STATUS_OK) *n_out = n;
+    if (s == M3_STATUS_OK) *n_out = n;
+    else
+        for (size_t i = 0; i < n; i++) free((void *)seqs[i].ids);
 out:
-    for (size_t i = 0; i < M3_SIMILAR_QUERY_CHUNKS; i++) free(ids[i]);
     free(chunks);
     m3_extracted_clear(&doc);
     free(data);
+    return s;
+}
+
+m3_status m3_indexer_encode_file(const char *path, m3_sandbox *sandbox, const m3_tokenizer *tok, m3_encoder *enc,
+                                  m3_embedding out[M3_SIMILAR_QUERY_CHUNKS], size_t *n_out, m3_error *err)
+{
+    m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS];
+    size_t n = 0;
+    *n_out = 0;
+    m3_status s = m3_indexer_file_queries(path, sandbox, tok, seqs, &n, err);
+    if (s != M3_STATUS_OK) return s;
+    memset(out, 0, M3_SIMILAR_QUERY_CHUNKS * sizeof *out);
+    if ((s = m3_encoder_encode(enc, seqs, n, M3_OUTPUT_ALL, out, err)) == M3_STATUS_OK) *n_out = n;
+    for (size_t i = 0; i < n; i++) free((void *)seqs[i].ids);
     return s;
 }

@@ -142,6 +142,13 @@ bool m3_indexer_lower_priority(void);
 
 void m3_indexer_free(m3_indexer *ix);
 
+// The first part of m3_indexer_encode_file, for callers that encode under a lock of their own (the
+// service: a slow extraction must not hold up other searches): reads, extracts, chunks and
+// tokenizes path into seqs[0..*n) (each seqs[i].ids malloc'd: the caller frees them). Errors as
+// m3_indexer_encode_file's. Threads: uses sandbox as its header allows (one thread at a time).
+m3_status m3_indexer_file_queries(const char *path, m3_sandbox *sandbox, const m3_tokenizer *tok,
+                                  m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS], size_t *n, m3_error *err);
+
 // For "find similar" on a file the index does not hold: reads path (at most 64 MiB), extracts it in
 // the sandbox, chunks it as the pipeline does and encodes its first M3_SIMILAR_QUERY_CHUNKS chunks
 // into out[0..*n) (release each with m3_embedding_clear). Errors name the file: unreadable,

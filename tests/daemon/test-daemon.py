@@ -286,6 +286,36 @@ except GLib.Error as e:
        "FindSimilar on a FIFO: an error at once: " + e.message.split(":", 2)[-1].strip())
 ok(search("Steuererklärung Finanzamt")[0]["path"].endswith("/tax.txt"), "Search still answers after it")
 os.unlink(fifo)
+# FindSimilar on a large file the index does not hold extracts it outside the search lock: another
+# client's Search is answered meanwhile, not after it.
+big = os.path.join(docs2, "big.txt")
+rnd_big = random.Random(3)
+big_words = " ".join(SENT.values()).split()
+write(big, "\n".join(" ".join(rnd_big.choice(big_words) for _ in range(12)) + "." for _ in range(300000)))
+order = []
+bus.call("org.m3search.Indexer", "/org/m3search/Indexer", "org.m3search.Indexer1", "FindSimilar",
+         GLib.Variant("(sa{sv})", (big, {})), GLib.VariantType("(aa{sv})"), Gio.DBusCallFlags.NO_AUTO_START, 120000,
+         None, lambda c, res: order.append(("similar", time.monotonic() - t_sim)))
+t_sim = time.monotonic()
+end = time.monotonic() + 0.3
+while time.monotonic() < end:
+    GLib.MainContext.default().iteration(False)
+    time.sleep(0.005)
+other = Gio.DBusConnection.new_for_address_sync(
+    Gio.dbus_address_get_for_bus_sync(Gio.BusType.SESSION, None),
+    Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+r = other.call_sync("org.m3search.Indexer", "/org/m3search/Indexer", "org.m3search.Indexer1", "Search",
+                    GLib.Variant("(sa{sv})", ("Steuererklärung Finanzamt", {})), GLib.VariantType("(aa{sv})"),
+                    Gio.DBusCallFlags.NO_AUTO_START, 60000, None).unpack()[0]
+order.append(("search", time.monotonic() - t_sim))
+end = time.monotonic() + 120
+while len(order) < 2 and time.monotonic() < end:
+    GLib.MainContext.default().iteration(False)
+    time.sleep(0.005)
+times = dict(order)
+ok(r and r[0]["path"].endswith("/tax.txt") and len(times) == 2 and times["similar"] - times["search"] > 0.25,
+   f"a Search is answered while FindSimilar extracts a large file (seconds after FindSimilar was sent: {times})")
+os.unlink(big)
 try:
     call("Reindex", GLib.Variant("(s)", ("/etc",)))
     ok(False, "Reindex of a folder outside the indexed ones is refused")
