@@ -4,11 +4,11 @@
 #include "encoder/encoder.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <math.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -107,21 +107,13 @@ bool m3_cli_parse_precision(const char *command, const char *value, m3_encoder_o
     return true;
 }
 
-// The length of the valid UTF-8 sequence at s (n bytes left), 0 when there is none: no overlong
-// forms, no surrogates, nothing past U+10FFFF.
+// The length of the valid UTF-8 sequence at s (n bytes left), 0 when there is none (GLib's decoder
+// is strict: no overlong forms, no surrogates, nothing past U+10FFFF).
 static size_t utf8_sequence(const unsigned char *s, size_t n)
 {
-    if (s[0] < 0x80) return 1;
-    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
-    if (s[0] < 0xC2 || s[0] > 0xF4 || n < len) return 0;
-    uint32_t cp = s[0] & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
+    if (s[0] < 0x80) return 1;  // ASCII, NUL included (GLib reports a NUL as incomplete)
+    gunichar c = g_utf8_get_char_validated((const char *)s, (gssize)(n < 4 ? n : 4));
+    return c == (gunichar)-1 || c == (gunichar)-2 ? 0 : (size_t)g_unichar_to_utf8(c, NULL);
 }
 
 void m3_cli_put_json_string(FILE *out, const char *s, size_t n)

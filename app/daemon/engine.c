@@ -665,10 +665,7 @@ gboolean m3_engine_covers(M3Engine *e, const char *path)
     const char *p = real ? real : path;
     gboolean covered = FALSE;
     g_mutex_lock(&e->mu);
-    for (char **f = e->config.folders; f && *f && !covered; f++) {
-        size_t n = strlen(*f);
-        covered = strncmp(p, *f, n) == 0 && (p[n] == '\0' || p[n] == '/' || (n > 0 && (*f)[n - 1] == '/'));
-    }
+    for (char **f = e->config.folders; f && *f && !covered; f++) covered = m3_path_under(p, *f);
     g_mutex_unlock(&e->mu);
     return covered;
 }
@@ -887,15 +884,15 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
     // to the sandbox's timeout) does not hold up the searches behind it.
     m3_index_file info;
     GStatBuf st;
-    gboolean current = FALSE, exists = FALSE;
+    gboolean current = FALSE, exists = FALSE, indexed = FALSE;
     int lstat_errno = 0;
     m3_sequence seqs[M3_SIMILAR_QUERY_CHUNKS] = {0};
     size_t n_seqs = 0;
     if (!j->query) {
         exists = g_lstat(j->path, &st) == 0;
         lstat_errno = exists ? 0 : errno;
-        current = exists && m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK &&
-                  info.state == M3_FILE_DONE && (uint64_t)st.st_size == info.size;
+        indexed = exists && m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK;
+        current = indexed && info.state == M3_FILE_DONE && (uint64_t)st.st_size == info.size;
         if (exists && !current && !g_cancellable_is_cancelled(cancel)) {
             g_mutex_lock(&r->sandbox_mu);
             if (!r->sandbox) {
@@ -950,7 +947,7 @@ static GVariant *run_search(SearchJob *j, Resources *r, GCancellable *cancel, GE
         m3_embedding emb[M3_SIMILAR_QUERY_CHUNKS] = {0};
         s = m3_encoder_encode(r->search_enc, seqs, n_seqs, M3_OUTPUT_ALL, emb, &err);
         if (s == M3_STATUS_OK) {
-            so.exclude_file_id = m3_index_get_file(r->idx, j->path, &info, NULL) == M3_STATUS_OK ? (int64_t)info.file_id : -1;
+            so.exclude_file_id = indexed ? (int64_t)info.file_id : -1;
             s = m3_index_similar_to(r->idx, emb, n_seqs, &so, &hits, &n, &err);
         }
         for (size_t i = 0; i < n_seqs; i++) m3_embedding_clear(&emb[i]);

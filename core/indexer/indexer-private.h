@@ -27,7 +27,6 @@ bool m3_strvec_push(m3_strvec *s, const char *str);
 void m3_strvec_clear(m3_strvec *s);
 void m3_strvec_sort_unique(m3_strvec *s);
 bool m3_strvec_contains(const m3_strvec *sorted, const char *str);
-bool m3_path_under(const char *path, const char *root);
 
 // An indexed file that is gone from where it was: deleted at the end of a run unless a new file
 // with the same content claims it (a move: the vectors are kept).

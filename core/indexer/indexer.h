@@ -127,6 +127,10 @@ m3_status m3_indexer_update(m3_indexer *ix, const char *const *paths, size_t n, 
 // system.
 bool m3_indexer_wants(const m3_indexer *ix, const char *path);
 
+// True when path is root or lies under it (component-wise: "/a/bc" is not under "/a/b"); both
+// absolute, without a trailing slash (root may be "/"). Does not touch the file system.
+bool m3_path_under(const char *path, const char *root);
+
 // Pause blocks the running sync/update between files and batches until resume; cancel makes it
 // return M3_STATUS_CANCELLED soon (also releasing a pause). Any thread.
 void m3_indexer_pause(m3_indexer *ix);
